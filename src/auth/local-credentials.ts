@@ -1,0 +1,184 @@
+// Makes the agent usable and safe out of the box: a TLS identity (configured, or a self-signed CA
+// and serving certificate created once in the state dir), a bearer token, and a kubeconfig for them.
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { join } from 'node:path';
+import { splitListen, type Settings } from '../config/settings.js';
+import { certificateCovers, createCertificateAuthority, createServingCertificate, type KeyAndCert } from './self-signed.js';
+
+export interface LocalCredentials {
+  keyPem: string;
+  certPem: string;
+  /** PEM of the CA that signed the serving certificate, when the agent made it (goes in the kubeconfig). */
+  caPem: string | null;
+  token: string;
+}
+
+export interface LocalKubeconfig {
+  path: string;
+  /** https URL a client on this machine uses. */
+  serverUrl: string;
+}
+
+export class CredentialsError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'CredentialsError';
+  }
+}
+
+/** Writes a secret file atomically with mode 0600. */
+function writePrivate(path: string, content: string): void {
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, content, { mode: 0o600 });
+  chmodSync(tmp, 0o600);
+  renameSync(tmp, path);
+}
+
+function readText(path: string, what: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new CredentialsError(`cannot read ${what} ${path}: ${(err as Error).message}`);
+  }
+}
+
+export function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+function isWildcardHost(host: string): boolean {
+  return host === '0.0.0.0' || host === '::' || host === '';
+}
+
+/** The host name clients on this machine use to reach the listener. */
+export function localClientHost(listenHost: string): string {
+  if (isWildcardHost(listenHost)) return '127.0.0.1';
+  return listenHost;
+}
+
+function formatHostForUrl(host: string): string {
+  return isIP(host) === 6 ? `[${host}]` : host;
+}
+
+function loadOrCreateSelfSigned(settings: Settings, listenHost: string): { serving: KeyAndCert; ca: KeyAndCert } {
+  const pkiDir = join(settings.stateDir, 'pki');
+  mkdirSync(pkiDir, { recursive: true, mode: 0o700 });
+  const caCertPath = join(pkiDir, 'ca.crt');
+  const caKeyPath = join(pkiDir, 'ca.key');
+  const certPath = join(pkiDir, 'serving.crt');
+  const keyPath = join(pkiDir, 'serving.key');
+
+  let ca: KeyAndCert;
+  if (existsSync(caCertPath) && existsSync(caKeyPath)) {
+    ca = { certPem: readText(caCertPath, 'CA certificate'), keyPem: readText(caKeyPath, 'CA key') };
+  } else {
+    ca = createCertificateAuthority(`execlet-ca-${settings.nodeName}`);
+    writePrivate(caKeyPath, ca.keyPem);
+    writeFileSync(caCertPath, ca.certPem, { mode: 0o644 });
+  }
+
+  const hosts = ['127.0.0.1', '::1', 'localhost', settings.nodeName];
+  if (!isWildcardHost(listenHost)) hosts.push(listenHost);
+  let serving: KeyAndCert | null = null;
+  if (existsSync(certPath) && existsSync(keyPath)) {
+    const existing = { certPem: readText(certPath, 'serving certificate'), keyPem: readText(keyPath, 'serving key') };
+    if (certificateCovers(existing.certPem, hosts)) serving = existing;
+  }
+  if (!serving) {
+    // Re-issued from the same CA when missing, expiring, or lacking a name: kubeconfigs stay valid.
+    serving = createServingCertificate(ca, settings.nodeName, hosts);
+    writePrivate(keyPath, serving.keyPem);
+    writeFileSync(certPath, serving.certPem, { mode: 0o644 });
+  }
+  return { serving, ca };
+}
+
+function loadOrCreateToken(settings: Settings): string {
+  if (settings.tokenFile) {
+    const token = readText(settings.tokenFile, 'token file')
+      .split('\n')
+      .map((line) => line.trim())
+      .find((line) => line.length > 0 && !line.startsWith('#'));
+    if (!token) throw new CredentialsError(`token file ${settings.tokenFile} holds no token`);
+    return token;
+  }
+  const tokenPath = join(settings.stateDir, 'token');
+  if (existsSync(tokenPath)) {
+    const token = readText(tokenPath, 'token file').trim();
+    if (token.length >= 16) return token;
+  }
+  const token = randomBytes(32).toString('base64url');
+  writePrivate(tokenPath, `${token}\n`);
+  return token;
+}
+
+function kubeconfigText(serverUrl: string, caPem: string | null, token: string, nodeName: string): string {
+  const cluster = caPem
+    ? `    certificate-authority-data: ${Buffer.from(caPem).toString('base64')}\n    server: ${serverUrl}\n`
+    : `    server: ${serverUrl}\n`;
+  return [
+    'apiVersion: v1',
+    'kind: Config',
+    'clusters:',
+    '- name: execlet',
+    '  cluster:',
+    cluster.trimEnd(),
+    'users:',
+    '- name: execlet',
+    '  user:',
+    `    token: ${token}`,
+    'contexts:',
+    `- name: execlet@${nodeName}`,
+    '  context:',
+    '    cluster: execlet',
+    '    user: execlet',
+    '    namespace: docker',
+    `current-context: execlet@${nodeName}`,
+    '',
+  ].join('\n');
+}
+
+/**
+ * Prepares TLS material and the token, refusing a network-facing listener that would only have the
+ * generated self-signed certificate unless the operator explicitly allowed it.
+ */
+export function prepareLocalCredentials(settings: Settings): LocalCredentials {
+  const { host: listenHost } = splitListen(settings.listen);
+  const { certFile, keyFile } = settings.tls;
+  if (Boolean(certFile) !== Boolean(keyFile)) {
+    throw new CredentialsError('tls.certFile and tls.keyFile must be set together (--tls-cert-file, --tls-key-file)');
+  }
+  if (!certFile && !isLoopbackHost(listenHost) && !settings.insecureSelfSignedOnNetwork) {
+    throw new CredentialsError(
+      `refusing to listen on ${settings.listen} with a generated self-signed certificate: ` +
+        'set tls.certFile/tls.keyFile (--tls-cert-file, --tls-key-file), listen on loopback, ' +
+        'or pass --insecure-self-signed-on-network',
+    );
+  }
+  mkdirSync(settings.stateDir, { recursive: true, mode: 0o700 });
+
+  let keyPem: string;
+  let certPem: string;
+  let caPem: string | null;
+  if (certFile && keyFile) {
+    certPem = readText(certFile, 'TLS certificate');
+    keyPem = readText(keyFile, 'TLS key');
+    caPem = null;
+  } else {
+    const { serving, ca } = loadOrCreateSelfSigned(settings, listenHost);
+    ({ keyPem, certPem } = serving);
+    caPem = ca.certPem;
+  }
+  return { keyPem, certPem, caPem, token: loadOrCreateToken(settings) };
+}
+
+/** Writes `STATE/kubeconfig` for the listener's actual port (which may have been chosen by the kernel). */
+export function writeLocalKubeconfig(settings: Settings, credentials: LocalCredentials, boundPort: number): LocalKubeconfig {
+  const { host: listenHost } = splitListen(settings.listen);
+  const serverUrl = `https://${formatHostForUrl(localClientHost(listenHost))}:${boundPort}`;
+  const path = join(settings.stateDir, 'kubeconfig');
+  writePrivate(path, kubeconfigText(serverUrl, credentials.caPem, credentials.token, settings.nodeName));
+  return { path, serverUrl };
+}

@@ -1,0 +1,80 @@
+// Issues the agent's own certificate authority and serving certificate when no TLS is configured.
+// Keys come from Node's crypto (fast, native); node-forge only assembles and signs the X.509 bodies.
+import { generateKeyPairSync, randomBytes, X509Certificate } from 'node:crypto';
+import { isIP } from 'node:net';
+import forge from 'node-forge';
+
+export interface KeyAndCert {
+  keyPem: string;
+  certPem: string;
+}
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+function newRsaKey(): { forgeKey: forge.pki.rsa.PrivateKey; keyPem: string; publicKey: forge.pki.rsa.PublicKey } {
+  const { privateKey, publicKey } = generateKeyPairSync('rsa', {
+    modulusLength: 2048,
+    privateKeyEncoding: { type: 'pkcs1', format: 'pem' },
+    publicKeyEncoding: { type: 'spki', format: 'pem' },
+  });
+  return {
+    forgeKey: forge.pki.privateKeyFromPem(privateKey),
+    keyPem: privateKey,
+    publicKey: forge.pki.publicKeyFromPem(publicKey) as forge.pki.rsa.PublicKey,
+  };
+}
+
+function serialNumber(): string {
+  const bytes = randomBytes(16);
+  bytes[0] = bytes[0]! & 0x7f; // positive
+  return bytes.toString('hex');
+}
+
+export function createCertificateAuthority(commonName: string, validDays = 3650): KeyAndCert {
+  const { forgeKey, keyPem, publicKey } = newRsaKey();
+  const cert = forge.pki.createCertificate();
+  cert.publicKey = publicKey;
+  cert.serialNumber = serialNumber();
+  cert.validity.notBefore = new Date(Date.now() - 5 * 60 * 1000);
+  cert.validity.notAfter = new Date(Date.now() + validDays * DAY_MS);
+  const subject = [{ name: 'commonName', value: commonName }, { name: 'organizationName', value: 'execlet' }];
+  cert.setSubject(subject);
+  cert.setIssuer(subject);
+  cert.setExtensions([
+    { name: 'basicConstraints', cA: true, critical: true },
+    { name: 'keyUsage', keyCertSign: true, cRLSign: true, digitalSignature: true, critical: true },
+    { name: 'subjectKeyIdentifier' },
+  ]);
+  cert.sign(forgeKey, forge.md.sha256.create());
+  return { keyPem, certPem: forge.pki.certificateToPem(cert) };
+}
+
+/** A serving certificate for `hosts` (DNS names and IP addresses), signed by `ca`. */
+export function createServingCertificate(ca: KeyAndCert, commonName: string, hosts: string[], validDays = 365): KeyAndCert {
+  const { forgeKey, keyPem, publicKey } = newRsaKey();
+  const caCert = forge.pki.certificateFromPem(ca.certPem);
+  const caKey = forge.pki.privateKeyFromPem(ca.keyPem);
+  const cert = forge.pki.createCertificate();
+  cert.publicKey = publicKey;
+  cert.serialNumber = serialNumber();
+  cert.validity.notBefore = new Date(Date.now() - 5 * 60 * 1000);
+  cert.validity.notAfter = new Date(Date.now() + validDays * DAY_MS);
+  cert.setSubject([{ name: 'commonName', value: commonName }]);
+  cert.setIssuer(caCert.subject.attributes);
+  const altNames = [...new Set(hosts)].map((host) => (isIP(host) ? { type: 7, ip: host } : { type: 2, value: host }));
+  cert.setExtensions([
+    { name: 'basicConstraints', cA: false },
+    { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
+    { name: 'extKeyUsage', serverAuth: true },
+    { name: 'subjectAltName', altNames },
+  ]);
+  cert.sign(caKey, forge.md.sha256.create());
+  return { keyPem, certPem: forge.pki.certificateToPem(cert) };
+}
+
+/** True when `certPem` is valid for at least `minDays` more days and names every host in `hosts`. */
+export function certificateCovers(certPem: string, hosts: string[], minDays = 30): boolean {
+  const cert = new X509Certificate(certPem);
+  if (Date.parse(cert.validTo) - Date.now() < minDays * DAY_MS) return false;
+  return hosts.every((host) => (isIP(host) ? cert.checkIP(host) !== undefined : cert.checkHost(host) !== undefined));
+}

@@ -1,0 +1,309 @@
+// The docker backend: runs a process inside a container through the Engine API's exec (create,
+// start with the connection hijacked, inspect), demultiplexes its output, and ends it by host PID.
+import type { Socket } from 'node:net';
+import { Readable, Writable } from 'node:stream';
+import Dockerode from 'dockerode';
+import { isAlive, signalProcessTree, snapshotProcessTree } from './process-tree.js';
+import { StdcopyDemuxer, STDCOPY_STDERR, STDCOPY_STDOUT, STDCOPY_SYSTEMERR } from './stdcopy.js';
+import {
+  BackendError,
+  type Backend,
+  type ContainerCatalog,
+  type ContainerSummary,
+  type ExecProcess,
+  type ExecSpec,
+  type ExitStatus,
+  type TerminalSize,
+} from './types.js';
+
+export interface DockerBackendOptions {
+  /** `unix:///var/run/docker.sock` or `tcp://host:port`. */
+  dockerHost: string;
+  /** Time between SIGHUP and SIGKILL when kill() ends a process. */
+  killGraceMs: number;
+}
+
+interface EngineError extends Error {
+  statusCode?: number;
+  code?: string;
+  json?: { message?: string } | null;
+}
+
+function engineMessage(err: EngineError): string {
+  return err.json?.message ?? err.message;
+}
+
+/** Turns a docker-modem error into a BackendError with the engine's own message. */
+export function toBackendError(err: unknown, action: string): BackendError {
+  const e = err as EngineError;
+  const message = `${action}: ${engineMessage(e)}`;
+  if (e.statusCode === 404) return new BackendError(message, 'NotFound', { cause: err });
+  if (e.statusCode === 409) return new BackendError(message, 'Conflict', { cause: err });
+  if (e.code === 'ECONNREFUSED' || e.code === 'ENOENT' || e.code === 'EACCES' || e.code === 'ECONNRESET') {
+    return new BackendError(`${action}: the Docker engine is unreachable (${e.code})`, 'Unavailable', { cause: err });
+  }
+  return new BackendError(message, 'Internal', { cause: err });
+}
+
+export function dockerodeOptions(dockerHost: string): Dockerode.DockerOptions {
+  const url = new URL(dockerHost);
+  if (url.protocol === 'unix:') return { socketPath: url.pathname };
+  const protocol = url.protocol === 'https:' ? 'https' : 'http';
+  return { host: url.hostname, port: Number(url.port || (protocol === 'https' ? 2376 : 2375)), protocol };
+}
+
+const EXIT_POLL_LIMIT_MS = 10_000;
+
+export class DockerBackend implements Backend, ContainerCatalog {
+  readonly name = 'docker';
+  readonly docker: Dockerode;
+
+  constructor(private readonly options: DockerBackendOptions) {
+    this.docker = new Dockerode(dockerodeOptions(options.dockerHost));
+  }
+
+  async ping(): Promise<void> {
+    try {
+      await this.docker.ping();
+    } catch (err) {
+      throw toBackendError(err, 'ping the Docker engine');
+    }
+  }
+
+  async listContainers(): Promise<ContainerSummary[]> {
+    let list: Dockerode.ContainerInfo[];
+    try {
+      list = await this.docker.listContainers({ all: true });
+    } catch (err) {
+      throw toBackendError(err, 'list containers');
+    }
+    return list.map((c) => ({
+      id: c.Id,
+      name: (c.Names[0] ?? c.Id).replace(/^\//, ''),
+      image: c.Image,
+      labels: c.Labels ?? {},
+      state: c.State,
+      created: c.Created,
+    }));
+  }
+
+  async start(spec: ExecSpec): Promise<ExecProcess> {
+    const consoleSize = spec.tty && spec.initialSize ? [spec.initialSize.height, spec.initialSize.width] : undefined;
+    let exec: Dockerode.Exec;
+    try {
+      exec = await this.docker.getContainer(spec.containerId).exec({
+        Cmd: spec.command,
+        AttachStdin: spec.stdin,
+        AttachStdout: spec.stdout,
+        AttachStderr: spec.stderr && !spec.tty,
+        Tty: spec.tty,
+        Env: spec.env,
+        // Honoured by engines with API ≥ 1.42; older ones get the size through resize() below.
+        ...(consoleSize ? { ConsoleSize: consoleSize } : {}),
+      } as Dockerode.ExecCreateOptions);
+    } catch (err) {
+      throw toBackendError(err, `create exec in container ${spec.containerId.slice(0, 12)}`);
+    }
+    // Engines before API 1.42 ignore ConsoleSize. A resize sent now waits in the engine until the
+    // exec starts and lands as the process begins, well before it can ask for its terminal size.
+    const earlyResize = spec.tty && spec.initialSize ? exec.resize({ h: spec.initialSize.height, w: spec.initialSize.width }).catch(() => undefined) : null;
+    let socket: Socket;
+    try {
+      socket = (await exec.start({
+        hijack: true,
+        stdin: spec.stdin,
+        Detach: false,
+        Tty: spec.tty,
+        ...(consoleSize ? { ConsoleSize: consoleSize } : {}),
+      } as Dockerode.ExecStartOptions)) as unknown as Socket;
+    } catch (err) {
+      throw toBackendError(err, `start exec in container ${spec.containerId.slice(0, 12)}`);
+    }
+    const process = new DockerExecProcess(exec, socket, spec, this.options.killGraceMs);
+    // The session forwards stdin only after start() resolves, so typed input meets a sized terminal.
+    if (earlyResize) await earlyResize;
+    return process;
+  }
+}
+
+/** A readable side fed by the engine socket; reading from it resumes the socket (backpressure). */
+class OutputStream extends Readable {
+  constructor(private readonly resumeSource: () => void) {
+    super({ highWaterMark: 64 * 1024 });
+  }
+  override _read(): void {
+    this.resumeSource();
+  }
+}
+
+class DockerExecProcess implements ExecProcess {
+  readonly stdin: Writable | null;
+  readonly stdout: OutputStream;
+  readonly stderr: OutputStream | null;
+  readonly exit: Promise<ExitStatus>;
+
+  #socketError: Error | null = null;
+  #engineError = '';
+  #resizeInFlight = false;
+  #pendingSize: TerminalSize | null = null;
+  #killing: Promise<void> | null = null;
+
+  constructor(
+    private readonly exec: Dockerode.Exec,
+    private readonly socket: Socket,
+    spec: ExecSpec,
+    private readonly killGraceMs: number,
+  ) {
+    const resume = () => socket.resume();
+    this.stdout = new OutputStream(resume);
+    this.stderr = spec.tty || !spec.stderr ? null : new OutputStream(resume);
+    this.stdin = spec.stdin ? this.#stdinWriter() : null;
+
+    if (spec.tty) {
+      socket.on('data', (chunk: Buffer) => {
+        if (!this.stdout.push(chunk)) socket.pause();
+      });
+    } else {
+      let pause = false;
+      const demuxer = new StdcopyDemuxer((stream, payload) => {
+        if (stream === STDCOPY_STDOUT) {
+          if (!this.stdout.push(payload)) pause = true;
+        } else if (stream === STDCOPY_STDERR) {
+          if (this.stderr && !this.stderr.push(payload)) pause = true;
+        } else if (stream === STDCOPY_SYSTEMERR) {
+          this.#engineError += payload.toString('utf8');
+        }
+      });
+      socket.on('data', (chunk: Buffer) => {
+        try {
+          demuxer.push(chunk);
+        } catch (err) {
+          socket.destroy(err as Error);
+          return;
+        }
+        if (pause) {
+          pause = false;
+          socket.pause();
+        }
+      });
+    }
+    const streamsDone = new Promise<void>((resolve) => {
+      let done = false;
+      const finish = () => {
+        if (done) return;
+        done = true;
+        this.stdout.push(null);
+        this.stderr?.push(null);
+        resolve();
+      };
+      socket.on('end', finish);
+      socket.on('close', finish);
+      socket.on('error', (err) => {
+        this.#socketError = err;
+        finish();
+      });
+    });
+    this.exit = streamsDone.then(() => this.#collectExit());
+  }
+
+  #stdinWriter(): Writable {
+    const socket = this.socket;
+    return new Writable({
+      highWaterMark: 64 * 1024,
+      write(chunk: Buffer, _encoding, callback) {
+        if (socket.destroyed || socket.writableEnded) return callback();
+        socket.write(chunk, (err) => callback(err ?? null));
+      },
+      final(callback) {
+        // Half-close: the engine closes the process's stdin; its output keeps flowing to us.
+        if (!socket.destroyed && !socket.writableEnded) socket.end();
+        callback();
+      },
+    });
+  }
+
+  async #collectExit(): Promise<ExitStatus> {
+    const deadline = Date.now() + EXIT_POLL_LIMIT_MS;
+    let delay = 2;
+    for (;;) {
+      let info: Dockerode.ExecInspectInfo;
+      try {
+        info = await this.exec.inspect();
+      } catch (err) {
+        const cause = this.#socketError ? `${this.#socketError.message}; ` : '';
+        return { code: null, signal: null, error: `cannot learn the exit code: ${cause}${toBackendError(err, 'inspect exec').message}` };
+      }
+      if (!info.Running) {
+        if (typeof info.ExitCode === 'number') {
+          return this.#engineError ? { code: info.ExitCode, signal: null, error: this.#engineError.trim() } : { code: info.ExitCode, signal: null };
+        }
+        return { code: null, signal: null, error: this.#engineError.trim() || 'the engine reported no exit code' };
+      }
+      if (Date.now() > deadline) {
+        await this.kill();
+        return { code: null, signal: null, error: 'the output stream ended but the process kept running; it was killed' };
+      }
+      await new Promise((resolve) => setTimeout(resolve, delay));
+      delay = Math.min(delay * 2, 200);
+    }
+  }
+
+  async resize(size: TerminalSize): Promise<void> {
+    // Coalesce: at most one request in flight; the latest size wins.
+    this.#pendingSize = size;
+    if (this.#resizeInFlight) return;
+    this.#resizeInFlight = true;
+    try {
+      while (this.#pendingSize) {
+        const next = this.#pendingSize;
+        this.#pendingSize = null;
+        try {
+          // The engine holds this until the exec is running, so early sizes are queued, not lost.
+          await this.exec.resize({ h: next.height, w: next.width });
+        } catch {
+          // The process already ended, or never started: there is no terminal left to resize.
+        }
+      }
+    } finally {
+      this.#resizeInFlight = false;
+    }
+  }
+
+  kill(): Promise<void> {
+    this.#killing ??= this.#killTree();
+    return this.#killing;
+  }
+
+  async #killTree(): Promise<void> {
+    let info: Dockerode.ExecInspectInfo;
+    try {
+      info = await this.exec.inspect();
+    } catch {
+      this.socket.destroy();
+      return;
+    }
+    const pid = (info as Dockerode.ExecInspectInfo & { Pid?: number }).Pid ?? 0;
+    if (!info.Running || pid <= 1) {
+      this.socket.destroy();
+      return;
+    }
+    const tree = snapshotProcessTree(pid);
+    signalProcessTree(tree, 'SIGHUP');
+    if (!(await waitForDeath(tree.map((p) => p.pid), this.killGraceMs))) {
+      signalProcessTree([...tree, ...snapshotProcessTree(pid).filter((p) => !tree.some((t) => t.pid === p.pid))], 'SIGKILL');
+    }
+    await waitForDeath(tree.map((p) => p.pid), 2000);
+  }
+}
+
+/** Resolves true once none of `pids` is alive, false after `timeoutMs`. */
+async function waitForDeath(pids: number[], timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  let delay = 5;
+  while (pids.some(isAlive)) {
+    if (Date.now() >= deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, delay));
+    delay = Math.min(delay * 2, 50);
+  }
+  return true;
+}

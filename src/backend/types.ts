@@ -1,0 +1,79 @@
+// The contract every backend implements: start one process, expose its streams, resize, kill, exit.
+// Nothing above backend/ knows how a process is run; nothing in backend/ knows about WebSockets.
+import type { Readable, Writable } from 'node:stream';
+
+export interface TerminalSize {
+  width: number;
+  height: number;
+}
+
+/** What to run and where. `containerId` is a concrete engine id, already resolved by target/. */
+export interface ExecSpec {
+  containerId: string;
+  command: string[];
+  tty: boolean;
+  stdin: boolean;
+  stdout: boolean;
+  stderr: boolean;
+  /** Size of the terminal at start (TTY only); later sizes arrive through resize(). */
+  initialSize?: TerminalSize;
+  /** Extra environment for the process, `KEY=value`. */
+  env?: string[];
+}
+
+/** How a process ended. `code` is the exit code (0–255); `signal` is set when it was killed by one. */
+export interface ExitStatus {
+  code: number | null;
+  signal: string | null;
+  /** Set when the backend could not determine the outcome or the process failed to run. */
+  error?: string;
+}
+
+export interface ExecProcess {
+  /** null when the caller asked for no stdin. end() half-closes the process's stdin. */
+  stdin: Writable | null;
+  /** With a TTY: the only output stream. Emits Buffers. */
+  stdout: Readable;
+  /** null with a TTY or when not requested. */
+  stderr: Readable | null;
+  resize(size: TerminalSize): Promise<void>;
+  /** Ends the process and everything it started; idempotent. */
+  kill(): Promise<void>;
+  /** Resolves once, when the process has ended and its output is drained; never rejects. */
+  readonly exit: Promise<ExitStatus>;
+}
+
+export interface Backend {
+  readonly name: string;
+  start(spec: ExecSpec): Promise<ExecProcess>;
+}
+
+/** A refusal the backend can name precisely (unknown container, container not running, …). */
+export class BackendError extends Error {
+  constructor(
+    message: string,
+    readonly kind: 'NotFound' | 'Conflict' | 'Unavailable' | 'Internal',
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'BackendError';
+  }
+}
+
+/** One container as the engine lists it; what target/ needs to synthesize pods. */
+export interface ContainerSummary {
+  id: string;
+  /** Without the engine's leading slash. */
+  name: string;
+  image: string;
+  labels: Record<string, string>;
+  /** Engine state: running, exited, created, paused, restarting, dead. */
+  state: string;
+  /** Unix seconds. */
+  created: number;
+}
+
+/** The engine's view of containers, as target/ needs it. */
+export interface ContainerCatalog {
+  listContainers(): Promise<ContainerSummary[]>;
+}

@@ -1,0 +1,107 @@
+// The single source of truth for every setting: its zod type, default, flag, environment variable
+// and help text. The loader, `--help`, `--print-config` and the README table all derive from here.
+import { hostname } from 'node:os';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { z } from 'zod';
+
+/** `HOST:PORT`, `[v6]:PORT`; port 0 lets the kernel choose (tests use it). */
+export const listenAddress = z
+  .string()
+  .regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:[\]]+):\d{1,5}$/, { message: 'expected HOST:PORT, e.g. 127.0.0.1:10350', abort: true })
+  .refine((v) => Number(v.slice(v.lastIndexOf(':') + 1)) <= 65535, 'port must be 0–65535');
+
+const dockerHost = z
+  .string()
+  .regex(/^(unix:\/\/\/.+|tcp:\/\/[^/]+|https?:\/\/[^/]+)$/, 'expected unix:///path/to/docker.sock or tcp://HOST:PORT');
+
+const optionalPath = z.string().min(1, 'must not be empty').optional();
+
+export const settingsSchema = z.strictObject({
+  listen: listenAddress,
+  dockerHost,
+  stateDir: z.string().min(1, 'must not be empty'),
+  nodeName: z
+    .string()
+    .regex(/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/, 'must be a DNS subdomain (lowercase letters, digits, - and .)'),
+  tls: z.strictObject({
+    certFile: optionalPath,
+    keyFile: optionalPath,
+    clientCAFile: optionalPath,
+  }),
+  tokenFile: optionalPath,
+  insecureSelfSignedOnNetwork: z.boolean(),
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+  killGraceMs: z.number().int().min(0).max(60_000),
+});
+
+export type Settings = z.infer<typeof settingsSchema>;
+
+export type SettingKind = 'string' | 'boolean' | 'integer';
+
+export interface SettingDescriptor {
+  /** Dotted path into Settings, e.g. `tls.certFile`; also the YAML key path. */
+  path: string;
+  flag: string;
+  env: string;
+  kind: SettingKind;
+  help: string;
+  /** Shown in --help and the README when the default is computed at start-up. */
+  defaultText?: string;
+}
+
+export const SETTINGS: readonly SettingDescriptor[] = [
+  { path: 'listen', flag: '--listen', env: 'EXECLET_LISTEN', kind: 'string', help: 'address to serve HTTPS on, HOST:PORT' },
+  {
+    path: 'dockerHost',
+    flag: '--docker-host',
+    env: 'EXECLET_DOCKER_HOST',
+    kind: 'string',
+    help: 'Docker Engine API endpoint',
+    defaultText: '$DOCKER_HOST or unix:///var/run/docker.sock',
+  },
+  {
+    path: 'stateDir',
+    flag: '--state-dir',
+    env: 'EXECLET_STATE_DIR',
+    kind: 'string',
+    help: 'where the generated CA, certificate, token and kubeconfig live',
+    defaultText: '/var/lib/execlet as root, else ~/.local/state/execlet',
+  },
+  { path: 'nodeName', flag: '--node-name', env: 'EXECLET_NODE_NAME', kind: 'string', help: 'name of this node', defaultText: 'the hostname' },
+  { path: 'tls.certFile', flag: '--tls-cert-file', env: 'EXECLET_TLS_CERT_FILE', kind: 'string', help: 'serving certificate (PEM); generated in the state dir when unset' },
+  { path: 'tls.keyFile', flag: '--tls-key-file', env: 'EXECLET_TLS_KEY_FILE', kind: 'string', help: 'private key of the serving certificate (PEM)' },
+  { path: 'tls.clientCAFile', flag: '--tls-client-ca-file', env: 'EXECLET_TLS_CLIENT_CA_FILE', kind: 'string', help: 'CA bundle for client certificates (PEM); reserved for mTLS' },
+  { path: 'tokenFile', flag: '--token-file', env: 'EXECLET_TOKEN_FILE', kind: 'string', help: 'file holding the bearer token; generated in the state dir when unset' },
+  {
+    path: 'insecureSelfSignedOnNetwork',
+    flag: '--insecure-self-signed-on-network',
+    env: 'EXECLET_INSECURE_SELF_SIGNED_ON_NETWORK',
+    kind: 'boolean',
+    help: 'allow a non-loopback --listen with the generated self-signed certificate',
+  },
+  { path: 'logLevel', flag: '--log-level', env: 'EXECLET_LOG_LEVEL', kind: 'string', help: 'fatal, error, warn, info, debug, trace or silent' },
+  { path: 'killGraceMs', flag: '--kill-grace-ms', env: 'EXECLET_KILL_GRACE_MS', kind: 'integer', help: 'milliseconds between SIGHUP and SIGKILL when a session ends its process' },
+];
+
+/** Defaults that depend on the environment are computed when settings are loaded. */
+export function defaultSettings(env: NodeJS.ProcessEnv = process.env): Settings {
+  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+  return {
+    listen: '127.0.0.1:10350',
+    dockerHost: env.DOCKER_HOST && env.DOCKER_HOST.length > 0 ? env.DOCKER_HOST : 'unix:///var/run/docker.sock',
+    stateDir: isRoot ? '/var/lib/execlet' : join(env.XDG_STATE_HOME ?? join(homedir(), '.local', 'state'), 'execlet'),
+    nodeName: hostname().toLowerCase(),
+    tls: {},
+    insecureSelfSignedOnNetwork: false,
+    logLevel: 'info',
+    killGraceMs: 1000,
+  };
+}
+
+/** Host part and port of a validated listen address (brackets removed from IPv6). */
+export function splitListen(listen: string): { host: string; port: number } {
+  const colon = listen.lastIndexOf(':');
+  const host = listen.slice(0, colon).replace(/^\[|\]$/g, '');
+  return { host, port: Number(listen.slice(colon + 1)) };
+}

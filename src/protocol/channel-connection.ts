@@ -1,0 +1,224 @@
+// One negotiated channel.k8s.io WebSocket as a set of channels: decodes what the client sends
+// (stdin, v5 close signal, resize) and frames what the process writes, with backpressure. It knows
+// nothing about processes; a session drives it through the ClientChannels interface.
+import type { Socket } from 'node:net';
+import type { WebSocket } from 'ws';
+import { decodeClientMessage, encodeBase64Message } from './framing.js';
+import { ResizeDecoder, type TerminalSize } from './resize.js';
+import { encodeStatusForChannel, type Status } from './status.js';
+import { CHANNEL, type ProtocolTraits } from './subprotocols.js';
+
+export type OutputStreamName = 'stdout' | 'stderr';
+
+export interface ChannelHandlers {
+  stdin(data: Buffer): void;
+  /** The client finished stdin (v5 close signal for channel 0). */
+  stdinEnd(): void;
+  resize(size: TerminalSize): void;
+  /** The client went away (close frame or dropped connection) before finish(). */
+  clientGone(reason: string): void;
+  /** Something the client sent is not valid for this protocol; the connection is being closed. */
+  protocolError?(message: string): void;
+}
+
+/** What a session needs from a client connection; implemented over a WebSocket here. */
+export interface ClientChannels {
+  readonly protocol: string;
+  attach(handlers: ChannelHandlers): void;
+  /** The zero-length "connection established" frame on the lowest writable channel. */
+  sendReady(): void;
+  /** Returns false when the client is behind; wait for onceDrained before writing more. */
+  write(stream: OutputStreamName, data: Buffer): boolean;
+  onceDrained(callback: () => void): void;
+  /** Stop/resume reading client input (stdin backpressure). */
+  pauseInput(): void;
+  resumeInput(): void;
+  /** Writes the final status on the error channel (as the protocol wants it) and closes normally. */
+  finish(status: Status): void;
+  readonly closed: boolean;
+}
+
+export interface ChannelOptions {
+  stdin: boolean;
+  stdout: boolean;
+  stderr: boolean;
+  /** Bytes buffered towards the client above which write() asks the producer to wait. */
+  highWaterMark: number;
+}
+
+/** Upstream servers copy with 32 KiB buffers; client-go's reader is sized for that. */
+const MAX_MESSAGE_PAYLOAD = 32 * 1024;
+/** Below this, one copy into a prefixed buffer is cheaper than a second WebSocket frame. */
+const COPY_THRESHOLD = 2048;
+const PREFIX = [Buffer.from([0]), Buffer.from([1]), Buffer.from([2]), Buffer.from([3])];
+
+export class WebSocketChannels implements ClientChannels {
+  readonly protocol: string;
+  #handlers: ChannelHandlers | null = null;
+  #finished = false;
+  #gone = false;
+  #stdinOpen: boolean;
+  readonly #resize = new ResizeDecoder();
+  #drainWaiters: Array<() => void> = [];
+  #drainArmed = false;
+  #corked = false;
+  readonly #socket: Socket | undefined;
+
+  constructor(
+    private readonly ws: WebSocket,
+    private readonly traits: ProtocolTraits,
+    private readonly options: ChannelOptions,
+  ) {
+    this.protocol = traits.name;
+    this.#stdinOpen = options.stdin;
+    // ws keeps its net.Socket private; corking it batches all frames of one event-loop turn.
+    this.#socket = (ws as unknown as { _socket?: Socket })._socket;
+    ws.on('message', (data: Buffer, isBinary: boolean) => this.#onMessage(data, isBinary));
+    ws.on('close', (code: number) => this.#onGone(`connection closed by the client (code ${code})`));
+    ws.on('error', (err: Error) => this.#onGone(`connection error: ${err.message}`));
+  }
+
+  get closed(): boolean {
+    return this.#finished || this.#gone;
+  }
+
+  attach(handlers: ChannelHandlers): void {
+    this.#handlers = handlers;
+  }
+
+  sendReady(): void {
+    const channel = this.options.stdout ? CHANNEL.stdout : this.options.stderr ? CHANNEL.stderr : CHANNEL.error;
+    if (this.traits.base64) this.ws.send(String(channel));
+    else this.ws.send(PREFIX[channel]!);
+  }
+
+  write(stream: OutputStreamName, data: Buffer): boolean {
+    if (this.closed) return true; // nobody to deliver to: drop, never block the producer
+    const channel = stream === 'stdout' ? CHANNEL.stdout : CHANNEL.stderr;
+    this.#cork();
+    for (let offset = 0; offset < data.length; offset += MAX_MESSAGE_PAYLOAD) {
+      this.#sendFrame(channel, data.subarray(offset, Math.min(data.length, offset + MAX_MESSAGE_PAYLOAD)));
+    }
+    return this.ws.bufferedAmount < this.options.highWaterMark;
+  }
+
+  onceDrained(callback: () => void): void {
+    if (this.closed || this.ws.bufferedAmount < this.options.highWaterMark) {
+      callback();
+      return;
+    }
+    this.#drainWaiters.push(callback);
+    if (this.#drainArmed) return;
+    this.#drainArmed = true;
+    const socket = this.#socket;
+    const onDrain = () => {
+      if (!this.closed && this.ws.bufferedAmount >= this.options.highWaterMark) {
+        socket?.once('drain', onDrain);
+        return;
+      }
+      this.#drainArmed = false;
+      const waiters = this.#drainWaiters;
+      this.#drainWaiters = [];
+      for (const waiter of waiters) waiter();
+    };
+    if (socket) socket.once('drain', onDrain);
+    else setImmediate(onDrain);
+  }
+
+  pauseInput(): void {
+    if (!this.closed) this.ws.pause();
+  }
+
+  resumeInput(): void {
+    if (!this.closed) this.ws.resume();
+  }
+
+  finish(status: Status): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    if (this.#gone) return;
+    const payload = encodeStatusForChannel(status, this.traits);
+    if (payload) {
+      // One message: client-node parses the first error-channel frame as the whole status.
+      if (this.traits.base64) this.ws.send(encodeBase64Message(CHANNEL.error, payload));
+      else this.ws.send(Buffer.concat([PREFIX[CHANNEL.error]!, payload]));
+    }
+    this.ws.close(1000);
+    this.#releaseDrainWaiters();
+  }
+
+  #sendFrame(channel: number, payload: Buffer): void {
+    if (this.traits.base64) {
+      this.ws.send(encodeBase64Message(channel, payload));
+    } else if (payload.length <= COPY_THRESHOLD) {
+      const message = Buffer.allocUnsafe(payload.length + 1);
+      message[0] = channel;
+      payload.copy(message, 1);
+      this.ws.send(message);
+    } else {
+      // Zero-copy: the channel byte and the payload as two fragments of one message.
+      this.ws.send(PREFIX[channel]!, { binary: true, fin: false });
+      this.ws.send(payload, { binary: true, fin: true });
+    }
+  }
+
+  #cork(): void {
+    if (this.#corked || !this.#socket) return;
+    this.#corked = true;
+    this.#socket.cork();
+    setImmediate(() => {
+      this.#corked = false;
+      this.#socket?.uncork();
+    });
+  }
+
+  #onMessage(data: Buffer, isBinary: boolean): void {
+    if (this.closed || !this.#handlers) return;
+    const message = decodeClientMessage(data, isBinary, this.traits);
+    switch (message.kind) {
+      case 'empty':
+        return;
+      case 'invalid':
+        this.#protocolError(message.reason);
+        return;
+      case 'close':
+        if (message.channel === CHANNEL.stdin) {
+          if (this.#stdinOpen) {
+            this.#stdinOpen = false;
+            this.#handlers.stdinEnd();
+          }
+        } else if (message.channel > CHANNEL.resize) {
+          this.#protocolError(`close signal for unknown channel ${message.channel}`);
+        }
+        return;
+      case 'data':
+        if (message.channel === CHANNEL.stdin) {
+          if (this.#stdinOpen && message.payload.length > 0) this.#handlers.stdin(message.payload);
+        } else if (message.channel === CHANNEL.resize) {
+          const { sizes } = this.#resize.push(message.payload);
+          for (const size of sizes) this.#handlers.resize(size);
+        }
+        // Messages for other channels are dropped, as upstream does.
+        return;
+    }
+  }
+
+  #protocolError(reason: string): void {
+    this.#handlers?.protocolError?.(reason);
+    this.#onGone(`protocol error: ${reason}`);
+    this.ws.close(1002, reason.slice(0, 120));
+  }
+
+  #onGone(reason: string): void {
+    if (this.#gone) return;
+    this.#gone = true;
+    this.#releaseDrainWaiters();
+    if (!this.#finished) this.#handlers?.clientGone(reason);
+  }
+
+  #releaseDrainWaiters(): void {
+    const waiters = this.#drainWaiters;
+    this.#drainWaiters = [];
+    for (const waiter of waiters) waiter();
+  }
+}

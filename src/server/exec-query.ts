@@ -1,0 +1,91 @@
+// Parses the query of the two exec URL shapes with their own upstream rules: apiserver-shaped
+// (`stdin=true`; absent/0/false is false, anything else true) and kubelet-shaped (`input=1`; only 1).
+import { z } from 'zod';
+
+export interface ExecRequestOptions {
+  command: string[];
+  container: string | undefined;
+  stdin: boolean;
+  stdout: boolean;
+  stderr: boolean;
+  tty: boolean;
+}
+
+export class ExecQueryError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ExecQueryError';
+  }
+}
+
+const repeated = z.union([z.string(), z.array(z.string())]).optional();
+const firstOf = (value: string | string[] | undefined): string | undefined => (Array.isArray(value) ? value[0] : value);
+const allOf = (value: string | string[] | undefined): string[] => (value === undefined ? [] : Array.isArray(value) ? value : [value]);
+
+/** Convert_Slice_string_To_bool: a missing value is false, `0`/`false` (any case) false, anything else true. */
+const apiserverBool = repeated.transform((value) => {
+  const first = firstOf(value);
+  if (first === undefined) return false;
+  const lowered = first.toLowerCase();
+  return lowered !== '0' && lowered !== 'false';
+});
+/** The kubelet's rule: only the exact value `1` is true. */
+const kubeletBool = repeated.transform((value) => firstOf(value) === '1');
+
+const apiserverQuery = z.looseObject({
+  command: repeated.transform(allOf),
+  container: repeated.transform(firstOf),
+  stdin: apiserverBool,
+  stdout: apiserverBool,
+  stderr: apiserverBool,
+  tty: apiserverBool,
+});
+
+const kubeletQuery = z.looseObject({
+  command: repeated.transform(allOf),
+  input: kubeletBool,
+  output: kubeletBool,
+  error: kubeletBool,
+  tty: kubeletBool,
+});
+
+function validateCommon(options: ExecRequestOptions): ExecRequestOptions {
+  if (options.command.length === 0) throw new ExecQueryError('you must specify at least one command for the container (query parameter "command")');
+  if (options.command[0] === '') throw new ExecQueryError('the first "command" parameter (the program to run) must not be empty');
+  if (!options.stdin && !options.stdout && !options.stderr) {
+    throw new ExecQueryError('you must specify at least 1 of stdin, stdout, stderr');
+  }
+  return options;
+}
+
+function parseOrThrow<T>(schema: z.ZodType<T>, query: unknown): T {
+  const parsed = schema.safeParse(query ?? {});
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new ExecQueryError(`invalid query parameter "${issue.path.join('.')}": ${issue.message}`);
+  }
+  return parsed.data;
+}
+
+/**
+ * Apiserver rules. With a TTY, stderr is dropped quietly (the apiserver passes it on and the kubelet
+ * drops it); client-node always sends stderr=true, even for TTY sessions.
+ */
+export function parseApiserverExecQuery(query: unknown): ExecRequestOptions {
+  const q = parseOrThrow(apiserverQuery, query);
+  return validateCommon({
+    command: q.command,
+    container: q.container === '' ? undefined : q.container,
+    stdin: q.stdin,
+    stdout: q.stdout,
+    stderr: q.stderr && !q.tty,
+    tty: q.tty,
+  });
+}
+
+/** Kubelet rules, as the CRI streaming server validates an exec request: tty with stderr is refused. */
+export function parseKubeletExecQuery(query: unknown, container: string): ExecRequestOptions {
+  const q = parseOrThrow(kubeletQuery, query);
+  if (q.tty && q.error) throw new ExecQueryError('tty and stderr cannot both be true (query parameters "tty" and "error")');
+  return validateCommon({ command: q.command, container, stdin: q.input, stdout: q.output, stderr: q.error, tty: q.tty });
+}

@@ -1,0 +1,170 @@
+// The life of one exec stream: starts the process through a backend, pumps bytes both ways with
+// backpressure, reports the exit as a Status, and makes sure the process is gone when it ends.
+import type { Readable } from 'node:stream';
+import { BackendError, type Backend, type ExecProcess, type ExecSpec, type ExitStatus, type TerminalSize } from '../backend/types.js';
+import type { ClientChannels, OutputStreamName } from '../protocol/channel-connection.js';
+import { exitCodeStatus, failureStatus, type Status } from '../protocol/status.js';
+
+export interface SessionLogger {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+}
+
+export type SessionOutcome = 'exited' | 'disconnect' | 'error';
+
+export interface SessionResult {
+  outcome: SessionOutcome;
+  exit: ExitStatus | null;
+  status: Status | null;
+  bytesIn: number;
+  bytesOut: number;
+}
+
+export interface ExecSessionOptions {
+  channels: ClientChannels;
+  backend: Backend;
+  spec: Omit<ExecSpec, 'initialSize'>;
+  log: SessionLogger;
+  /** With a TTY, how long to wait for the client's first terminal size before starting anyway. */
+  initialSizeWaitMs?: number;
+  /** Stdin buffered before the process is running; input is paused beyond this. */
+  maxPendingStdin?: number;
+}
+
+const SIGNAL_NUMBERS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGABRT: 6, SIGKILL: 9, SIGSEGV: 11, SIGPIPE: 13, SIGTERM: 15 };
+
+/** The Status a client gets for how the process ended; a missing code is never reported as success. */
+export function statusForExit(exit: ExitStatus): Status {
+  if (exit.code !== null) return exitCodeStatus(exit.code);
+  if (exit.signal !== null) return exitCodeStatus(128 + (SIGNAL_NUMBERS[exit.signal] ?? 0));
+  return failureStatus('InternalError', `error executing command in container: ${exit.error ?? 'the process ended without an exit status'}`, 500);
+}
+
+export function statusForStartError(err: unknown): Status {
+  if (err instanceof BackendError) {
+    const code = { NotFound: 404, Conflict: 409, Unavailable: 503, Internal: 500 }[err.kind];
+    const reason = { NotFound: 'NotFound', Conflict: 'Conflict', Unavailable: 'ServiceUnavailable', Internal: 'InternalError' }[err.kind];
+    return failureStatus(reason, `error executing command in container: ${err.message}`, code);
+  }
+  return failureStatus('InternalError', `error executing command in container: ${(err as Error).message}`, 500);
+}
+
+export async function runExecSession(options: ExecSessionOptions): Promise<SessionResult> {
+  const { channels, backend, spec, log } = options;
+  const maxPendingStdin = options.maxPendingStdin ?? 1024 * 1024;
+  let process: ExecProcess | null = null;
+  let clientGone = false;
+  let stdinEnded = false;
+  let pendingStdin: Buffer[] = [];
+  let pendingStdinBytes = 0;
+  let latestSize: TerminalSize | undefined;
+  let sizeArrived: (() => void) | null = null;
+  let goneArrived: (() => void) | null = null;
+  const result: SessionResult = { outcome: 'exited', exit: null, status: null, bytesIn: 0, bytesOut: 0 };
+
+  const writeStdin = (data: Buffer) => {
+    const stdin = process!.stdin!;
+    if (!stdin.write(data)) {
+      channels.pauseInput();
+      stdin.once('drain', () => channels.resumeInput());
+    }
+  };
+
+  channels.attach({
+    stdin(data) {
+      result.bytesIn += data.length;
+      if (!spec.stdin) return;
+      if (process?.stdin) {
+        writeStdin(data);
+        return;
+      }
+      pendingStdin.push(data);
+      pendingStdinBytes += data.length;
+      if (pendingStdinBytes > maxPendingStdin) channels.pauseInput();
+    },
+    stdinEnd() {
+      stdinEnded = true;
+      process?.stdin?.end();
+    },
+    resize(size) {
+      latestSize = size;
+      if (process && spec.tty) void process.resize(size);
+      sizeArrived?.();
+    },
+    clientGone(reason) {
+      clientGone = true;
+      result.outcome = 'disconnect';
+      log.info({ reason }, 'client left the session');
+      goneArrived?.();
+      if (process) void process.kill();
+    },
+    protocolError(message) {
+      log.warn({ err: message }, 'client broke the stream protocol');
+    },
+  });
+  channels.sendReady();
+
+  if (spec.tty && latestSize === undefined) {
+    // kubectl sends the size as its first frame; starting after it gives the process the right size.
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, options.initialSizeWaitMs ?? 300);
+      sizeArrived = goneArrived = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+    sizeArrived = goneArrived = null;
+  }
+  if (clientGone) return result;
+
+  try {
+    process = await backend.start({ ...spec, ...(spec.tty && latestSize ? { initialSize: latestSize } : {}) });
+  } catch (err) {
+    result.outcome = 'error';
+    result.status = statusForStartError(err);
+    log.warn({ err: (err as Error).message }, 'process did not start');
+    channels.finish(result.status);
+    return result;
+  }
+  if (clientGone) {
+    await process.kill();
+    result.exit = await process.exit;
+    return result;
+  }
+
+  if (process.stdin) {
+    process.stdin.on('error', (err) => log.warn({ err: err.message }, 'writing to the process stdin failed'));
+    for (const chunk of pendingStdin) writeStdin(chunk);
+    if (pendingStdinBytes > maxPendingStdin) channels.resumeInput();
+    if (stdinEnded) process.stdin.end();
+  }
+  pendingStdin = [];
+
+  const pumps = [pump(process.stdout, 'stdout'), pump(process.stderr, 'stderr')];
+  result.exit = await process.exit;
+  await Promise.all(pumps);
+  if (!clientGone) {
+    result.status = statusForExit(result.exit);
+    channels.finish(result.status);
+  }
+  return result;
+
+  function pump(stream: Readable | null, name: OutputStreamName): Promise<void> {
+    if (!stream) return Promise.resolve();
+    return new Promise((resolve) => {
+      stream.on('data', (chunk: Buffer) => {
+        result.bytesOut += chunk.length;
+        if (!channels.write(name, chunk)) {
+          stream.pause();
+          channels.onceDrained(() => stream.resume());
+        }
+      });
+      stream.once('end', resolve);
+      stream.once('close', resolve);
+      stream.once('error', (err) => {
+        log.warn({ err: err.message, stream: name }, 'reading process output failed');
+        resolve();
+      });
+    });
+  }
+}
