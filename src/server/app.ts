@@ -1,7 +1,7 @@
 // Builds the agent's HTTPS server: authentication, discovery, pods, exec, health and metrics.
 import fastifyWebsocket from '@fastify/websocket';
 import Fastify, { type FastifyInstance } from 'fastify';
-import type { Backend, ContainerCatalog } from '../backend/types.js';
+import { BackendError, type Backend, type ContainerCatalog } from '../backend/types.js';
 import type { BearerTokenAuthenticator } from '../auth/bearer.js';
 import { negotiateSubprotocol } from '../protocol/subprotocols.js';
 import { registry } from '../metrics.js';
@@ -57,8 +57,32 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     }
   });
 
+  // A refused upgrade gets an HTTP response on the raw socket. @fastify/websocket destroys that
+  // socket as soon as the response is handed over, which can cut a TLS response short; instead the
+  // socket is ended gracefully once the response has been written.
+  const refusedUpgrades = new WeakSet<object>();
+  app.addHook('onSend', async (request, reply, payload) => {
+    if (request.ws) {
+      request.ws = false;
+      refusedUpgrades.add(request);
+      reply.header('connection', 'close');
+    }
+    return payload;
+  });
+  app.addHook('onResponse', async (request) => {
+    if (!refusedUpgrades.has(request)) return;
+    const socket = request.raw.socket;
+    socket.end();
+    setTimeout(() => socket.destroy(), 5000).unref();
+  });
+
   app.setNotFoundHandler((request, reply) => sendStatus(reply, 404, `the server could not find the requested resource (${request.method} ${request.url.split('?', 1)[0]})`));
   app.setErrorHandler((error: Error & { statusCode?: number }, request, reply) => {
+    if (error instanceof BackendError) {
+      const code = { NotFound: 404, Conflict: 409, Unavailable: 503, Internal: 500 }[error.kind];
+      if (code >= 500) request.log.warn({ err: error.message }, 'engine request failed');
+      return sendStatus(reply, code, error.message);
+    }
     const code = error.statusCode && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500;
     if (code >= 500) request.log.error({ err: error }, 'request failed');
     return sendStatus(reply, code, code >= 500 ? `internal error: ${error.message}` : error.message);

@@ -1,0 +1,180 @@
+// Every refusal is a Kubernetes Status with the right HTTP code and a message a person
+// understands: authentication, unknown names, bad queries, unsupported transports.
+import assert from 'node:assert/strict';
+import { request } from 'node:https';
+import { after, before, describe, test } from 'node:test';
+import { startAgent, type TestAgent } from '../helpers/agent.js';
+import { podLabels, startContainer, type TestContainer } from '../helpers/containers.js';
+import { dockerClient } from '../helpers/containers.js';
+import { useTestDocker, type TestDocker } from '../helpers/docker-daemon.js';
+import { execPath, openExec } from '../helpers/exec-client.js';
+
+let docker: TestDocker;
+let agent: TestAgent;
+const containers: TestContainer[] = [];
+
+before(async () => {
+  docker = await useTestDocker();
+  agent = await startAgent(docker);
+  containers.push(await startContainer(docker, { labels: podLabels('default', 'web', 'app') }));
+  containers.push(await startContainer(docker, { labels: podLabels('default', 'web', 'side') }));
+  const stopped = await startContainer(docker, { labels: podLabels('default', 'stopped', 'main') });
+  containers.push(stopped);
+  await dockerClient(docker).getContainer(stopped.id).kill();
+});
+
+after(async () => {
+  for (const c of containers) await c.remove();
+  await agent?.stop();
+  await docker?.stop();
+});
+
+interface HttpResult {
+  status: number;
+  body: string;
+  json: { kind?: string; apiVersion?: string; status?: string; reason?: string; message?: string; code?: number };
+}
+
+function httpRequest(method: string, path: string, headers: Record<string, string> = {}, token: string | null = agent.token): Promise<HttpResult> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      { host: '127.0.0.1', port: agent.port, method, path, ca: agent.caPem, headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...headers } },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (body += chunk));
+        res.on('end', () => {
+          let json = {};
+          try {
+            json = JSON.parse(body);
+          } catch {
+            // not JSON: the assertions below will say so
+          }
+          resolve({ status: res.statusCode!, body, json });
+        });
+      },
+    );
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+async function refusedUpgrade(path: string, protocols?: string[], token?: string | null): Promise<HttpResult> {
+  try {
+    await openExec(agent, path, { ...(protocols ? { protocols } : {}), ...(token !== undefined ? { token } : {}) });
+  } catch (err) {
+    const e = err as { statusCode?: number; body?: string };
+    if (e.statusCode === undefined) throw err;
+    return { status: e.statusCode, body: e.body ?? '', json: JSON.parse(e.body ?? '{}') };
+  }
+  throw new Error(`upgrade of ${path} was accepted`);
+}
+
+function assertStatus(r: HttpResult, code: number, reason: string, message: RegExp): void {
+  assert.equal(r.status, code, r.body);
+  assert.equal(r.json.kind, 'Status', r.body);
+  assert.equal(r.json.apiVersion, 'v1');
+  assert.equal(r.json.status, 'Failure');
+  assert.equal(r.json.code, code);
+  assert.equal(r.json.reason, reason);
+  assert.match(r.json.message ?? '', message);
+}
+
+const good = { command: 'true', container: 'app', stdout: true };
+
+describe('authentication', () => {
+  test('no token: 401 on discovery, pods and exec', async () => {
+    assertStatus(await httpRequest('GET', '/api', {}, null), 401, 'Unauthorized', /bearer token/);
+    assertStatus(await httpRequest('GET', '/api/v1/namespaces/default/pods/web', {}, null), 401, 'Unauthorized', /bearer token/);
+    assertStatus(await refusedUpgrade(execPath('default', 'web', good), undefined, null), 401, 'Unauthorized', /bearer token/);
+  });
+
+  test('a wrong token, and a prefix of the right one: 401', async () => {
+    assertStatus(await httpRequest('GET', '/api/v1', {}, 'wrong-token'), 401, 'Unauthorized', /bearer token/);
+    assertStatus(await refusedUpgrade(execPath('default', 'web', good), undefined, agent.token.slice(0, -1)), 401, 'Unauthorized', /bearer token/);
+  });
+
+  test('health endpoints need no token; metrics and version do', async () => {
+    assert.equal((await httpRequest('GET', '/healthz', {}, null)).status, 200);
+    assert.equal((await httpRequest('GET', '/readyz', {}, null)).status, 200);
+    assert.equal((await httpRequest('GET', '/metrics', {}, null)).status, 401);
+    assert.equal((await httpRequest('GET', '/version', {}, null)).status, 401);
+  });
+
+  test('the token never appears in the agent output', async () => {
+    await httpRequest('GET', '/api', {}, 'not-the-token');
+    assert.equal(agent.output().includes(agent.token), false);
+  });
+});
+
+describe('names', () => {
+  test('unknown pod: 404 NotFound naming it', async () => {
+    assertStatus(await httpRequest('GET', '/api/v1/namespaces/default/pods/nosuch'), 404, 'NotFound', /pods "nosuch" not found/);
+    assertStatus(await refusedUpgrade(execPath('default', 'nosuch', good)), 404, 'NotFound', /pods "nosuch" not found in namespace "default"/);
+  });
+
+  test('unknown container: 400 (apiserver shape) and 404 (kubelet shape), listing the containers', async () => {
+    assertStatus(await refusedUpgrade(execPath('default', 'web', { ...good, container: 'nosuch' })), 400, 'BadRequest', /container nosuch is not valid for pod web.*\[app side\]/);
+    assertStatus(await refusedUpgrade('/exec/default/web/nosuch?command=true&output=1'), 404, 'NotFound', /container nosuch is not valid/);
+  });
+
+  test('no container named in a two-container pod: choose one of', async () => {
+    assertStatus(await refusedUpgrade(execPath('default', 'web', { command: 'true', stdout: true })), 400, 'BadRequest', /a container name must be specified for pod web, choose one of: \[app side\]/);
+  });
+
+  test('a container that is not running: 409 with its state', async () => {
+    assertStatus(await refusedUpgrade(execPath('default', 'stopped', { command: 'true', container: 'main', stdout: true })), 409, 'Conflict', /not running \(state: exited\)/);
+  });
+
+  test('unknown URL: 404 Status', async () => {
+    assertStatus(await httpRequest('GET', '/api/v1/nodes'), 404, 'NotFound', /could not find the requested resource/);
+  });
+});
+
+describe('queries', () => {
+  test('missing command: 400', async () => {
+    assertStatus(await refusedUpgrade(execPath('default', 'web', { container: 'app', stdout: true })), 400, 'BadRequest', /at least one command/);
+  });
+
+  test('no streams: 400', async () => {
+    assertStatus(await refusedUpgrade(execPath('default', 'web', { command: 'true', container: 'app', stdout: false })), 400, 'BadRequest', /at least 1 of stdin, stdout, stderr/);
+    // kubelet rules: only "1" is true, so output=true asks for nothing
+    assertStatus(await refusedUpgrade('/exec/default/web/app?command=true&output=true'), 400, 'BadRequest', /at least 1 of stdin, stdout, stderr/);
+  });
+
+  test('tty with stderr on the kubelet route: 400 naming both', async () => {
+    assertStatus(await refusedUpgrade('/exec/default/web/app?command=sh&input=1&output=1&error=1&tty=1'), 400, 'BadRequest', /tty and stderr cannot both be true/);
+  });
+
+  test('tty with stderr on the apiserver route is accepted with stderr dropped (client-node sends it)', async () => {
+    const ws = await openExec(agent, execPath('default', 'web', { command: 'true', container: 'app', stdout: true, stderr: true, tty: true }));
+    ws.close();
+  });
+});
+
+describe('transports', () => {
+  test('SPDY upgrade (POST): 400 saying SPDY is not supported yet', async () => {
+    const r = await httpRequest('POST', execPath('default', 'web', good), {
+      connection: 'Upgrade',
+      upgrade: 'SPDY/3.1',
+      'x-stream-protocol-version': 'v4.channel.k8s.io',
+      'content-length': '0',
+    });
+    assertStatus(r, 400, 'BadRequest', /SPDY is not supported by execlet yet/);
+  });
+
+  test('SPDY still reports a bad request first, so kubectl shows the real error', async () => {
+    const r = await httpRequest('POST', execPath('default', 'nosuch', good), { connection: 'Upgrade', upgrade: 'SPDY/3.1', 'content-length': '0' });
+    assertStatus(r, 404, 'NotFound', /pods "nosuch" not found/);
+  });
+
+  test('no subprotocol offered, or none supported: 400 listing what execlet speaks', async () => {
+    assertStatus(await refusedUpgrade(execPath('default', 'web', good), []), 400, 'BadRequest', /no WebSocket subprotocol was offered; execlet speaks v5\.channel\.k8s\.io/);
+    assertStatus(await refusedUpgrade(execPath('default', 'web', good), ['v3.channel.k8s.io', 'v2.channel.k8s.io']), 400, 'BadRequest', /none of the offered subprotocols \(v3\.channel\.k8s\.io, v2\.channel\.k8s\.io\) is supported/);
+  });
+
+  test('exec without an upgrade: 400 Upgrade request required', async () => {
+    assertStatus(await httpRequest('GET', execPath('default', 'web', good)), 400, 'BadRequest', /Upgrade request required/);
+    assertStatus(await httpRequest('POST', execPath('default', 'web', good)), 400, 'BadRequest', /Upgrade request required/);
+  });
+});

@@ -1,0 +1,38 @@
+// Keeps the README's configuration table and `execlet serve --help` in step with the settings schema.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { test } from 'node:test';
+import { serveHelp } from '../../src/cli/help.js';
+import { SETTINGS, settingsSchema } from '../../src/config/settings.js';
+
+const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+
+test('every setting is in the README table with its flag, environment variable and key', () => {
+  for (const setting of SETTINGS) {
+    const row = readme.split('\n').find((line) => line.startsWith(`| \`${setting.flag}\` |`));
+    assert.ok(row, `README has no row for ${setting.flag}`);
+    assert.ok(row.includes(`\`${setting.env}\``), `README row of ${setting.flag} lacks ${setting.env}`);
+    assert.ok(row.includes(`\`${setting.path}\``), `README row of ${setting.flag} lacks ${setting.path}`);
+  }
+});
+
+test('every setting is in --help', () => {
+  const help = serveHelp();
+  for (const setting of SETTINGS) {
+    assert.ok(help.includes(setting.flag), `--help lacks ${setting.flag}`);
+    assert.ok(help.includes(setting.env), `--help lacks ${setting.env}`);
+  }
+});
+
+test('the settings table covers every leaf of the schema', () => {
+  const leaves: string[] = [];
+  const walk = (shape: Record<string, unknown>, prefix: string) => {
+    for (const [key, value] of Object.entries(shape)) {
+      const inner = (value as { shape?: Record<string, unknown> }).shape;
+      if (inner) walk(inner, `${prefix}${key}.`);
+      else leaves.push(`${prefix}${key}`);
+    }
+  };
+  walk(settingsSchema.shape, '');
+  assert.deepEqual(leaves.sort(), SETTINGS.map((s) => s.path).sort());
+});
