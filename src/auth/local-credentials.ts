@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
-import { splitListen, type Settings } from '../config/settings.js';
+import { isLoopbackHost, splitListen, type Settings } from '../config/settings.js';
 import { certificateCovers, createCertificateAuthority, createServingCertificate, type KeyAndCert } from './self-signed.js';
 
 export interface LocalCredentials {
@@ -42,10 +42,6 @@ function readText(path: string, what: string): string {
   } catch (err) {
     throw new CredentialsError(`cannot read ${what} ${path}: ${(err as Error).message}`);
   }
-}
-
-export function isLoopbackHost(host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
 function isWildcardHost(host: string): boolean {

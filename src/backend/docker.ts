@@ -1,9 +1,10 @@
 // The docker backend: runs a process inside a container through the Engine API's exec (create,
 // start with the connection hijacked, inspect), demultiplexes its output, and ends it by host PID.
 import type { Socket } from 'node:net';
-import { Readable, Writable } from 'node:stream';
+import { Writable } from 'node:stream';
 import Dockerode from 'dockerode';
-import { isAlive, signalProcessTree, snapshotProcessTree } from './process-tree.js';
+import { OutputStream } from './output-stream.js';
+import { killProcessTree } from './process-tree.js';
 import { StdcopyDemuxer, STDCOPY_STDERR, STDCOPY_STDOUT, STDCOPY_SYSTEMERR } from './stdcopy.js';
 import {
   BackendError,
@@ -87,11 +88,22 @@ export class DockerBackend implements Backend, ContainerCatalog {
     }));
   }
 
+  async containerPid(containerId: string): Promise<number> {
+    try {
+      const info = await this.docker.getContainer(containerId).inspect();
+      return info.State.Running ? info.State.Pid : 0;
+    } catch (err) {
+      throw toBackendError(err, `inspect container ${containerId.slice(0, 12)}`);
+    }
+  }
+
   async start(spec: ExecSpec): Promise<ExecProcess> {
+    if (spec.place.kind !== 'container') throw new BackendError(`the docker backend runs processes in containers, not in ${spec.place.kind}`, 'Internal');
+    const containerId = spec.place.containerId;
     const consoleSize = spec.tty && spec.initialSize ? [spec.initialSize.height, spec.initialSize.width] : undefined;
     let exec: Dockerode.Exec;
     try {
-      exec = await this.docker.getContainer(spec.containerId).exec({
+      exec = await this.docker.getContainer(containerId).exec({
         Cmd: spec.command,
         AttachStdin: spec.stdin,
         AttachStdout: spec.stdout,
@@ -102,7 +114,7 @@ export class DockerBackend implements Backend, ContainerCatalog {
         ...(consoleSize ? { ConsoleSize: consoleSize } : {}),
       } as Dockerode.ExecCreateOptions);
     } catch (err) {
-      throw toBackendError(err, `create exec in container ${spec.containerId.slice(0, 12)}`);
+      throw toBackendError(err, `create exec in container ${containerId.slice(0, 12)}`);
     }
     // Engines before API 1.42 ignore ConsoleSize. A resize sent now waits in the engine until the
     // exec starts and lands as the process begins, well before it can ask for its terminal size.
@@ -117,22 +129,12 @@ export class DockerBackend implements Backend, ContainerCatalog {
         ...(consoleSize ? { ConsoleSize: consoleSize } : {}),
       } as Dockerode.ExecStartOptions)) as unknown as Socket;
     } catch (err) {
-      throw toBackendError(err, `start exec in container ${spec.containerId.slice(0, 12)}`);
+      throw toBackendError(err, `start exec in container ${containerId.slice(0, 12)}`);
     }
     const process = new DockerExecProcess(exec, socket, spec, this.options.killGraceMs);
     // The session forwards stdin only after start() resolves, so typed input meets a sized terminal.
     if (earlyResize) await earlyResize;
     return process;
-  }
-}
-
-/** A readable side fed by the engine socket; reading from it resumes the socket (backpressure). */
-class OutputStream extends Readable {
-  constructor(private readonly resumeSource: () => void) {
-    super({ highWaterMark: 64 * 1024 });
-  }
-  override _read(): void {
-    this.resumeSource();
   }
 }
 
@@ -287,23 +289,6 @@ class DockerExecProcess implements ExecProcess {
       this.socket.destroy();
       return;
     }
-    const tree = snapshotProcessTree(pid);
-    signalProcessTree(tree, 'SIGHUP');
-    if (!(await waitForDeath(tree.map((p) => p.pid), this.killGraceMs))) {
-      signalProcessTree([...tree, ...snapshotProcessTree(pid).filter((p) => !tree.some((t) => t.pid === p.pid))], 'SIGKILL');
-    }
-    await waitForDeath(tree.map((p) => p.pid), 2000);
+    await killProcessTree(pid, this.killGraceMs);
   }
-}
-
-/** Resolves true once none of `pids` is alive, false after `timeoutMs`. */
-async function waitForDeath(pids: number[], timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  let delay = 5;
-  while (pids.some(isAlive)) {
-    if (Date.now() >= deadline) return false;
-    await new Promise((resolve) => setTimeout(resolve, delay));
-    delay = Math.min(delay * 2, 50);
-  }
-  return true;
 }

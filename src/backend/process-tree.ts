@@ -85,3 +85,30 @@ export function isAlive(pid: number): boolean {
   const stat = readProcStat(pid);
   return stat !== null && stat.state !== 'Z' && stat.state !== 'X';
 }
+
+/** Resolves true once none of `pids` is alive, false after `timeoutMs`. */
+export async function waitForDeath(pids: number[], timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  let delay = 5;
+  while (pids.some(isAlive)) {
+    if (Date.now() >= deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, delay));
+    delay = Math.min(delay * 2, 50);
+  }
+  return true;
+}
+
+/**
+ * Ends `pid` and everything it started: SIGHUP (what a closed terminal sends), then SIGKILL after
+ * `graceMs` for whatever is left, including children re-parented after their parent died.
+ */
+export async function killProcessTree(pid: number, graceMs: number): Promise<void> {
+  const tree = snapshotProcessTree(pid);
+  if (tree.length === 0) return;
+  signalProcessTree(tree, 'SIGHUP');
+  if (await waitForDeath(tree.map((p) => p.pid), graceMs)) return;
+  const known = new Set(tree.map((p) => p.pid));
+  const late = isAlive(pid) ? snapshotProcessTree(pid).filter((p) => !known.has(p.pid)) : [];
+  signalProcessTree([...tree, ...late], 'SIGKILL');
+  await waitForDeath([...known, ...late.map((p) => p.pid)], 2000);
+}

@@ -7,9 +7,22 @@ export interface TerminalSize {
   height: number;
 }
 
-/** What to run and where. `containerId` is a concrete engine id, already resolved by target/. */
+/** The Linux namespaces nsenter can enter, by the names of its options. */
+export const LINUX_NAMESPACES = ['mount', 'uts', 'ipc', 'net', 'pid', 'user', 'cgroup'] as const;
+export type LinuxNamespace = (typeof LINUX_NAMESPACES)[number];
+
+/**
+ * Where the process runs, already resolved by target/: inside a container through the engine, or
+ * in the namespaces of a host process (outside any container cgroup). With `toolbox`, the node's
+ * filesystem is kept and a fresh /proc shows the target's PID namespace.
+ */
+export type ExecPlace =
+  | { kind: 'container'; containerId: string }
+  | { kind: 'namespaces'; pid: number; namespaces: LinuxNamespace[]; toolbox: boolean };
+
+/** What to run and where. */
 export interface ExecSpec {
-  containerId: string;
+  place: ExecPlace;
   command: string[];
   tty: boolean;
   stdin: boolean;
@@ -76,4 +89,6 @@ export interface ContainerSummary {
 /** The engine's view of containers, as target/ needs it. */
 export interface ContainerCatalog {
   listContainers(): Promise<ContainerSummary[]>;
+  /** Host PID of the container's init process; 0 when it is not running. */
+  containerPid(containerId: string): Promise<number>;
 }

@@ -33,5 +33,13 @@ ${rows.join('\n')}
 
 Pods: containers labelled by cri-dockerd appear as their pods; every other running container is
 a one-container pod in namespace "docker", named after the container.
+
+Modes (privileged; see --nsenter): a container name suffix picks how the command runs:
+  kubectl exec POD -c CONTAINER.nsenter -- CMD   nsenter into the container's mount, uts, ipc, net
+                                                 and pid namespaces, outside its cgroup (the query
+                                                 parameter namespaces=net,pid chooses others)
+  kubectl exec POD -c CONTAINER.toolbox -- CMD   the container's net, pid, ipc, uts namespaces with
+                                                 the node's filesystem and a fresh /proc
+  kubectl exec -n execlet-node NODE -- CMD       a node shell (the namespaces of host PID 1)
 `;
 }

@@ -33,6 +33,7 @@ export const settingsSchema = z.strictObject({
   insecureSelfSignedOnNetwork: z.boolean(),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
   killGraceMs: z.number().int().min(0).max(60_000),
+  nsenter: z.enum(['auto', 'enabled', 'disabled']),
 });
 
 export type Settings = z.infer<typeof settingsSchema>;
@@ -81,6 +82,13 @@ export const SETTINGS: readonly SettingDescriptor[] = [
     help: 'allow a non-loopback --listen with the generated self-signed certificate',
   },
   { path: 'logLevel', flag: '--log-level', env: 'EXECLET_LOG_LEVEL', kind: 'string', help: 'fatal, error, warn, info, debug, trace or silent' },
+  {
+    path: 'nsenter',
+    flag: '--nsenter',
+    env: 'EXECLET_NSENTER',
+    kind: 'string',
+    help: 'the privileged nsenter, toolbox and node modes: enabled, disabled, or auto (enabled only on a loopback listener)',
+  },
   { path: 'killGraceMs', flag: '--kill-grace-ms', env: 'EXECLET_KILL_GRACE_MS', kind: 'integer', help: 'milliseconds between SIGHUP and SIGKILL when a session ends its process' },
 ];
 
@@ -96,6 +104,7 @@ export function defaultSettings(env: NodeJS.ProcessEnv = process.env): Settings 
     insecureSelfSignedOnNetwork: false,
     logLevel: 'info',
     killGraceMs: 1000,
+    nsenter: 'auto',
   };
 }
 
@@ -104,4 +113,13 @@ export function splitListen(listen: string): { host: string; port: number } {
   const colon = listen.lastIndexOf(':');
   const host = listen.slice(0, colon).replace(/^\[|\]$/g, '');
   return { host, port: Number(listen.slice(colon + 1)) };
+}
+
+export function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+/** The privileged nsenter modes: `auto` enables them only while the agent listens on loopback. */
+export function isNsenterEnabled(settings: Pick<Settings, 'nsenter' | 'listen'>): boolean {
+  return settings.nsenter === 'enabled' || (settings.nsenter === 'auto' && isLoopbackHost(splitListen(settings.listen).host));
 }

@@ -1,7 +1,8 @@
 // Builds the agent's HTTPS server: authentication, discovery, pods, exec, health and metrics.
 import fastifyWebsocket from '@fastify/websocket';
 import Fastify, { type FastifyInstance } from 'fastify';
-import { BackendError, type Backend, type ContainerCatalog } from '../backend/types.js';
+import { BackendError, type Backend } from '../backend/types.js';
+import type { TargetResolver } from '../target/resolve.js';
 import type { BearerTokenAuthenticator } from '../auth/bearer.js';
 import { negotiateSubprotocol } from '../protocol/subprotocols.js';
 import { registry } from '../metrics.js';
@@ -13,8 +14,9 @@ import { sendStatus } from './status-reply.js';
 export interface AppOptions {
   tls: { key: string; cert: string };
   authenticator: BearerTokenAuthenticator;
-  backend: Backend;
-  catalog: ContainerCatalog;
+  docker: Backend;
+  nsenter: Backend;
+  resolver: TargetResolver;
   /** Readiness: resolves when the engine answers. */
   checkEngine: () => Promise<void>;
   nodeName: string;
@@ -100,10 +102,11 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   app.get('/metrics', async (_request, reply) => reply.header('content-type', registry.contentType).send(await registry.metrics()));
 
   registerDiscoveryRoutes(app);
-  registerPodRoutes(app, options.catalog, options.nodeName);
+  registerPodRoutes(app, options.resolver, options.nodeName);
   registerExecRoutes(app, {
-    backend: options.backend,
-    catalog: options.catalog,
+    docker: options.docker,
+    nsenter: options.nsenter,
+    resolver: options.resolver,
     outputHighWaterMark: options.outputHighWaterMark ?? 1024 * 1024,
   });
   return app;

@@ -9,6 +9,8 @@ export interface ExecRequestOptions {
   stdout: boolean;
   stderr: boolean;
   tty: boolean;
+  /** For the nsenter mode: the namespaces to enter (names, possibly comma-separated); empty = default. */
+  namespaces: string[];
 }
 
 export class ExecQueryError extends Error {
@@ -39,6 +41,7 @@ const apiserverQuery = z.looseObject({
   stdout: apiserverBool,
   stderr: apiserverBool,
   tty: apiserverBool,
+  namespaces: repeated.transform(allOf),
 });
 
 const kubeletQuery = z.looseObject({
@@ -47,6 +50,7 @@ const kubeletQuery = z.looseObject({
   output: kubeletBool,
   error: kubeletBool,
   tty: kubeletBool,
+  namespaces: repeated.transform(allOf),
 });
 
 function validateCommon(options: ExecRequestOptions): ExecRequestOptions {
@@ -80,6 +84,7 @@ export function parseApiserverExecQuery(query: unknown): ExecRequestOptions {
     stdout: q.stdout,
     stderr: q.stderr && !q.tty,
     tty: q.tty,
+    namespaces: q.namespaces,
   });
 }
 
@@ -87,5 +92,5 @@ export function parseApiserverExecQuery(query: unknown): ExecRequestOptions {
 export function parseKubeletExecQuery(query: unknown, container: string): ExecRequestOptions {
   const q = parseOrThrow(kubeletQuery, query);
   if (q.tty && q.error) throw new ExecQueryError('tty and stderr cannot both be true (query parameters "tty" and "error")');
-  return validateCommon({ command: q.command, container, stdin: q.input, stdout: q.output, stderr: q.error, tty: q.tty });
+  return validateCommon({ command: q.command, container, stdin: q.input, stdout: q.output, stderr: q.error, tty: q.tty, namespaces: q.namespaces });
 }

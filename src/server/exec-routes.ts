@@ -3,7 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
-import type { Backend, ContainerCatalog, ExecSpec } from '../backend/types.js';
+import type { Backend, ExecSpec } from '../backend/types.js';
 import { WebSocketChannels } from '../protocol/channel-connection.js';
 import {
   negotiateSubprotocol,
@@ -13,7 +13,7 @@ import {
   type ProtocolTraits,
 } from '../protocol/subprotocols.js';
 import { runExecSession } from '../session/exec-session.js';
-import { resolveTarget, TargetError, type Target, type TargetRules } from '../target/resolve.js';
+import { TargetError, type Target, type TargetResolver, type TargetRules } from '../target/resolve.js';
 import { metrics } from '../metrics.js';
 import { ExecQueryError, parseApiserverExecQuery, parseKubeletExecQuery, type ExecRequestOptions } from './exec-query.js';
 import { sendStatus } from './status-reply.js';
@@ -31,8 +31,11 @@ declare module 'fastify' {
 }
 
 export interface ExecRouteDeps {
-  backend: Backend;
-  catalog: ContainerCatalog;
+  /** Runs processes in containers through the engine. */
+  docker: Backend;
+  /** Runs processes in the namespaces of a host process (nsenter, toolbox and node modes). */
+  nsenter: Backend;
+  resolver: TargetResolver;
   /** Bytes buffered towards a client before the process's output is paused. */
   outputHighWaterMark: number;
 }
@@ -67,7 +70,13 @@ export function registerExecRoutes(app: FastifyInstance, deps: ExecRouteDeps): v
       let target: Target;
       try {
         options = parseOptions(request, rules);
-        target = await resolveTarget(deps.catalog, request.params.namespace, request.params.pod, options.container, rules);
+        target = await deps.resolver.resolve({
+          namespace: request.params.namespace,
+          pod: request.params.pod,
+          container: options.container,
+          namespaces: options.namespaces,
+          rules,
+        });
       } catch (err) {
         if (err instanceof ExecQueryError) return sendStatus(reply, 400, err.message);
         if (err instanceof TargetError) return sendStatus(reply, err.code, err.message, err.reason);
@@ -88,7 +97,7 @@ export function registerExecRoutes(app: FastifyInstance, deps: ExecRouteDeps): v
         target,
         traits: protocolTraits(protocol),
         spec: {
-          containerId: target.container.containerId,
+          place: target.place,
           command: options.command,
           tty: options.tty,
           stdin: options.stdin,
@@ -107,7 +116,7 @@ export function registerExecRoutes(app: FastifyInstance, deps: ExecRouteDeps): v
     const { spec, target, traits } = plan;
     const log = request.log.child({
       session: randomUUID(),
-      mode: 'exec',
+      mode: target.mode,
       namespace: target.pod.namespace,
       pod: target.pod.name,
       container: target.container.name,
@@ -120,11 +129,13 @@ export function registerExecRoutes(app: FastifyInstance, deps: ExecRouteDeps): v
       highWaterMark: deps.outputHighWaterMark,
     });
     const startedAt = performance.now();
-    log.info({ program: spec.command[0], tty: spec.tty, stdin: spec.stdin }, 'session started');
-    metrics.sessionsActive.inc({ mode: 'exec' });
+    const place = spec.place.kind === 'namespaces' ? { pid: spec.place.pid, namespaces: spec.place.namespaces } : {};
+    log.info({ program: spec.command[0], tty: spec.tty, stdin: spec.stdin, ...place }, 'session started');
+    metrics.sessionsActive.inc({ mode: target.mode });
     try {
-      const result = await runExecSession({ channels, backend: deps.backend, spec, log });
-      metrics.sessionsEnded.inc({ mode: 'exec', outcome: result.outcome });
+      const backend = spec.place.kind === 'container' ? deps.docker : deps.nsenter;
+      const result = await runExecSession({ channels, backend, spec, log });
+      metrics.sessionsEnded.inc({ mode: target.mode, outcome: result.outcome });
       log.info(
         {
           outcome: result.outcome,
@@ -137,7 +148,7 @@ export function registerExecRoutes(app: FastifyInstance, deps: ExecRouteDeps): v
         'session ended',
       );
     } finally {
-      metrics.sessionsActive.dec({ mode: 'exec' });
+      metrics.sessionsActive.dec({ mode: target.mode });
     }
   };
 

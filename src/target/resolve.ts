@@ -1,14 +1,18 @@
-// Turns what a caller named (namespace, pod, container) into a concrete container, or a refusal
-// carrying the HTTP code and message the Kubernetes API would give.
-import type { ContainerCatalog } from '../backend/types.js';
+// Turns what a caller named (namespace, pod, container, mode) into a concrete place to run a
+// process, or a refusal carrying the HTTP code and message the Kubernetes API would give.
+import { existsSync, readlinkSync } from 'node:fs';
+import type { ContainerCatalog, ExecPlace, LinuxNamespace } from '../backend/types.js';
+import { DEFAULT_NSENTER_NAMESPACES, NODE_CONTAINER, NODE_NAMESPACE, parseNamespaces, splitModeSuffix, TOOLBOX_NAMESPACES, type ExecMode } from './modes.js';
 import { synthesizePods, type PodContainer, type PodView } from './pods.js';
 
 export interface Target {
   pod: PodView;
   container: PodContainer;
+  mode: ExecMode;
+  place: ExecPlace;
 }
 
-export type TargetRefusalReason = 'NotFound' | 'BadRequest' | 'Conflict';
+export type TargetRefusalReason = 'NotFound' | 'BadRequest' | 'Conflict' | 'Forbidden';
 
 export class TargetError extends Error {
   constructor(
@@ -24,20 +28,126 @@ export class TargetError extends Error {
 /** How names are checked: like the apiserver (container defaulting, 400s) or like the kubelet (404s). */
 export type TargetRules = 'apiserver' | 'kubelet';
 
-export async function listPods(catalog: ContainerCatalog): Promise<PodView[]> {
-  return synthesizePods(await catalog.listContainers());
+export interface TargetRequest {
+  namespace: string;
+  pod: string;
+  /** As the caller wrote it, mode suffix included; undefined lets a one-container pod default. */
+  container: string | undefined;
+  /** Namespaces for the nsenter mode, as given (names, possibly comma-separated); empty for the default. */
+  namespaces: string[];
+  rules: TargetRules;
 }
 
-export async function findPod(catalog: ContainerCatalog, namespace: string, name: string): Promise<PodView | null> {
-  return (await listPods(catalog)).find((pod) => pod.namespace === namespace && pod.name === name) ?? null;
+export interface ResolverOptions {
+  nodeName: string;
+  /** The nsenter, toolbox and node modes are privileged; when off they are refused. */
+  nsenterEnabled: boolean;
 }
 
 export function podNotFound(namespace: string, name: string): TargetError {
   return new TargetError(`pods "${name}" not found in namespace "${namespace}"`, 404, 'NotFound');
 }
 
+/**
+ * The process whose namespaces are the node's: PID 1, or — when PID 1's namespaces cannot be opened
+ * (a non-dumpable init and no CAP_SYS_PTRACE) — the agent itself, which then runs on the host.
+ */
+export function nodeNamespacePid(): { pid: number; note?: string } {
+  try {
+    readlinkSync('/proc/1/ns/mnt');
+    return { pid: 1 };
+  } catch (err) {
+    return { pid: process.pid, note: `cannot open the namespaces of PID 1 (${(err as NodeJS.ErrnoException).code}); node shells use the agent's own namespaces` };
+  }
+}
+
+export class TargetResolver {
+  readonly #nodePid: number;
+
+  constructor(
+    private readonly catalog: ContainerCatalog,
+    private readonly options: ResolverOptions & { nodePid?: number },
+  ) {
+    this.#nodePid = options.nodePid ?? 1;
+  }
+
+  /** The node's own pod, a node shell (listed only when the nsenter mode is enabled). */
+  nodePod(): PodView {
+    const bootTime = Math.floor(Date.now() / 1000 - process.uptime());
+    return {
+      namespace: NODE_NAMESPACE,
+      name: this.options.nodeName,
+      uid: `execlet-node-${this.options.nodeName}`,
+      createdAt: bootTime,
+      containers: [{ name: NODE_CONTAINER, containerId: '', image: 'node', state: 'running', startedAt: bootTime }],
+    };
+  }
+
+  async listPods(): Promise<PodView[]> {
+    const pods = synthesizePods(await this.catalog.listContainers());
+    return this.options.nsenterEnabled ? [...pods, this.nodePod()] : pods;
+  }
+
+  async findPod(namespace: string, name: string): Promise<PodView | null> {
+    if (namespace === NODE_NAMESPACE) return this.options.nsenterEnabled && name === this.options.nodeName ? this.nodePod() : null;
+    return (await this.listPods()).find((pod) => pod.namespace === namespace && pod.name === name) ?? null;
+  }
+
+  async resolve(request: TargetRequest): Promise<Target> {
+    const pod = await this.findPod(request.namespace, request.pod);
+    if (!pod) {
+      if (request.namespace === NODE_NAMESPACE && !this.options.nsenterEnabled) throw nsenterDisabled('node');
+      throw podNotFound(request.namespace, request.pod);
+    }
+    let namespaces: LinuxNamespace[] = [];
+    try {
+      namespaces = parseNamespaces(request.namespaces);
+    } catch (err) {
+      throw new TargetError((err as Error).message, 400, 'BadRequest');
+    }
+
+    if (pod.namespace === NODE_NAMESPACE) {
+      const container = chooseContainer(pod, request.container, request.rules);
+      if (!this.options.nsenterEnabled) throw nsenterDisabled('node');
+      return { pod, container, mode: 'node', place: { kind: 'namespaces', pid: this.#nodePid, namespaces: namespaces.length > 0 ? namespaces : [...DEFAULT_NSENTER_NAMESPACES], toolbox: false } };
+    }
+
+    const { container: name, mode } = splitModeSuffix(request.container);
+    const container = chooseContainer(pod, name, request.rules);
+    if (mode === 'exec') {
+      if (namespaces.length > 0) throw new TargetError('namespaces apply only to the nsenter mode (container name suffix .nsenter)', 400, 'BadRequest');
+      return { pod, container, mode, place: { kind: 'container', containerId: container.containerId } };
+    }
+    if (!this.options.nsenterEnabled) throw nsenterDisabled(mode);
+    if (mode === 'toolbox' && namespaces.length > 0) {
+      throw new TargetError(`the toolbox view always enters ${TOOLBOX_NAMESPACES.join(', ')}; use .nsenter to choose namespaces`, 400, 'BadRequest');
+    }
+    const pid = await this.catalog.containerPid(container.containerId);
+    if (pid <= 0) {
+      throw new TargetError(`container ${container.name} in pod ${pod.namespace}/${pod.name} is not running`, 409, 'Conflict');
+    }
+    if (!existsSync(`/proc/${pid}/ns`)) {
+      throw new TargetError(
+        `process ${pid} of container ${container.name} is not visible from the agent (does it share the host PID namespace?)`,
+        409,
+        'Conflict',
+      );
+    }
+    const chosen = mode === 'toolbox' ? [...TOOLBOX_NAMESPACES] : namespaces.length > 0 ? namespaces : [...DEFAULT_NSENTER_NAMESPACES];
+    return { pod, container, mode, place: { kind: 'namespaces', pid, namespaces: chosen, toolbox: mode === 'toolbox' } };
+  }
+}
+
+function nsenterDisabled(mode: ExecMode): TargetError {
+  return new TargetError(
+    `the ${mode} mode is disabled on this agent: it runs processes outside container limits, so it must be enabled explicitly (setting nsenter, --nsenter enabled)`,
+    403,
+    'Forbidden',
+  );
+}
+
 /** Picks the container of `pod` named `requested` (or the only one), and checks it is running. */
-export function chooseContainer(pod: PodView, requested: string | undefined, rules: TargetRules): Target {
+export function chooseContainer(pod: PodView, requested: string | undefined, rules: TargetRules): PodContainer {
   let container: PodContainer | undefined;
   if (!requested) {
     if (pod.containers.length !== 1) {
@@ -56,17 +166,5 @@ export function chooseContainer(pod: PodView, requested: string | undefined, rul
   if (container.state !== 'running') {
     throw new TargetError(`container ${container.name} in pod ${pod.namespace}/${pod.name} is not running (state: ${container.state})`, 409, 'Conflict');
   }
-  return { pod, container };
-}
-
-export async function resolveTarget(
-  catalog: ContainerCatalog,
-  namespace: string,
-  podName: string,
-  container: string | undefined,
-  rules: TargetRules,
-): Promise<Target> {
-  const pod = await findPod(catalog, namespace, podName);
-  if (!pod) throw podNotFound(namespace, podName);
-  return chooseContainer(pod, container, rules);
+  return container;
 }

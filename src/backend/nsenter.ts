@@ -1,0 +1,231 @@
+// The nsenter backend: runs a process in the namespaces of a host process (a container's init, or
+// PID 1 for a node shell) but outside its cgroup, so it escapes a starved container's limits. With a
+// TTY it runs in a pseudo-terminal (node-pty), without one as a child with separate pipes.
+import { spawn as spawnChild, type ChildProcess } from 'node:child_process';
+import { accessSync, constants as fsConstants, existsSync, readSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
+import { Readable, Writable } from 'node:stream';
+import type { Socket } from 'node:net';
+import * as pty from 'node-pty';
+import { OutputStream } from './output-stream.js';
+import { killProcessTree } from './process-tree.js';
+import { BackendError, type Backend, type ExecPlace, type ExecProcess, type ExecSpec, type ExitStatus, type TerminalSize } from './types.js';
+
+export interface NsenterBackendOptions {
+  killGraceMs: number;
+  /** Directories searched for setpriv, nsenter and unshare (util-linux). */
+  searchPath?: string[];
+}
+
+/** The environment of every nsenter'd process: nothing of the agent's own leaks into it. */
+const BASE_ENV = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', HOME: '/root' };
+const DEFAULT_SEARCH_PATH = ['/usr/bin', '/bin', '/usr/sbin', '/sbin', '/usr/local/bin'];
+/** After the process exits, how long the pty is read for output still buffered (or held by children). */
+const PTY_DRAIN_LIMIT_MS = 2000;
+
+export interface UtilLinuxTools {
+  setpriv: string;
+  nsenter: string;
+  unshare: string;
+}
+
+type NamespacePlace = Extract<ExecPlace, { kind: 'namespaces' }>;
+
+/**
+ * The argv that runs `command` in the place's namespaces, never through a shell. Every process in
+ * the chain gets PR_SET_PDEATHSIG=SIGKILL (setpriv), so if the agent is killed the chain dies:
+ *
+ *   setpriv --pdeathsig KILL -- nsenter -t PID --pid --            (forks into the PID namespace)
+ *     setpriv --pdeathsig KILL -- nsenter -t PID --mount … --     (enters the rest, no fork)
+ *       [unshare --mount-proc --]                                 (toolbox: a fresh /proc)
+ *         COMMAND
+ *
+ * The second setpriv runs from the node's filesystem, before the mount namespace is entered, so the
+ * target needs no tools of its own.
+ */
+export function nsenterArgv(tools: UtilLinuxTools, place: NamespacePlace, command: string[]): string[] {
+  const pid = String(place.pid);
+  const others = place.namespaces.filter((ns) => ns !== 'pid').map((ns) => `--${ns}`);
+  const tail = place.toolbox ? [tools.unshare, '--mount-proc', '--', ...command] : command;
+  const deathsig = (rest: string[]) => [tools.setpriv, '--pdeathsig', 'KILL', '--', ...rest];
+  const enterOthers = (rest: string[]) => (others.length > 0 ? [tools.nsenter, '--target', pid, ...others, '--', ...rest] : rest);
+  if (place.namespaces.includes('pid')) {
+    return deathsig([tools.nsenter, '--target', pid, '--pid', '--', ...deathsig(enterOthers(tail))]);
+  }
+  return deathsig(enterOthers(tail));
+}
+
+function findTool(name: string, searchPath: string[]): string | null {
+  for (const dir of searchPath) {
+    const candidate = `${dir}/${name}`;
+    try {
+      accessSync(candidate, fsConstants.X_OK);
+      return candidate;
+    } catch {
+      // try the next directory
+    }
+  }
+  return null;
+}
+
+function signalName(signal: number | undefined | null): string | null {
+  if (!signal) return null;
+  const entry = Object.entries(osConstants.signals).find(([, number]) => number === signal);
+  return entry ? entry[0] : `SIG${signal}`;
+}
+
+export class NsenterBackend implements Backend {
+  readonly name = 'nsenter';
+  #tools: UtilLinuxTools | null = null;
+
+  constructor(private readonly options: NsenterBackendOptions) {}
+
+  /** The util-linux tools, looked up once; a clear error when one is missing. */
+  tools(): UtilLinuxTools {
+    if (this.#tools) return this.#tools;
+    const searchPath = this.options.searchPath ?? DEFAULT_SEARCH_PATH;
+    const found = { setpriv: findTool('setpriv', searchPath), nsenter: findTool('nsenter', searchPath), unshare: findTool('unshare', searchPath) };
+    const missing = Object.entries(found).filter(([, path]) => path === null).map(([name]) => name);
+    if (missing.length > 0) {
+      throw new BackendError(`the nsenter mode needs ${missing.join(', ')} from util-linux, not found in ${searchPath.join(':')}`, 'Unavailable');
+    }
+    this.#tools = found as UtilLinuxTools;
+    return this.#tools;
+  }
+
+  async start(spec: ExecSpec): Promise<ExecProcess> {
+    const place = spec.place;
+    if (place.kind !== 'namespaces') throw new BackendError(`the nsenter backend enters namespaces of a host process, not a ${place.kind}`, 'Internal');
+    if (!existsSync(`/proc/${place.pid}/ns`)) throw new BackendError(`process ${place.pid} does not exist (it may have exited)`, 'NotFound');
+    const argv = nsenterArgv(this.tools(), place, spec.command);
+    const env = { ...BASE_ENV, ...(spec.tty ? { TERM: 'xterm' } : {}), ...Object.fromEntries((spec.env ?? []).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)])) };
+    return spec.tty ? startInPty(argv, env, spec, this.options.killGraceMs) : startWithPipes(argv, env, spec, this.options.killGraceMs);
+  }
+}
+
+function startWithPipes(argv: string[], env: Record<string, string>, spec: ExecSpec, killGraceMs: number): Promise<ExecProcess> {
+  return new Promise((resolve, reject) => {
+    // detached: its own process group and session, out of reach of signals meant for the agent.
+    const child: ChildProcess = spawnChild(argv[0]!, argv.slice(1), {
+      cwd: '/',
+      env,
+      detached: true,
+      stdio: [spec.stdin ? 'pipe' : 'ignore', spec.stdout ? 'pipe' : 'ignore', spec.stderr ? 'pipe' : 'ignore'],
+    });
+    let killing: Promise<void> | null = null;
+    const exit = new Promise<ExitStatus>((resolveExit) => {
+      child.once('error', (err) => resolveExit({ code: null, signal: null, error: `cannot run ${argv[0]}: ${err.message}` }));
+      // 'close' comes after the process exited and its output pipes are drained.
+      child.once('close', (code, signal) => resolveExit({ code, signal }));
+    });
+    child.once('spawn', () => {
+      child.stdin?.on('error', () => {
+        // The process closed its stdin; what the client still sends has nowhere to go.
+      });
+      resolve({
+        stdin: child.stdin ?? null,
+        stdout: child.stdout ?? Readable.from([]),
+        stderr: child.stderr ?? null,
+        resize: async () => {
+          // No terminal, nothing to resize.
+        },
+        kill: () => (killing ??= child.exitCode === null && child.signalCode === null && child.pid ? killProcessTree(child.pid, killGraceMs) : Promise.resolve()),
+        exit,
+      });
+    });
+    child.once('error', (err) => reject(new BackendError(`cannot run ${argv[0]}: ${err.message}`, 'Unavailable', { cause: err })));
+  });
+}
+
+async function startInPty(argv: string[], env: Record<string, string>, spec: ExecSpec, killGraceMs: number): Promise<ExecProcess> {
+  const size: TerminalSize = spec.initialSize ?? { width: 80, height: 24 };
+  let term: pty.IPty;
+  try {
+    term = pty.spawn(argv[0]!, argv.slice(1), { name: 'xterm', cols: size.width || 80, rows: size.height || 24, cwd: '/', env, encoding: null });
+  } catch (err) {
+    throw new BackendError(`cannot start a pseudo-terminal for ${argv[0]}: ${(err as Error).message}`, 'Unavailable', { cause: err });
+  }
+  const stdout = new OutputStream(() => term.resume());
+  const deliver = (data: Buffer) => {
+    if (!stdout.push(data)) term.pause();
+  };
+  (term.onData as unknown as (listener: (data: Buffer) => void) => void)(deliver);
+  keepTailOnExit(term, deliver);
+  const exit = new Promise<ExitStatus>((resolve) => {
+    term.onExit(({ exitCode, signal }) => {
+      stdout.push(null);
+      const name = signalName(signal);
+      resolve(name ? { code: null, signal: name } : { code: exitCode, signal: null });
+    });
+  });
+  let exited = false;
+  void exit.then(() => (exited = true));
+  const stdin = spec.stdin
+    ? new Writable({
+        write(chunk: Buffer, _encoding, callback) {
+          if (!exited) term.write(chunk);
+          callback();
+        },
+        // A terminal has no half-close: input ending leaves the session to the process.
+      })
+    : null;
+  let killing: Promise<void> | null = null;
+  return {
+    stdin,
+    stdout,
+    stderr: null,
+    resize: async (next) => {
+      if (!exited && next.width > 0 && next.height > 0) term.resize(next.width, next.height);
+    },
+    kill: () => (killing ??= exited ? Promise.resolve() : killProcessTree(term.pid, killGraceMs)),
+    exit,
+  };
+}
+
+/**
+ * Makes sure everything the process wrote reaches `deliver`, in order, before the pty is torn down.
+ * Two things lose the tail otherwise: node-pty destroys its read stream 200 ms after the child exits
+ * (output still held back by backpressure is dropped), and the pty read stream can see a spurious EOF
+ * while the kernel still holds output (measured: up to ~14 KB of a 20 MB write). So whenever the
+ * stream is about to be destroyed, the bytes it buffered are delivered first, then the master fd is
+ * read directly until the kernel reports EIO (all writers gone, buffer empty); while it reports
+ * EAGAIN (a child still holds the terminal), reading is retried for up to PTY_DRAIN_LIMIT_MS.
+ */
+function keepTailOnExit(term: pty.IPty, deliver: (chunk: Buffer) => void): void {
+  const socket = (term as unknown as { _socket?: Socket })._socket;
+  const fd = (term as unknown as { _fd?: number })._fd;
+  if (!socket || typeof fd !== 'number') return;
+  const destroy = socket.destroy.bind(socket);
+  const scratch = Buffer.allocUnsafe(64 * 1024);
+  let drained = false;
+
+  /** Reads the master fd until EIO (true) or EAGAIN (false). */
+  const readKernelBuffer = (): boolean => {
+    for (;;) {
+      let bytes: number;
+      try {
+        bytes = readSync(fd, scratch);
+      } catch (err) {
+        return (err as NodeJS.ErrnoException).code !== 'EAGAIN';
+      }
+      if (bytes <= 0) return true;
+      deliver(Buffer.from(scratch.subarray(0, bytes)));
+    }
+  };
+
+  socket.destroy = ((error?: Error) => {
+    if (drained || socket.destroyed) return destroy(error);
+    drained = true;
+    for (let chunk = socket.read() as Buffer | null; chunk !== null; chunk = socket.read() as Buffer | null) {
+      // read() in paused mode emits 'data' too: node-pty's listener delivers it.
+    }
+    if (readKernelBuffer()) return destroy(error);
+    const deadline = Date.now() + PTY_DRAIN_LIMIT_MS;
+    const retry = () => {
+      if (readKernelBuffer() || Date.now() > deadline) destroy(error);
+      else setTimeout(retry, 10);
+    };
+    setTimeout(retry, 10);
+    return socket;
+  }) as typeof socket.destroy;
+}

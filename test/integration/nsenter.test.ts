@@ -1,0 +1,297 @@
+// The nsenter backend against real containers: the cgroup escape (a starved container's limits do
+// not apply), real namespace choice, the toolbox view, the node shell, TTY sizes, no lost output,
+// and no process left behind on disconnect or when the agent is killed.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { after, before, describe, test } from 'node:test';
+import { NsenterBackend } from '../../src/backend/nsenter.js';
+import { BackendError } from '../../src/backend/types.js';
+import { startAgent, type TestAgent } from '../helpers/agent.js';
+import { dockerClient, podLabels, startContainer, type TestContainer } from '../helpers/containers.js';
+import { useTestDocker, type TestDocker } from '../helpers/docker-daemon.js';
+import { collect, execPath, openExec, runExec, sendResize, sendStdin } from '../helpers/exec-client.js';
+import { pidsWithCommandLine, waitUntil } from '../helpers/proc-scan.js';
+import { runCommand } from '../helpers/run-command.js';
+
+const KUBECTL = '/usr/lib/google-cloud-sdk/bin/kubectl.1.32';
+
+let docker: TestDocker;
+let agent: TestAgent;
+let starved: TestContainer;
+let isolated: TestContainer;
+const containers: TestContainer[] = [];
+
+before(async () => {
+  docker = await useTestDocker();
+  agent = await startAgent(docker, { nodeName: 'test-node' });
+  starved = await startContainer(docker, { labels: podLabels('default', 'starved', 'app'), memoryBytes: 32 * 1024 * 1024 });
+  isolated = await startContainer(docker, { labels: podLabels('default', 'isolated', 'app'), networkNone: true });
+  containers.push(starved, isolated);
+});
+
+after(async () => {
+  for (const c of containers) await c.remove();
+  await agent?.stop();
+  await docker?.stop();
+});
+
+const text = (b: Buffer) => b.toString('utf8');
+const exitCodeOf = (error: string) => {
+  const status = JSON.parse(error) as { status: string; details?: { causes?: Array<{ message: string }> } };
+  return status.status === 'Success' ? 0 : Number(status.details?.causes?.[0]?.message);
+};
+
+describe('cgroup escape', () => {
+  test('in a 32 MiB container, a 100 MB buffer is OOM-killed through docker exec but not through nsenter', async () => {
+    const script = ['sh', '-c', 'grep memory /proc/self/cgroup; dd if=/dev/zero of=/dev/null bs=100M count=1 2>/dev/null'];
+    const viaDocker = await runExec(agent, 'default', 'starved', { command: script, container: 'app', stdout: true, stderr: true });
+    const viaNsenter = await runExec(agent, 'default', 'starved', { command: script, container: 'app.nsenter', stdout: true, stderr: true });
+    const dockerCgroup = text(viaDocker.stdout).trim();
+    const nsenterCgroup = text(viaNsenter.stdout).trim();
+    assert.match(dockerCgroup, /memory:.*[0-9a-f]{64}/, 'docker exec runs in the container memory cgroup');
+    assert.notEqual(nsenterCgroup, dockerCgroup, 'nsenter runs outside the container cgroup');
+    assert.ok(!nsenterCgroup.includes(starved.id), nsenterCgroup);
+    assert.equal(exitCodeOf(viaDocker.error), 137, 'docker exec is OOM-killed');
+    assert.equal(exitCodeOf(viaNsenter.error), 0, 'nsenter allocates well over the limit');
+  });
+});
+
+describe('namespace choice', () => {
+  test('only net: the container interfaces (just lo) and the node filesystem', async () => {
+    const r = await runExec(agent, 'default', 'isolated', {
+      command: ['sh', '-c', 'cat /proc/net/dev; cat /etc/debian_version'],
+      container: 'app.nsenter',
+      namespaces: 'net',
+      stdout: true,
+      stderr: true,
+    });
+    const interfaces = text(r.stdout).split('\n').filter((l) => l.includes(':')).map((l) => l.split(':')[0]!.trim());
+    assert.deepEqual(interfaces, ['lo']);
+    assert.equal(text(r.stdout).trim().split('\n').pop(), readFileSync('/etc/debian_version', 'utf8').trim(), 'the node filesystem');
+    assert.equal(exitCodeOf(r.error), 0);
+  });
+
+  test('mount: the container root', async () => {
+    const inContainer = await runExec(agent, 'default', 'isolated', { command: ['ls', '/'], container: 'app', stdout: true });
+    const r = await runExec(agent, 'default', 'isolated', { command: ['ls', '/'], container: 'app.nsenter', namespaces: ['mount', 'pid'], stdout: true });
+    assert.equal(text(r.stdout), text(inContainer.stdout));
+    const noDebian = await runExec(agent, 'default', 'isolated', { command: ['cat', '/etc/debian_version'], container: 'app.nsenter', stdout: true, stderr: true });
+    assert.equal(exitCodeOf(noDebian.error), 1, 'the busybox image has no /etc/debian_version');
+  });
+
+  test('toolbox: the container PID 1 is PID 1, with the node filesystem at hand', async () => {
+    const r = await runExec(agent, 'default', 'isolated', {
+      command: ['sh', '-c', 'cat /proc/1/cmdline | tr "\\0" " "; echo; test -e /etc/debian_version && echo node-fs; cat /proc/net/dev | grep -c :'],
+      container: 'app.toolbox',
+      stdout: true,
+      stderr: true,
+    });
+    const [pid1, fs, interfaceCount] = text(r.stdout).trim().split('\n');
+    assert.equal(pid1!.trim(), 'sleep 100000');
+    assert.equal(fs, 'node-fs');
+    assert.equal(interfaceCount, '1', 'the container network (lo only)');
+    assert.equal(exitCodeOf(r.error), 0, text(r.stderr));
+  });
+
+  test('an unknown namespace name is a 400 naming it', async () => {
+    await assert.rejects(openExec(agent, execPath('default', 'isolated', { command: 'true', container: 'app.nsenter', namespaces: 'net,bogus', stdout: true })), (err: { statusCode?: number; body?: string }) => {
+      assert.equal(err.statusCode, 400);
+      assert.match(err.body ?? '', /unknown namespace \\"bogus\\": choose from mount, uts, ipc, net, pid, user, cgroup/);
+      return true;
+    });
+  });
+});
+
+describe('node shell', () => {
+  test('kubectl exec -n execlet-node NODE: the node hostname and /proc/1/cgroup', async () => {
+    const r = await runCommand(KUBECTL, ['exec', '-n', 'execlet-node', 'test-node', '--', 'sh', '-c', 'hostname; cat /proc/1/cgroup'], {
+      env: { KUBECONFIG: agent.kubeconfig, HOME: agent.stateDir },
+    });
+    assert.equal(r.code, 0, text(r.stderr));
+    const [name, ...cgroup] = text(r.stdout).split('\n');
+    assert.equal(name, hostname());
+    assert.equal(cgroup.join('\n'), readFileSync('/proc/1/cgroup', 'utf8'));
+  });
+
+  test('the node pod is listed like any other', async () => {
+    const r = await runCommand(KUBECTL, ['get', 'pods', '-n', 'execlet-node', '-o', 'jsonpath={.items[*].metadata.name}/{.items[*].spec.containers[*].name}'], {
+      env: { KUBECONFIG: agent.kubeconfig, HOME: agent.stateDir },
+    });
+    assert.equal(text(r.stdout), 'test-node/host');
+  });
+});
+
+describe('TTY and exit codes', () => {
+  test('kubectl exit codes pass through the nsenter and toolbox modes', async () => {
+    for (const container of ['app.nsenter', 'app.toolbox']) {
+      const r = await runCommand(KUBECTL, ['exec', '-n', 'default', 'isolated', '-c', container, '--', 'sh', '-c', 'echo out; echo err >&2; exit 3'], {
+        env: { KUBECONFIG: agent.kubeconfig, HOME: agent.stateDir },
+      });
+      assert.equal(text(r.stdout), 'out\n');
+      assert.match(text(r.stderr), /^err\n/);
+      assert.equal(r.code, 3);
+    }
+  });
+
+  test('stty size: the initial size, then every resize', async () => {
+    const ws = await openExec(agent, execPath('default', 'isolated', { command: 'sh', container: 'app.nsenter', stdin: true, stdout: true, tty: true }));
+    const result = collect(ws);
+    let output = '';
+    ws.on('message', (data: Buffer) => {
+      if (data[0] === 1) output += data.subarray(1).toString('utf8');
+    });
+    sendResize(ws, 91, 17);
+    sendStdin(ws, 'stty size\n');
+    await waitUntil(() => output.includes('17 91'), 5000, 'the initial size');
+    sendResize(ws, 120, 40);
+    sendStdin(ws, 'stty size\n');
+    await waitUntil(() => output.includes('40 120'), 5000, 'the resized terminal');
+    sendStdin(ws, 'exit 4\n');
+    const r = await result;
+    assert.equal(exitCodeOf(r.error), 4);
+  });
+});
+
+describe('no lost tail', () => {
+  const TWENTY_MB = 20 * 1024 * 1024;
+  let file: string;
+  let expected: string;
+
+  before(async () => {
+    file = `/tmp/tail-${randomBytes(4).toString('hex')}`;
+    const made = await runExec(agent, 'default', 'isolated', { command: ['sh', '-c', `head -c ${TWENTY_MB} /dev/urandom > ${file} && sha256sum ${file}`], container: 'app', stdout: true });
+    expected = text(made.stdout).split(' ')[0]!;
+    assert.match(expected, /^[0-9a-f]{64}$/);
+  });
+
+  for (const tty of [false, true]) {
+    test(`20 MB written by a process that exits at once all arrive (${tty ? 'TTY' : 'no TTY'}, slow client)`, async () => {
+      const command = tty ? ['sh', '-c', `stty raw -echo; exec cat ${file}`] : ['cat', file];
+      const ws = await openExec(agent, execPath('default', 'isolated', { command, container: 'app.nsenter', stdout: true, ...(tty ? { tty: true } : { stderr: true }) }));
+      // Stall reading so the process finishes writing while its output is held back by backpressure.
+      const socket = (ws as unknown as { _socket: { pause(): void; resume(): void } })._socket;
+      socket.pause();
+      const result = collect(ws);
+      await waitUntil(() => pidsWithCommandLine(tty ? `cat ${file}` : `cat ${file}`).length === 0, 10_000, 'the writer to exit');
+      await new Promise((resolve) => setTimeout(resolve, 500)); // longer than node-pty's 200 ms teardown
+      socket.resume();
+      const r = await result;
+      assert.equal(r.stdout.length, TWENTY_MB);
+      assert.equal(createHash('sha256').update(r.stdout).digest('hex'), expected);
+      assert.equal(exitCodeOf(r.error), 0);
+    });
+  }
+});
+
+test('TTY output written just before exit survives a reader that stalls past node-pty teardown', async () => {
+  const backend = new NsenterBackend({ killGraceMs: 100 });
+  const proc = await backend.start({
+    place: { kind: 'namespaces', pid: process.pid, namespaces: ['net', 'pid'], toolbox: false },
+    command: ['sh', '-c', 'stty raw -echo; head -c 70000 /dev/zero | tr "\\0" x'],
+    tty: true,
+    stdin: false,
+    stdout: true,
+    stderr: false,
+    initialSize: { width: 80, height: 24 },
+  });
+  // Nobody reads for a second: the pty is paused by backpressure when the process exits.
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  const chunks: Buffer[] = [];
+  proc.stdout.on('data', (chunk: Buffer) => chunks.push(chunk));
+  const exit = await proc.exit;
+  await new Promise((resolve) => (proc.stdout.readableEnded ? resolve(null) : proc.stdout.once('end', resolve)));
+  const output = Buffer.concat(chunks).toString('latin1');
+  assert.deepEqual(exit, { code: 0, signal: null });
+  assert.equal(output.length, 70000);
+  assert.match(output, /^x+$/);
+});
+
+describe('nothing left behind', () => {
+  test('a dropped client: the nsenter process tree is gone within 2 s (TTY and not)', async () => {
+    for (const tty of [false, true]) {
+      const marker = `sleep ${tty ? 1234201 : 1234202}`;
+      const params: Record<string, string | string[] | boolean> = tty
+        ? { command: ['sh', '-c', `${marker}; echo never`], container: 'app.nsenter', stdin: true, stdout: true, tty: true }
+        : { command: ['sh', '-c', `${marker}; echo never`], container: 'app.nsenter', stdout: true };
+      const ws = await openExec(agent, execPath('default', 'isolated', params));
+      if (tty) sendResize(ws, 80, 24);
+      await waitUntil(() => pidsWithCommandLine(marker).length === 1, 5000, `${marker} to start`);
+      const closed = once(ws, 'close');
+      ws.terminate();
+      await closed;
+      await waitUntil(() => pidsWithCommandLine(marker).length === 0, 2000, `${marker} to be gone`);
+    }
+  });
+
+  test('SIGKILL of the agent: the nsenter processes die with it within 2 s', async () => {
+    const doomed = await startAgent(docker, { nodeName: 'doomed-node' });
+    try {
+      const direct = 'sleep 1234301';
+      const interactive = 'sleep 1234302';
+      await openExec(doomed, execPath('default', 'isolated', { command: direct.split(' '), container: 'app.nsenter', stdout: true }));
+      const tty = await openExec(doomed, execPath('default', 'isolated', { command: 'sh', container: 'app.nsenter', stdin: true, stdout: true, tty: true }));
+      sendResize(tty, 80, 24);
+      sendStdin(tty, `${interactive}\n`);
+      await waitUntil(() => pidsWithCommandLine(direct).length === 1 && pidsWithCommandLine(interactive).length === 1, 5000, 'both sessions to run');
+      const exited = once(doomed.process, 'exit');
+      doomed.process.kill('SIGKILL');
+      await exited;
+      await waitUntil(() => pidsWithCommandLine(direct).length === 0 && pidsWithCommandLine(interactive).length === 0, 2000, 'the nsenter processes to die');
+    } finally {
+      await doomed.stop();
+    }
+  });
+});
+
+describe('refusals', () => {
+  test('a container that is not running, and an unknown container, with .nsenter', async () => {
+    const stopped = await startContainer(docker, { labels: podLabels('default', 'gone', 'app') });
+    containers.push(stopped);
+    await dockerClient(docker).getContainer(stopped.id).kill();
+    await assert.rejects(openExec(agent, execPath('default', 'gone', { command: 'true', container: 'app.nsenter', stdout: true })), (err: { statusCode?: number; body?: string }) => {
+      assert.equal(err.statusCode, 409);
+      assert.match(err.body ?? '', /not running/);
+      return true;
+    });
+    await assert.rejects(openExec(agent, execPath('default', 'isolated', { command: 'true', container: 'nosuch.nsenter', stdout: true })), (err: { statusCode?: number; body?: string }) => {
+      assert.equal(err.statusCode, 400);
+      assert.match(err.body ?? '', /container nosuch is not valid/);
+      return true;
+    });
+  });
+
+  test('a PID that has exited is a NotFound from the backend', async () => {
+    const child = spawn('true');
+    await once(child, 'exit');
+    const backend = new NsenterBackend({ killGraceMs: 100 });
+    await assert.rejects(
+      backend.start({ place: { kind: 'namespaces', pid: child.pid!, namespaces: ['net'], toolbox: false }, command: ['true'], tty: false, stdin: false, stdout: true, stderr: true }),
+      (err: unknown) => err instanceof BackendError && err.kind === 'NotFound' && /process \d+ does not exist/.test(err.message),
+    );
+  });
+
+  test('with --nsenter disabled, the modes are refused with 403 and the node pod is not listed', async () => {
+    const locked = await startAgent(docker, { args: ['--nsenter', 'disabled'] });
+    try {
+      for (const path of [
+        execPath('default', 'isolated', { command: 'true', container: 'app.nsenter', stdout: true }),
+        execPath('default', 'isolated', { command: 'true', container: 'app.toolbox', stdout: true }),
+        execPath('execlet-node', 'test-node', { command: 'true', stdout: true }),
+      ]) {
+        await assert.rejects(openExec(locked, path), (err: { statusCode?: number; body?: string }) => {
+          assert.equal(err.statusCode, 403, path);
+          assert.match(err.body ?? '', /mode is disabled on this agent/);
+          return true;
+        });
+      }
+      const r = await runCommand(KUBECTL, ['get', 'pods', '-A', '-o', 'jsonpath={.items[*].metadata.namespace}'], { env: { KUBECONFIG: locked.kubeconfig, HOME: locked.stateDir } });
+      assert.ok(!text(r.stdout).includes('execlet-node'));
+    } finally {
+      await locked.stop();
+    }
+  });
+});

@@ -1,0 +1,260 @@
+// Unit tests for host process-tree handling through /proc (src/backend/process-tree.ts), on real
+// processes: `sh -c 'sleep 1000 & sleep 1001 & wait'` trees, found, snapshotted and killed — also
+// after their parent is gone — while a PID whose start time changed is left alone. Every process a
+// test starts is recorded and killed in `after` (checked against its start time, so no reused PID is hit).
+
+import { after, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { descendantsOf, isAlive, readProcStat, signalProcessTree, snapshotProcessTree } from '../../src/backend/process-tree.js';
+
+/** Every process started here, with its start time read independently of the code under test. */
+const started = new Map<number, string>();
+const tempDirs: string[] = [];
+
+function startTimeOf(pid: number): string | null {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return text.slice(text.lastIndexOf(')') + 2).split(' ')[19] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+function remember(pid: number): void {
+  const startTime = startTimeOf(pid);
+  if (startTime !== null && !started.has(pid)) started.set(pid, startTime);
+}
+
+after(() => {
+  for (const [pid, startTime] of started) {
+    if (startTimeOf(pid) !== startTime) continue; // gone, or the PID now belongs to someone else
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+});
+
+async function waitFor(what: string, condition: () => boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+function exited(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => child.once('exit', () => resolve()));
+}
+
+/** Starts `sh -c script` and waits until it has `expected` descendants; records them all. */
+async function startTree(script: string, expected: number, detached: boolean): Promise<{ child: ChildProcess; root: number; descendants: number[] }> {
+  const child = spawn('sh', ['-c', script], { detached, stdio: 'ignore' });
+  const root = child.pid!;
+  remember(root);
+  child.on('error', () => undefined);
+  let descendants: number[] = [];
+  await waitFor(`${expected} descendants of ${root}`, () => {
+    descendants = descendantsOf(root);
+    descendants.forEach(remember);
+    return descendants.length >= expected;
+  });
+  return { child, root, descendants };
+}
+
+function commOf(pid: number): string {
+  return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+}
+
+describe('readProcStat', () => {
+  it('reads state, ppid, pgrp and start time of this process', () => {
+    const stat = readProcStat(process.pid)!;
+    assert.equal(stat.pid, process.pid);
+    assert.equal(stat.ppid, process.ppid);
+    assert.equal(stat.pgrp, Number(readFileSync('/proc/self/stat', 'latin1').split(') ')[1]!.split(' ')[2]));
+    assert.match(stat.state, /^[RS]$/);
+    assert.match(stat.startTime, /^\d+$/);
+  });
+
+  it('is null for a PID that does not exist', () => {
+    assert.equal(readProcStat(99_999_999), null);
+  });
+
+  it('parses a command name holding spaces and parentheses', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'execlet-proc-'));
+    tempDirs.push(dir);
+    const odd = join(dir, 'a) b (c) d');
+    copyFileSync('/bin/sleep', odd);
+    const child = spawn(odd, ['1000'], { stdio: 'ignore' });
+    remember(child.pid!);
+    try {
+      await waitFor('the odd process to exec', () => commOf(child.pid!) === 'a) b (c) d');
+      const stat = readProcStat(child.pid!)!;
+      assert.equal(stat.ppid, process.pid);
+      assert.match(stat.state, /^[RS]$/);
+      assert.equal(stat.startTime, startTimeOf(child.pid!));
+    } finally {
+      child.kill('SIGKILL');
+      await exited(child);
+    }
+  });
+});
+
+describe('descendantsOf', () => {
+  it('finds both sleeps of a shell, not the shell itself', async () => {
+    const { child, root, descendants } = await startTree('sleep 1000 & sleep 1001 & wait', 2, false);
+    try {
+      assert.equal(descendants.length, 2);
+      assert.ok(!descendants.includes(root));
+      await waitFor('both children to exec sleep', () => descendants.every((pid) => commOf(pid) === 'sleep'));
+      for (const pid of descendants) assert.equal(readProcStat(pid)!.ppid, root);
+    } finally {
+      child.kill('SIGKILL');
+      await exited(child);
+      signalProcessTree(descendants.map((pid) => ({ pid, startTime: started.get(pid)! })), 'SIGKILL');
+    }
+  });
+
+  it('lists parents before their children in a nested tree', async () => {
+    const { child, root, descendants } = await startTree('sh -c "sleep 1002 & wait" & sleep 1003 & wait', 3, true);
+    try {
+      assert.equal(descendants.length, 3);
+      for (const [index, pid] of descendants.entries()) {
+        const ppid = readProcStat(pid)!.ppid;
+        if (ppid !== root) assert.ok(descendants.indexOf(ppid) < index, `parent ${ppid} of ${pid} comes first`);
+      }
+      const grandchild = descendants.find((pid) => readProcStat(pid)!.ppid !== root);
+      assert.ok(grandchild !== undefined, 'one process is a grandchild');
+    } finally {
+      signalProcessTree(snapshotProcessTree(root), 'SIGKILL');
+      await exited(child);
+    }
+  });
+
+  it('is empty for a process without children and for a PID that does not exist', () => {
+    assert.deepEqual(descendantsOf(99_999_999), []);
+    const { pid } = spawn('sleep', ['1000'], { stdio: 'ignore' });
+    remember(pid!);
+    try {
+      assert.deepEqual(descendantsOf(pid!), []);
+    } finally {
+      process.kill(pid!, 'SIGKILL');
+    }
+  });
+});
+
+describe('snapshotProcessTree', () => {
+  it('holds the root first, then every descendant, with their start times', async () => {
+    const { child, root, descendants } = await startTree('sleep 1000 & sleep 1001 & wait', 2, true);
+    try {
+      const snapshot = snapshotProcessTree(root);
+      assert.equal(snapshot[0]!.pid, root);
+      assert.deepEqual(snapshot.slice(1).map((e) => e.pid).sort(), [...descendants].sort());
+      for (const entry of snapshot) assert.equal(entry.startTime, startTimeOf(entry.pid));
+    } finally {
+      signalProcessTree(snapshotProcessTree(root), 'SIGKILL');
+      await exited(child);
+    }
+  });
+
+  it('refuses pid 1, 0 and negative PIDs', () => {
+    for (const pid of [1, 0, -1, -12345]) {
+      assert.throws(() => snapshotProcessTree(pid), /refusing to act on the process tree of pid/, String(pid));
+    }
+  });
+
+  it('is empty for a PID that does not exist', () => {
+    assert.deepEqual(snapshotProcessTree(99_999_999), []);
+  });
+});
+
+describe('signalProcessTree', () => {
+  it('SIGKILL ends the whole tree of a process-group leader', async () => {
+    const { child, root, descendants } = await startTree('sleep 1000 & sleep 1001 & wait', 2, true);
+    const snapshot = snapshotProcessTree(root);
+    assert.equal(readProcStat(root)!.pgrp, root, 'detached: the shell leads its group');
+    signalProcessTree(snapshot, 'SIGKILL');
+    await exited(child);
+    await waitFor('every member to die', () => [root, ...descendants].every((pid) => !isAlive(pid)));
+  });
+
+  it('reaches children re-parented after their parent died (no process group to lean on)', async () => {
+    const { child, root, descendants } = await startTree('sleep 1000 & sleep 1001 & wait', 2, false);
+    const snapshot = snapshotProcessTree(root);
+    assert.notEqual(readProcStat(root)!.pgrp, root, 'not detached: the shell shares our process group');
+    child.kill('SIGKILL');
+    await exited(child);
+    for (const pid of descendants) {
+      assert.ok(isAlive(pid), `orphan ${pid} outlived its parent`);
+      assert.notEqual(readProcStat(pid)!.ppid, root, `orphan ${pid} was re-parented`);
+    }
+    assert.deepEqual(descendantsOf(root), [], 'the dead parent has no descendants any more');
+    signalProcessTree(snapshot, 'SIGKILL');
+    await waitFor('the orphans to die', () => descendants.every((pid) => !isAlive(pid)));
+  });
+
+  it('leaves alone a PID whose start time differs from the snapshot (a reused PID)', async () => {
+    const { child, root, descendants } = await startTree('sleep 1000 & sleep 1001 & wait', 2, false);
+    const [spared, killed] = descendants as [number, number];
+    const snapshot = snapshotProcessTree(root).map((entry) => (entry.pid === spared ? { ...entry, startTime: `${entry.startTime}1` } : entry));
+    signalProcessTree(snapshot, 'SIGKILL');
+    await exited(child);
+    await waitFor('the matching members to die', () => !isAlive(root) && !isAlive(killed));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.ok(isAlive(spared), 'the process with another start time was not signalled');
+    signalProcessTree([{ pid: spared, startTime: started.get(spared)! }], 'SIGKILL');
+    await waitFor('the spared process to die', () => !isAlive(spared));
+  });
+
+  it('skips snapshot entries whose process is gone', () => {
+    assert.doesNotThrow(() => signalProcessTree([{ pid: 99_999_999, startTime: '1' }], 'SIGKILL'));
+  });
+
+  it('a signal the tree ignores leaves it running (no escalation here)', async () => {
+    const { child, root, descendants } = await startTree("trap '' HUP; sleep 1000 & wait", 1, true);
+    try {
+      // sleep inherits the ignored SIGHUP disposition; the shell ignores it too.
+      signalProcessTree(snapshotProcessTree(root), 'SIGHUP');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      assert.ok(isAlive(root));
+      assert.ok(descendants.every(isAlive));
+    } finally {
+      signalProcessTree(snapshotProcessTree(root), 'SIGKILL');
+      await exited(child);
+    }
+  });
+});
+
+describe('isAlive', () => {
+  it('is true for a running process and false once it is dead and reaped', async () => {
+    const child = spawn('sleep', ['1000'], { stdio: 'ignore' });
+    remember(child.pid!);
+    assert.equal(isAlive(child.pid!), true);
+    child.kill('SIGKILL');
+    await exited(child);
+    await waitFor('the reaped process to vanish', () => !isAlive(child.pid!));
+    assert.equal(isAlive(99_999_999), false);
+  });
+
+  it('is false for a zombie', async () => {
+    // The shell forks `sleep 0`, then becomes `sleep 1000`, which never reaps it: a zombie child.
+    const { child, root, descendants } = await startTree('sleep 0 & exec sleep 1000', 1, true);
+    try {
+      const zombie = descendants[0]!;
+      await waitFor('the zombie', () => readProcStat(zombie)?.state === 'Z');
+      assert.equal(isAlive(zombie), false);
+      assert.equal(isAlive(root), true);
+    } finally {
+      signalProcessTree(snapshotProcessTree(root), 'SIGKILL');
+      await exited(child);
+    }
+  });
+});
