@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
+import { stringify as toYaml } from 'yaml';
 import { isLoopbackHost, splitListen, type Settings } from '../config/settings.js';
 import { certificateCovers, createCertificateAuthority, createServingCertificate, type KeyAndCert } from './self-signed.js';
 
@@ -80,7 +81,7 @@ function loadOrCreateSelfSigned(settings: Settings, listenHost: string): { servi
   let serving: KeyAndCert | null = null;
   if (existsSync(certPath) && existsSync(keyPath)) {
     const existing = { certPem: readText(certPath, 'serving certificate'), keyPem: readText(keyPath, 'serving key') };
-    if (certificateCovers(existing.certPem, hosts)) serving = existing;
+    if (certificateCovers(existing.certPem, hosts, 30, ca.certPem)) serving = existing;
   }
   if (!serving) {
     // Re-issued from the same CA when missing, expiring, or lacking a name: kubeconfigs stay valid.
@@ -111,29 +112,16 @@ function loadOrCreateToken(settings: Settings): string {
 }
 
 function kubeconfigText(serverUrl: string, caPem: string | null, token: string, nodeName: string): string {
-  const cluster = caPem
-    ? `    certificate-authority-data: ${Buffer.from(caPem).toString('base64')}\n    server: ${serverUrl}\n`
-    : `    server: ${serverUrl}\n`;
-  return [
-    'apiVersion: v1',
-    'kind: Config',
-    'clusters:',
-    '- name: execlet',
-    '  cluster:',
-    cluster.trimEnd(),
-    'users:',
-    '- name: execlet',
-    '  user:',
-    `    token: ${token}`,
-    'contexts:',
-    `- name: execlet@${nodeName}`,
-    '  context:',
-    '    cluster: execlet',
-    '    user: execlet',
-    '    namespace: docker',
-    `current-context: execlet@${nodeName}`,
-    '',
-  ].join('\n');
+  const context = `execlet@${nodeName}`;
+  return toYaml({
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [{ name: 'execlet', cluster: { server: serverUrl, ...(caPem ? { 'certificate-authority-data': Buffer.from(caPem).toString('base64') } : {}) } }],
+    // The yaml writer quotes whatever YAML would otherwise read as another type (a numeric token).
+    users: [{ name: 'execlet', user: { token } }],
+    contexts: [{ name: context, context: { cluster: 'execlet', user: 'execlet', namespace: 'docker' } }],
+    'current-context': context,
+  });
 }
 
 /**

@@ -72,9 +72,16 @@ export function createServingCertificate(ca: KeyAndCert, commonName: string, hos
   return { keyPem, certPem: forge.pki.certificateToPem(cert) };
 }
 
-/** True when `certPem` is valid for at least `minDays` more days and names every host in `hosts`. */
-export function certificateCovers(certPem: string, hosts: string[], minDays = 30): boolean {
+/**
+ * True when `certPem` is valid for at least `minDays` more days, names every host in `hosts`, and —
+ * when `caPem` is given — was signed by that CA.
+ */
+export function certificateCovers(certPem: string, hosts: string[], minDays = 30, caPem?: string): boolean {
   const cert = new X509Certificate(certPem);
   if (Date.parse(cert.validTo) - Date.now() < minDays * DAY_MS) return false;
+  if (caPem) {
+    const ca = new X509Certificate(caPem);
+    if (!cert.checkIssued(ca) || !cert.verify(ca.publicKey)) return false;
+  }
   return hosts.every((host) => (isIP(host) ? cert.checkIP(host) !== undefined : cert.checkHost(host) !== undefined));
 }

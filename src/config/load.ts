@@ -149,6 +149,8 @@ export function loadSettings(argv: string[], env: NodeJS.ProcessEnv = process.en
   const flags = flagLayer(argv, flagSources);
   const configFile = flags.configFile ?? env.EXECLET_CONFIG;
   const merged: Layer = defaultSettings(env) as unknown as Layer;
+  // The one default taken from the environment: say so when it is wrong.
+  if (env.DOCKER_HOST) sources.set('dockerHost', 'DOCKER_HOST');
   if (configFile) {
     const fileLayer = readConfigFile(configFile);
     for (const path of leafPaths(fileLayer)) sources.set(path, `config file ${configFile}`);

@@ -1,5 +1,6 @@
 // The life of one exec stream: starts the process through a backend, pumps bytes both ways with
 // backpressure, reports the exit as a Status, and makes sure the process is gone when it ends.
+import { constants as osConstants } from 'node:os';
 import type { Readable } from 'node:stream';
 import { BackendError, type Backend, type ExecProcess, type ExecSpec, type ExitStatus, type TerminalSize } from '../backend/types.js';
 import type { ClientChannels, OutputStreamName } from '../protocol/channel-connection.js';
@@ -31,12 +32,15 @@ export interface ExecSessionOptions {
   maxPendingStdin?: number;
 }
 
-const SIGNAL_NUMBERS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGABRT: 6, SIGKILL: 9, SIGSEGV: 11, SIGPIPE: 13, SIGTERM: 15 };
-
 /** The Status a client gets for how the process ended; a missing code is never reported as success. */
 export function statusForExit(exit: ExitStatus): Status {
   if (exit.code !== null) return exitCodeStatus(exit.code);
-  if (exit.signal !== null) return exitCodeStatus(128 + (SIGNAL_NUMBERS[exit.signal] ?? 0));
+  if (exit.signal !== null) {
+    // The shell convention: killed by signal n is exit status 128+n.
+    const number = (osConstants.signals as Record<string, number | undefined>)[exit.signal];
+    if (number !== undefined) return exitCodeStatus(128 + number);
+    return failureStatus('InternalError', `error executing command in container: the process was killed by ${exit.signal}`, 500);
+  }
   return failureStatus('InternalError', `error executing command in container: ${exit.error ?? 'the process ended without an exit status'}`, 500);
 }
 
@@ -62,13 +66,27 @@ export async function runExecSession(options: ExecSessionOptions): Promise<Sessi
   let goneArrived: (() => void) | null = null;
   const result: SessionResult = { outcome: 'exited', exit: null, status: null, bytesIn: 0, bytesOut: 0 };
 
+  // Input is paused while the process's stdin is full (one drain listener at a time) or while too
+  // much arrived before the process started; it resumes only when neither holds.
+  let stdinFull = false;
+  let pendingFull = false;
+  const updateInputFlow = (wasPaused: boolean) => {
+    const paused = stdinFull || pendingFull;
+    if (paused && !wasPaused) channels.pauseInput();
+    if (!paused && wasPaused) channels.resumeInput();
+  };
   const writeStdin = (data: Buffer) => {
     const stdin = process!.stdin!;
-    if (!stdin.write(data)) {
-      channels.pauseInput();
-      stdin.once('drain', () => channels.resumeInput());
-    }
+    if (stdin.write(data) || stdinFull) return;
+    const wasPaused = pendingFull;
+    stdinFull = true;
+    updateInputFlow(wasPaused);
+    stdin.once('drain', () => {
+      stdinFull = false;
+      updateInputFlow(true);
+    });
   };
+  const logRejection = (what: string) => (err: unknown) => log.warn({ err: (err as Error).message }, what);
 
   channels.attach({
     stdin(data) {
@@ -80,7 +98,10 @@ export async function runExecSession(options: ExecSessionOptions): Promise<Sessi
       }
       pendingStdin.push(data);
       pendingStdinBytes += data.length;
-      if (pendingStdinBytes > maxPendingStdin) channels.pauseInput();
+      if (pendingStdinBytes > maxPendingStdin && !pendingFull) {
+        pendingFull = true;
+        updateInputFlow(false);
+      }
     },
     stdinEnd() {
       stdinEnded = true;
@@ -88,7 +109,7 @@ export async function runExecSession(options: ExecSessionOptions): Promise<Sessi
     },
     resize(size) {
       latestSize = size;
-      if (process && spec.tty) void process.resize(size);
+      if (process && spec.tty) process.resize(size).catch(logRejection('resizing the terminal failed'));
       sizeArrived?.();
     },
     clientGone(reason) {
@@ -96,7 +117,7 @@ export async function runExecSession(options: ExecSessionOptions): Promise<Sessi
       result.outcome = 'disconnect';
       log.info({ reason }, 'client left the session');
       goneArrived?.();
-      if (process) void process.kill();
+      if (process) process.kill().catch(logRejection('ending the process failed'));
     },
     protocolError(message) {
       log.warn({ err: message }, 'client broke the stream protocol');
@@ -117,8 +138,9 @@ export async function runExecSession(options: ExecSessionOptions): Promise<Sessi
   }
   if (clientGone) return result;
 
+  const sizeAtStart = latestSize;
   try {
-    process = await backend.start({ ...spec, ...(spec.tty && latestSize ? { initialSize: latestSize } : {}) });
+    process = await backend.start({ ...spec, ...(spec.tty && sizeAtStart ? { initialSize: sizeAtStart } : {}) });
   } catch (err) {
     result.outcome = 'error';
     result.status = statusForStartError(err);
@@ -132,13 +154,18 @@ export async function runExecSession(options: ExecSessionOptions): Promise<Sessi
     return result;
   }
 
+  // A size that arrived while the process was starting.
+  if (spec.tty && latestSize && latestSize !== sizeAtStart) process.resize(latestSize).catch(logRejection('resizing the terminal failed'));
   if (process.stdin) {
     process.stdin.on('error', (err) => log.warn({ err: err.message }, 'writing to the process stdin failed'));
     for (const chunk of pendingStdin) writeStdin(chunk);
-    if (pendingStdinBytes > maxPendingStdin) channels.resumeInput();
     if (stdinEnded) process.stdin.end();
   }
   pendingStdin = [];
+  if (pendingFull) {
+    pendingFull = false;
+    updateInputFlow(true);
+  }
 
   const pumps = [pump(process.stdout, 'stdout'), pump(process.stderr, 'stderr')];
   result.exit = await process.exit;

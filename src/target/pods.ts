@@ -43,7 +43,12 @@ function preferred(a: PodContainer, b: PodContainer): PodContainer {
 
 export function synthesizePods(containers: ContainerSummary[]): PodView[] {
   const pods = new Map<string, PodView>();
-  for (const c of containers) {
+  // cri-dockerd's pods first: a plain container whose name collides with a pod in namespace
+  // `docker` must not hide or join it, whatever order the engine lists them in.
+  const isLabelled = (c: ContainerSummary) => Boolean(c.labels[LABEL_POD_NAMESPACE] && c.labels[LABEL_POD_NAME]);
+  const ordered = [...containers.filter(isLabelled), ...containers.filter((c) => !isLabelled(c))];
+  const labelledKeys = new Set<string>();
+  for (const c of ordered) {
     const namespace = c.labels[LABEL_POD_NAMESPACE];
     const podName = c.labels[LABEL_POD_NAME];
     const container: PodContainer = { name: c.name, containerId: c.id, image: c.image, state: c.state, startedAt: c.created };
@@ -52,12 +57,14 @@ export function synthesizePods(containers: ContainerSummary[]): PodView[] {
       if (isSandbox(c.labels)) continue;
       container.name = c.labels[LABEL_CONTAINER_NAME]!;
       key = `${namespace}/${podName}`;
+      labelledKeys.add(key);
       if (!pods.has(key)) {
         pods.set(key, { namespace, name: podName, uid: c.labels[LABEL_POD_UID] ?? `execlet-${namespace}-${podName}`, createdAt: c.created, containers: [] });
       }
     } else {
       if (c.state !== 'running') continue;
       key = `${DOCKER_NAMESPACE}/${c.name}`;
+      if (labelledKeys.has(key)) continue;
       pods.set(key, { namespace: DOCKER_NAMESPACE, name: c.name, uid: c.id, createdAt: c.created, containers: [] });
     }
     const pod = pods.get(key)!;

@@ -251,7 +251,7 @@ describe('error messages name the setting and its source', () => {
 
   it(
     'an invalid DOCKER_HOST is named as the source of the bad dockerHost',
-    { todo: 'bug: a dockerHost defaulted from DOCKER_HOST has no recorded source, so the error names no origin' },
+
     () => {
       assertConfigError(() => loadSettings([], { DOCKER_HOST: 'ssh://me@remote' }), 'invalid setting dockerHost (from DOCKER_HOST)');
     },

@@ -349,7 +349,7 @@ describe('runExecSession: stdin', () => {
 
   it(
     'pending stdin written into a full process stdin keeps input paused until it drains',
-    { todo: 'bug: after flushing pending stdin, resumeInput() is called unconditionally, undoing the pause writeStdin() just made' },
+
     async () => {
       const sink = new HeldWritable();
       const { channels, backend, session } = startSession({ stdin: true }, { hold: true, maxPendingStdin: 4, setup: (be) => (be.makeStdin = () => sink) });
@@ -371,7 +371,7 @@ describe('runExecSession: stdin', () => {
 
   it(
     'many pending chunks into a full process stdin add one drain listener, not one per chunk',
-    { todo: "bug: writeStdin() adds a stdin.once('drain') listener per refused write, so 11+ pending chunks trigger MaxListenersExceededWarning" },
+
     async () => {
       const sink = new HeldWritable();
       sink.setMaxListeners(100); // the count is asserted below; keep the warning out of the test output
@@ -472,7 +472,7 @@ describe('runExecSession: TTY size', () => {
 
   it(
     'a resize that arrives while the backend is starting the process is not lost',
-    { todo: 'bug: a resize during `await backend.start()` only updates latestSize; it is never sent to the process once it runs' },
+
     async () => {
       const { channels, backend, session } = startSession({ tty: true, stderr: false }, { initialSizeWaitMs: 10_000, hold: true });
       channels.h.resize({ width: 80, height: 24 });
@@ -737,7 +737,7 @@ describe('statusForExit', () => {
 
   it(
     'every signal is reported as 128+n, not only the listed ones',
-    { todo: 'bug: SIGNAL_NUMBERS lists 8 signals; others (SIGUSR1, SIGALRM, SIGBUS, …) become exit 128 (latent: the docker backend never reports a signal)' },
+
     () => {
       assert.equal(exitCode(statusForExit({ code: null, signal: 'SIGUSR1' })), 138);
       assert.equal(exitCode(statusForExit({ code: null, signal: 'SIGALRM' })), 142);

@@ -230,7 +230,6 @@ describe('synthesizePods: ordering', () => {
 
   it(
     'a plain container named like a cri-dockerd pod in namespace docker: same result in either listing order, labelled container kept',
-    { todo: 'bug: the plain container\'s pods.set() replaces an existing docker/NAME pod (its containers are lost) or, listed first, merges with it' },
     () => {
       const labelled = container('k8s_app_redis_docker_u_0', { id: 'labelled', pod: { namespace: 'docker', name: 'redis', uid: 'u', container: 'app' } });
       const plain = container('redis', { id: 'plain' });
