@@ -2,6 +2,7 @@
 // Entry point of the `execlet` command: dispatches to serve, version and help.
 import { ConfigError } from '../config/load.js';
 import { CredentialsError } from '../auth/local-credentials.js';
+import { BackendError } from '../backend/types.js';
 import { EXECLET_VERSION } from '../version.js';
 import { MAIN_HELP, serveHelp } from './help.js';
 import { serveCommand } from './serve.js';
@@ -32,7 +33,7 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (err: unknown) => {
-    if (err instanceof ConfigError || err instanceof CredentialsError) {
+    if (err instanceof ConfigError || err instanceof CredentialsError || err instanceof BackendError) {
       process.stderr.write(`execlet: ${err.message}\n`);
       process.exitCode = 2;
     } else {

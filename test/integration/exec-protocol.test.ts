@@ -143,6 +143,15 @@ describe('streams', () => {
   });
 });
 
+test('pings are answered while a session runs', async () => {
+  const ws = await openExec(agent, execPath('default', 'web', { command: ['sleep', '5'], container: 'app', stdout: true }));
+  const pong = once(ws, 'pong');
+  ws.ping(Buffer.from('are-you-there'));
+  const [payload] = (await pong) as [Buffer];
+  assert.equal(payload.toString(), 'are-you-there');
+  ws.terminate();
+});
+
 describe('disconnects leave no process behind', () => {
   const cases = [
     { name: 'dropped connection, no TTY', marker: 'sleep 1234001', tty: false, abrupt: true },

@@ -137,6 +137,18 @@ describe('TTY and exit codes', () => {
     }
   });
 
+  test('a process killed by a signal reports 128+n, with and without a TTY', async () => {
+    for (const tty of [false, true]) {
+      const r = await runExec(agent, 'default', 'isolated', {
+        command: ['sh', '-c', 'kill -TERM $$'],
+        container: 'app.nsenter',
+        stdout: true,
+        ...(tty ? { tty: true } : { stderr: true }),
+      });
+      assert.equal(exitCodeOf(r.error), 143, `tty=${tty}: ${r.error}`);
+    }
+  });
+
   test('stty size: the initial size, then every resize', async () => {
     const ws = await openExec(agent, execPath('default', 'isolated', { command: 'sh', container: 'app.nsenter', stdin: true, stdout: true, tty: true }));
     const result = collect(ws);
