@@ -17,4 +17,9 @@ export const metrics = {
     labelNames: ['mode', 'outcome'] as const,
     registers: [registry],
   }),
+  auditFailures: new Counter({
+    name: 'execlet_audit_write_failures_total',
+    help: 'Audit records that could not be written.',
+    registers: [registry],
+  }),
 };

@@ -92,15 +92,8 @@ function loadOrCreateSelfSigned(settings: Settings, listenHost: string): { servi
   return { serving, ca };
 }
 
+/** The agent's own token (STATE/token): the local operator's credential, written into the kubeconfig. */
 function loadOrCreateToken(settings: Settings): string {
-  if (settings.tokenFile) {
-    const token = readText(settings.tokenFile, 'token file')
-      .split('\n')
-      .map((line) => line.trim())
-      .find((line) => line.length > 0 && !line.startsWith('#'));
-    if (!token) throw new CredentialsError(`token file ${settings.tokenFile} holds no token`);
-    return token;
-  }
   const tokenPath = join(settings.stateDir, 'token');
   if (existsSync(tokenPath)) {
     const token = readText(tokenPath, 'token file').trim();

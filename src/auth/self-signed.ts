@@ -72,6 +72,27 @@ export function createServingCertificate(ca: KeyAndCert, commonName: string, hos
   return { keyPem, certPem: forge.pki.certificateToPem(cert) };
 }
 
+/** A client certificate for mTLS: the user in the subject CN, groups as O entries (as Kubernetes reads them). */
+export function createClientCertificate(ca: KeyAndCert, user: string, groups: string[] = [], validDays = 365): KeyAndCert {
+  const { forgeKey, keyPem, publicKey } = newRsaKey();
+  const caCert = forge.pki.certificateFromPem(ca.certPem);
+  const caKey = forge.pki.privateKeyFromPem(ca.keyPem);
+  const cert = forge.pki.createCertificate();
+  cert.publicKey = publicKey;
+  cert.serialNumber = serialNumber();
+  cert.validity.notBefore = new Date(Date.now() - 5 * 60 * 1000);
+  cert.validity.notAfter = new Date(Date.now() + validDays * DAY_MS);
+  cert.setSubject([{ name: 'commonName', value: user }, ...groups.map((group) => ({ name: 'organizationName', value: group }))]);
+  cert.setIssuer(caCert.subject.attributes);
+  cert.setExtensions([
+    { name: 'basicConstraints', cA: false },
+    { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
+    { name: 'extKeyUsage', clientAuth: true },
+  ]);
+  cert.sign(caKey, forge.md.sha256.create());
+  return { keyPem, certPem: forge.pki.certificateToPem(cert) };
+}
+
 /**
  * True when `certPem` is valid for at least `minDays` more days, names every host in `hosts`, and —
  * when `caPem` is given — was signed by that CA.

@@ -55,6 +55,11 @@ function convertText(descriptor: SettingDescriptor, raw: string, origin: string)
   switch (descriptor.kind) {
     case 'string':
       return raw;
+    case 'list':
+      return raw
+        .split(',')
+        .map((item) => item.trim())
+        .filter((item) => item.length > 0);
     case 'integer': {
       if (!/^-?\d+$/.test(raw.trim())) throw new ConfigError(`invalid setting ${descriptor.path} (from ${origin}): expected an integer, got ${JSON.stringify(raw)}`);
       return Number(raw.trim());
@@ -105,15 +110,17 @@ interface ParsedFlags {
 }
 
 function flagLayer(argv: string[], sources: Map<string, string>): ParsedFlags {
-  const options: Record<string, { type: 'string' | 'boolean' }> = {
+  const options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean }> = {
     config: { type: 'string' },
     'print-config': { type: 'boolean' },
     help: { type: 'boolean' },
   };
-  for (const descriptor of SETTINGS) options[descriptor.flag.slice(2)] = { type: descriptor.kind === 'boolean' ? 'boolean' : 'string' };
-  let values: Record<string, string | boolean | undefined>;
+  for (const descriptor of SETTINGS) {
+    options[descriptor.flag.slice(2)] = descriptor.kind === 'boolean' ? { type: 'boolean' } : descriptor.kind === 'list' ? { type: 'string', multiple: true } : { type: 'string' };
+  }
+  let values: Record<string, string | boolean | string[] | undefined>;
   try {
-    ({ values } = parseArgs({ args: argv, options, strict: true, allowPositionals: false }) as { values: Record<string, string | boolean | undefined> });
+    ({ values } = parseArgs({ args: argv, options, strict: true, allowPositionals: false }) as { values: Record<string, string | boolean | string[] | undefined> });
   } catch (err) {
     throw new ConfigError(`${(err as Error).message} (see execlet serve --help)`);
   }
@@ -121,7 +128,9 @@ function flagLayer(argv: string[], sources: Map<string, string>): ParsedFlags {
   for (const descriptor of SETTINGS) {
     const value = values[descriptor.flag.slice(2)];
     if (value === undefined) continue;
-    setPath(layer, descriptor.path, typeof value === 'boolean' ? value : convertText(descriptor, value, descriptor.flag));
+    const converted =
+      typeof value === 'boolean' ? value : Array.isArray(value) ? value.flatMap((v) => convertText(descriptor, v, descriptor.flag) as string[]) : convertText(descriptor, value, descriptor.flag);
+    setPath(layer, descriptor.path, converted);
     sources.set(descriptor.path, descriptor.flag);
   }
   return {
@@ -138,7 +147,8 @@ function describeIssue(issue: z.core.$ZodIssue, sources: Map<string, string>): s
     const where = path ? ` in ${path}` : '';
     return `unknown setting${issue.keys.length > 1 ? 's' : ''}${where}: ${issue.keys.join(', ')}`;
   }
-  const origin = sources.get(path);
+  // An element of a list is reported with the list's source.
+  const origin = issue.path.map((_, i) => sources.get(issue.path.slice(0, issue.path.length - i).map(String).join('.'))).find(Boolean);
   return `invalid setting ${path || '(root)'}${origin ? ` (from ${origin})` : ''}: ${issue.message}`;
 }
 

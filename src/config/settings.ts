@@ -17,6 +17,25 @@ const dockerHost = z
 
 const optionalPath = z.string().min(1, 'must not be empty').optional();
 
+/** A browser origin: scheme://host[:port], nothing else. */
+const origin = z.string().refine((value) => {
+  try {
+    const url = new URL(value);
+    return (url.protocol === 'https:' || url.protocol === 'http:') && url.origin === value;
+  } catch {
+    return false;
+  }
+}, 'expected an origin such as https://console.example.com (scheme, host and optional port; no path)');
+
+const regexSource = z.string().refine((value) => {
+  try {
+    new RegExp(value);
+    return true;
+  } catch {
+    return false;
+  }
+}, 'expected a regular expression');
+
 export const settingsSchema = z.strictObject({
   listen: listenAddress,
   dockerHost,
@@ -34,11 +53,21 @@ export const settingsSchema = z.strictObject({
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
   killGraceMs: z.number().int().min(0).max(60_000),
   nsenter: z.enum(['auto', 'enabled', 'disabled']),
+  policyFile: optionalPath,
+  allowedOrigins: z.array(origin),
+  audit: z.strictObject({
+    file: z.string().min(1, 'must not be empty (use "none" to turn the file off)').optional(),
+    stdout: z.boolean(),
+    maxBytes: z.number().int().min(4096),
+    keep: z.number().int().min(0).max(100),
+    failClosed: z.boolean(),
+    redact: z.array(regexSource),
+  }),
 });
 
 export type Settings = z.infer<typeof settingsSchema>;
 
-export type SettingKind = 'string' | 'boolean' | 'integer';
+export type SettingKind = 'string' | 'boolean' | 'integer' | 'list';
 
 export interface SettingDescriptor {
   /** Dotted path into Settings, e.g. `tls.certFile`; also the YAML key path. */
@@ -73,7 +102,13 @@ export const SETTINGS: readonly SettingDescriptor[] = [
   { path: 'tls.certFile', flag: '--tls-cert-file', env: 'EXECLET_TLS_CERT_FILE', kind: 'string', help: 'serving certificate (PEM); generated in the state dir when unset' },
   { path: 'tls.keyFile', flag: '--tls-key-file', env: 'EXECLET_TLS_KEY_FILE', kind: 'string', help: 'private key of the serving certificate (PEM)' },
   { path: 'tls.clientCAFile', flag: '--tls-client-ca-file', env: 'EXECLET_TLS_CLIENT_CA_FILE', kind: 'string', help: 'CA bundle for client certificates (PEM); reserved for mTLS' },
-  { path: 'tokenFile', flag: '--token-file', env: 'EXECLET_TOKEN_FILE', kind: 'string', help: 'file holding the bearer token; generated in the state dir when unset' },
+  {
+    path: 'tokenFile',
+    flag: '--token-file',
+    env: 'EXECLET_TOKEN_FILE',
+    kind: 'string',
+    help: 'bearer tokens of users, one per line: TOKEN-or-sha256:HEX USER [GROUP,GROUP…]; reloaded on change and SIGHUP',
+  },
   {
     path: 'insecureSelfSignedOnNetwork',
     flag: '--insecure-self-signed-on-network',
@@ -88,6 +123,45 @@ export const SETTINGS: readonly SettingDescriptor[] = [
     env: 'EXECLET_NSENTER',
     kind: 'string',
     help: 'the privileged nsenter, toolbox and node modes: enabled, disabled, or auto (enabled only on a loopback listener)',
+  },
+  {
+    path: 'policyFile',
+    flag: '--policy-file',
+    env: 'EXECLET_POLICY_FILE',
+    kind: 'string',
+    help: 'authorization policy (YAML or JSON); when set, everything it does not grant is denied',
+  },
+  {
+    path: 'allowedOrigins',
+    flag: '--allowed-origins',
+    env: 'EXECLET_ALLOWED_ORIGINS',
+    kind: 'list',
+    help: 'browser origins allowed to open streams (comma-separated); upgrades with any other Origin are refused',
+  },
+  {
+    path: 'audit.file',
+    flag: '--audit-file',
+    env: 'EXECLET_AUDIT_FILE',
+    kind: 'string',
+    help: 'audit log (JSON lines), rotated by size; "none" turns it off',
+    defaultText: 'STATE/audit.log',
+  },
+  { path: 'audit.stdout', flag: '--audit-stdout', env: 'EXECLET_AUDIT_STDOUT', kind: 'boolean', help: 'also write audit records to stdout' },
+  { path: 'audit.maxBytes', flag: '--audit-max-bytes', env: 'EXECLET_AUDIT_MAX_BYTES', kind: 'integer', help: 'rotate the audit file beyond this size' },
+  { path: 'audit.keep', flag: '--audit-keep', env: 'EXECLET_AUDIT_KEEP', kind: 'integer', help: 'rotated audit files kept' },
+  {
+    path: 'audit.failClosed',
+    flag: '--audit-fail-closed',
+    env: 'EXECLET_AUDIT_FAIL_CLOSED',
+    kind: 'boolean',
+    help: 'refuse sessions whose audit record cannot be written',
+  },
+  {
+    path: 'audit.redact',
+    flag: '--audit-redact',
+    env: 'EXECLET_AUDIT_REDACT',
+    kind: 'list',
+    help: 'extra regular expressions; command arguments matching one are redacted in the audit log',
   },
   { path: 'killGraceMs', flag: '--kill-grace-ms', env: 'EXECLET_KILL_GRACE_MS', kind: 'integer', help: 'milliseconds between SIGHUP and SIGKILL when a session ends its process' },
 ];
@@ -105,6 +179,8 @@ export function defaultSettings(env: NodeJS.ProcessEnv = process.env): Settings 
     logLevel: 'info',
     killGraceMs: 1000,
     nsenter: 'auto',
+    allowedOrigins: [],
+    audit: { stdout: false, maxBytes: 50 * 1024 * 1024, keep: 5, failClosed: false, redact: [] },
   };
 }
 

@@ -1,22 +1,37 @@
-// Builds the agent's HTTPS server: authentication, discovery, pods, exec, health and metrics.
+// Builds the agent's HTTPS server: authentication (mTLS, tokens, stream URLs), the Origin check,
+// discovery, pods, exec, the session API, health and metrics.
 import fastifyWebsocket from '@fastify/websocket';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
+import type { TLSSocket } from 'node:tls';
+import type { AuditLog } from '../auth/audit.js';
+import type { Authenticator, Identity } from '../auth/authenticate.js';
+import type { Authorizer } from '../auth/policy.js';
+import type { StreamTokenCache } from '../auth/stream-tokens.js';
 import { BackendError, type Backend } from '../backend/types.js';
-import type { TargetResolver } from '../target/resolve.js';
-import type { BearerTokenAuthenticator } from '../auth/bearer.js';
+import { registry as metricsRegistry } from '../metrics.js';
 import { negotiateSubprotocol } from '../protocol/subprotocols.js';
-import { registry } from '../metrics.js';
+import type { SessionRegistry } from '../session/registry.js';
+import type { TargetResolver } from '../target/resolve.js';
+import { auditRefusal } from './access.js';
 import { registerDiscoveryRoutes } from './discovery.js';
 import { registerExecRoutes } from './exec-routes.js';
 import { registerPodRoutes } from './pods-routes.js';
+import { registerSessionRoutes, type StreamGrant } from './session-routes.js';
 import { sendStatus } from './status-reply.js';
 
 export interface AppOptions {
-  tls: { key: string; cert: string };
-  authenticator: BearerTokenAuthenticator;
+  tls: { key: string; cert: string; clientCA?: string };
+  authenticator: Authenticator;
+  authorizer: Authorizer;
+  audit: AuditLog;
+  streamTokens: StreamTokenCache<StreamGrant>;
+  registry: SessionRegistry;
   docker: Backend;
   nsenter: Backend;
   resolver: TargetResolver;
+  nsenterEnabled: boolean;
+  /** Browser origins allowed to open WebSockets besides the agent's own. */
+  allowedOrigins: string[];
   /** Readiness: resolves when the engine answers. */
   checkEngine: () => Promise<void>;
   nodeName: string;
@@ -26,14 +41,50 @@ export interface AppOptions {
   maxClientMessageBytes?: number;
 }
 
+declare module 'fastify' {
+  interface FastifyRequest {
+    identity: Identity | null;
+  }
+}
+
 const UNAUTHENTICATED_PATHS = new Set(['/healthz', '/readyz']);
+const STREAM_PREFIX = '/v1/streams/';
+/** Routes whose refusals go to the audit log (discovery noise does not). */
+const AUDITED = /^\/(api\/v1\/namespaces\/[^/]+\/pods\/[^/]+\/exec|exec\/|v1\/)/;
+
+/** Request URLs are logged with stream tokens cut out: they are credentials. */
+export function redactUrl(url: string): string {
+  return url.startsWith(STREAM_PREFIX) ? `${STREAM_PREFIX}[redacted]` : url;
+}
+
+function isSameOrigin(origin: string, request: FastifyRequest): boolean {
+  try {
+    const url = new URL(origin);
+    return url.protocol === 'https:' && url.host === request.headers.host;
+  } catch {
+    return false;
+  }
+}
 
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
-    https: { key: options.tls.key, cert: options.tls.cert },
+    https: {
+      key: options.tls.key,
+      cert: options.tls.cert,
+      // Client certificates are asked for, checked against the client CA, and judged per request.
+      ...(options.tls.clientCA ? { ca: options.tls.clientCA, requestCert: true, rejectUnauthorized: false } : {}),
+    },
     logger: {
       level: options.logLevel,
       redact: { paths: ['req.headers.authorization', 'req.headers.cookie'], censor: '[redacted]' },
+      serializers: {
+        req: (request: { method: string; url: string; hostname?: string; ip?: string; socket?: { remotePort?: number } }) => ({
+          method: request.method,
+          url: redactUrl(request.url),
+          host: request.hostname,
+          remoteAddress: request.ip,
+        }),
+      },
     },
     // Engine listing can be slow under load; kubectl itself waits 32 s for discovery.
     requestTimeout: 0,
@@ -44,19 +95,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     options: {
       perMessageDeflate: false,
       maxPayload: options.maxClientMessageBytes ?? 4 * 1024 * 1024,
-      // Refusals happen before the upgrade (exec-routes); here the client's first supported choice wins.
+      // Refusals happen before the upgrade (exec routes); here the client's first supported choice wins.
       handleProtocols: (offered: Set<string>) => negotiateSubprotocol(offered) ?? false,
     },
-  });
-
-  app.addHook('onRequest', async (request, reply) => {
-    const path = request.url.split('?', 1)[0]!;
-    if (UNAUTHENTICATED_PATHS.has(path)) return;
-    const result = options.authenticator.check(request.headers.authorization);
-    if (!result.ok) {
-      request.log.info({ reason: result.reason }, 'authentication failed');
-      return sendStatus(reply, 401, 'Unauthorized: a valid bearer token is required', 'Unauthorized');
-    }
   });
 
   // A refused upgrade gets an HTTP response on the raw socket. @fastify/websocket destroys that
@@ -78,7 +119,27 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     setTimeout(() => socket.destroy(), 5000).unref();
   });
 
-  app.setNotFoundHandler((request, reply) => sendStatus(reply, 404, `the server could not find the requested resource (${request.method} ${request.url.split('?', 1)[0]})`));
+  app.decorateRequest('identity', null);
+  app.addHook('onRequest', async (request, reply) => {
+    const path = request.url.split('?', 1)[0]!;
+    // Cross-site WebSocket hijacking: a browser always sends Origin; only listed ones (and our own) may open streams.
+    const origin = request.headers.origin;
+    if (request.headers.upgrade && origin !== undefined && !options.allowedOrigins.includes(origin) && !isSameOrigin(origin, request)) {
+      const message = `cross-origin WebSocket from ${origin} refused: the origin is not in allowedOrigins (--allowed-origins)`;
+      if (AUDITED.test(path)) auditRefusal(options.audit, null, 403, 'Forbidden', message);
+      return sendStatus(reply, 403, message, 'Forbidden');
+    }
+    if (UNAUTHENTICATED_PATHS.has(path) || path.startsWith(STREAM_PREFIX)) return;
+    const outcome = options.authenticator.authenticate(request.headers.authorization, request.raw.socket as TLSSocket, request.ip);
+    if (!outcome.ok) {
+      request.log.info({ reason: outcome.reason }, 'authentication failed');
+      if (AUDITED.test(path)) auditRefusal(options.audit, null, 401, 'Unauthorized', `${outcome.message} (${outcome.reason}, from ${request.ip})`);
+      return sendStatus(reply, 401, outcome.message, 'Unauthorized');
+    }
+    request.identity = outcome.identity;
+  });
+
+  app.setNotFoundHandler((request, reply) => sendStatus(reply, 404, `the server could not find the requested resource (${request.method} ${redactUrl(request.url.split('?', 1)[0]!)})`));
   app.setErrorHandler((error: Error & { statusCode?: number }, request, reply) => {
     if (error instanceof BackendError) {
       const code = { NotFound: 404, Conflict: 409, Unavailable: 503, Internal: 500 }[error.kind];
@@ -91,7 +152,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   });
 
   app.get('/healthz', async () => 'ok');
-  app.get('/readyz', async (request, reply) => {
+  app.get('/readyz', async (_request, reply) => {
     try {
       await options.checkEngine();
       return 'ok';
@@ -99,15 +160,21 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       return sendStatus(reply, 503, `not ready: ${(err as Error).message}`);
     }
   });
-  app.get('/metrics', async (_request, reply) => reply.header('content-type', registry.contentType).send(await registry.metrics()));
+  app.get('/metrics', async (_request, reply) => reply.header('content-type', metricsRegistry.contentType).send(await metricsRegistry.metrics()));
 
   registerDiscoveryRoutes(app);
   registerPodRoutes(app, options.resolver, options.nodeName);
-  registerExecRoutes(app, {
+  const execDeps = {
     docker: options.docker,
     nsenter: options.nsenter,
     resolver: options.resolver,
+    authorizer: options.authorizer,
+    audit: options.audit,
+    registry: options.registry,
+    nodeName: options.nodeName,
     outputHighWaterMark: options.outputHighWaterMark ?? 1024 * 1024,
-  });
+  };
+  registerExecRoutes(app, execDeps);
+  registerSessionRoutes(app, { ...execDeps, streamTokens: options.streamTokens, nsenterEnabled: options.nsenterEnabled });
   return app;
 }

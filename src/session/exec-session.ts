@@ -11,7 +11,13 @@ export interface SessionLogger {
   warn(obj: object, msg: string): void;
 }
 
-export type SessionOutcome = 'exited' | 'disconnect' | 'error';
+export type SessionOutcome = 'exited' | 'disconnect' | 'error' | 'idle' | 'maxDuration' | 'killed' | 'shutdown';
+
+/** Why the owner ends a session from outside (agent shutdown, policy change), given as an AbortSignal's reason. */
+export interface SessionStop {
+  outcome: 'killed' | 'shutdown';
+  message: string;
+}
 
 export interface SessionResult {
   outcome: SessionOutcome;
@@ -28,8 +34,23 @@ export interface ExecSessionOptions {
   log: SessionLogger;
   /** With a TTY, how long to wait for the client's first terminal size before starting anyway. */
   initialSizeWaitMs?: number;
+  /** A terminal size known before the stream opened; no need to wait for the client's. */
+  initialSize?: TerminalSize;
   /** Stdin buffered before the process is running; input is paused beyond this. */
   maxPendingStdin?: number;
+  /** Ends the session when neither input nor output moved for this long. */
+  idleTimeoutMs?: number;
+  /** Ends the session this long after it started. */
+  maxDurationMs?: number;
+  /** Ends the session from outside; the signal's reason is a SessionStop. */
+  stop?: AbortSignal;
+}
+
+function formatDuration(ms: number): string {
+  const seconds = Math.round(ms / 1000);
+  if (seconds % 3600 === 0 && seconds >= 3600) return `${seconds / 3600}h`;
+  if (seconds % 60 === 0 && seconds >= 60) return `${seconds / 60}m`;
+  return `${seconds}s`;
 }
 
 /** The Status a client gets for how the process ended; a missing code is never reported as success. */
@@ -61,7 +82,7 @@ export async function runExecSession(options: ExecSessionOptions): Promise<Sessi
   let stdinEnded = false;
   let pendingStdin: Buffer[] = [];
   let pendingStdinBytes = 0;
-  let latestSize: TerminalSize | undefined;
+  let latestSize: TerminalSize | undefined = options.initialSize;
   let sizeArrived: (() => void) | null = null;
   let goneArrived: (() => void) | null = null;
   const result: SessionResult = { outcome: 'exited', exit: null, status: null, bytesIn: 0, bytesOut: 0 };
@@ -88,110 +109,162 @@ export async function runExecSession(options: ExecSessionOptions): Promise<Sessi
   };
   const logRejection = (what: string) => (err: unknown) => log.warn({ err: (err as Error).message }, what);
 
-  channels.attach({
-    stdin(data) {
-      result.bytesIn += data.length;
-      if (!spec.stdin) return;
-      if (process?.stdin) {
-        writeStdin(data);
-        return;
-      }
-      pendingStdin.push(data);
-      pendingStdinBytes += data.length;
-      if (pendingStdinBytes > maxPendingStdin && !pendingFull) {
-        pendingFull = true;
-        updateInputFlow(false);
-      }
-    },
-    stdinEnd() {
-      stdinEnded = true;
-      process?.stdin?.end();
-    },
-    resize(size) {
-      latestSize = size;
-      if (process && spec.tty) process.resize(size).catch(logRejection('resizing the terminal failed'));
-      sizeArrived?.();
-    },
-    clientGone(reason) {
-      clientGone = true;
-      result.outcome = 'disconnect';
-      log.info({ reason }, 'client left the session');
-      goneArrived?.();
-      if (process) process.kill().catch(logRejection('ending the process failed'));
-    },
-    protocolError(message) {
-      log.warn({ err: message }, 'client broke the stream protocol');
-    },
-  });
-  channels.sendReady();
-
-  if (spec.tty && latestSize === undefined) {
-    // kubectl sends the size as its first frame; starting after it gives the process the right size.
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, options.initialSizeWaitMs ?? 300);
-      sizeArrived = goneArrived = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-    });
-    sizeArrived = goneArrived = null;
+  // Ending from the agent's side (timeouts, stop): the process is killed and this Status is sent instead of its exit.
+  let endStatus: Status | null = null;
+  let endArrived: (() => void) | null = null;
+  const endSession = (outcome: SessionOutcome, status: Status) => {
+    if (endStatus || clientGone) return;
+    endStatus = status;
+    result.outcome = outcome;
+    log.info({ outcome, reason: status.message }, 'ending the session');
+    endArrived?.();
+    if (process) process.kill().catch(logRejection('ending the process failed'));
+  };
+  let lastActivity = Date.now();
+  const timers: NodeJS.Timeout[] = [];
+  if (options.maxDurationMs !== undefined) {
+    const limit = options.maxDurationMs;
+    timers.push(setTimeout(() => endSession('maxDuration', failureStatus('Timeout', `session ended: it reached its maximum duration of ${formatDuration(limit)}`, 504)), limit));
   }
-  if (clientGone) return result;
-
-  const sizeAtStart = latestSize;
+  if (options.idleTimeoutMs !== undefined) {
+    const limit = options.idleTimeoutMs;
+    const checkIdle = () => {
+      const quiet = Date.now() - lastActivity;
+      if (quiet >= limit) endSession('idle', failureStatus('Timeout', `session ended: no input or output for ${formatDuration(limit)} (idle timeout)`, 504));
+      else timers.push(setTimeout(checkIdle, limit - quiet));
+    };
+    timers.push(setTimeout(checkIdle, limit));
+  }
+  const onStop = () => {
+    const reason = options.stop!.reason as SessionStop;
+    endSession(reason.outcome, failureStatus(reason.outcome === 'shutdown' ? 'ServiceUnavailable' : 'Forbidden', reason.message, reason.outcome === 'shutdown' ? 503 : 403));
+  };
+  options.stop?.addEventListener('abort', onStop, { once: true });
   try {
-    process = await backend.start({ ...spec, ...(spec.tty && sizeAtStart ? { initialSize: sizeAtStart } : {}) });
-  } catch (err) {
-    result.outcome = 'error';
-    result.status = statusForStartError(err);
-    log.warn({ err: (err as Error).message }, 'process did not start');
-    channels.finish(result.status);
-    return result;
-  }
-  if (clientGone) {
-    await process.kill();
-    result.exit = await process.exit;
-    return result;
+    return await run();
+  } finally {
+    for (const timer of timers) clearTimeout(timer);
+    options.stop?.removeEventListener('abort', onStop);
   }
 
-  // A size that arrived while the process was starting.
-  if (spec.tty && latestSize && latestSize !== sizeAtStart) process.resize(latestSize).catch(logRejection('resizing the terminal failed'));
-  if (process.stdin) {
-    process.stdin.on('error', (err) => log.warn({ err: err.message }, 'writing to the process stdin failed'));
-    for (const chunk of pendingStdin) writeStdin(chunk);
-    if (stdinEnded) process.stdin.end();
-  }
-  pendingStdin = [];
-  if (pendingFull) {
-    pendingFull = false;
-    updateInputFlow(true);
-  }
+  async function run(): Promise<SessionResult> {
 
-  const pumps = [pump(process.stdout, 'stdout'), pump(process.stderr, 'stderr')];
-  result.exit = await process.exit;
-  await Promise.all(pumps);
-  if (!clientGone) {
-    result.status = statusForExit(result.exit);
-    channels.finish(result.status);
-  }
-  return result;
-
-  function pump(stream: Readable | null, name: OutputStreamName): Promise<void> {
-    if (!stream) return Promise.resolve();
-    return new Promise((resolve) => {
-      stream.on('data', (chunk: Buffer) => {
-        result.bytesOut += chunk.length;
-        if (!channels.write(name, chunk)) {
-          stream.pause();
-          channels.onceDrained(() => stream.resume());
+    channels.attach({
+      stdin(data) {
+        result.bytesIn += data.length;
+        lastActivity = Date.now();
+        if (!spec.stdin) return;
+        if (process?.stdin) {
+          writeStdin(data);
+          return;
         }
-      });
-      stream.once('end', resolve);
-      stream.once('close', resolve);
-      stream.once('error', (err) => {
-        log.warn({ err: err.message, stream: name }, 'reading process output failed');
-        resolve();
-      });
+        pendingStdin.push(data);
+        pendingStdinBytes += data.length;
+        if (pendingStdinBytes > maxPendingStdin && !pendingFull) {
+          pendingFull = true;
+          updateInputFlow(false);
+        }
+      },
+      stdinEnd() {
+        stdinEnded = true;
+        process?.stdin?.end();
+      },
+      resize(size) {
+        latestSize = size;
+        if (process && spec.tty) process.resize(size).catch(logRejection('resizing the terminal failed'));
+        sizeArrived?.();
+      },
+      clientGone(reason) {
+        clientGone = true;
+        result.outcome = 'disconnect';
+        log.info({ reason }, 'client left the session');
+        goneArrived?.();
+        if (process) process.kill().catch(logRejection('ending the process failed'));
+      },
+      protocolError(message) {
+        log.warn({ err: message }, 'client broke the stream protocol');
+      },
     });
+    channels.sendReady();
+
+    if (spec.tty && latestSize === undefined) {
+      // kubectl sends the size as its first frame; starting after it gives the process the right size.
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, options.initialSizeWaitMs ?? 300);
+        sizeArrived = goneArrived = endArrived = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      sizeArrived = goneArrived = endArrived = null;
+    }
+    if (clientGone) return result;
+    if (endStatus) {
+      result.status = endStatus;
+      channels.finish(endStatus);
+      return result;
+    }
+
+    const sizeAtStart = latestSize;
+    try {
+      process = await backend.start({ ...spec, ...(spec.tty && sizeAtStart ? { initialSize: sizeAtStart } : {}) });
+    } catch (err) {
+      result.outcome = 'error';
+      result.status = statusForStartError(err);
+      log.warn({ err: (err as Error).message }, 'process did not start');
+      channels.finish(result.status);
+      return result;
+    }
+    if (clientGone || endStatus) {
+      await process.kill();
+      result.exit = await process.exit;
+      if (endStatus && !clientGone) {
+        result.status = endStatus;
+        channels.finish(endStatus);
+      }
+      return result;
+    }
+
+    // A size that arrived while the process was starting.
+    if (spec.tty && latestSize && latestSize !== sizeAtStart) process.resize(latestSize).catch(logRejection('resizing the terminal failed'));
+    if (process.stdin) {
+      process.stdin.on('error', (err) => log.warn({ err: err.message }, 'writing to the process stdin failed'));
+      for (const chunk of pendingStdin) writeStdin(chunk);
+      if (stdinEnded) process.stdin.end();
+    }
+    pendingStdin = [];
+    if (pendingFull) {
+      pendingFull = false;
+      updateInputFlow(true);
+    }
+
+    const pumps = [pump(process.stdout, 'stdout'), pump(process.stderr, 'stderr')];
+    result.exit = await process.exit;
+    await Promise.all(pumps);
+    if (!clientGone) {
+      result.status = endStatus ?? statusForExit(result.exit);
+      channels.finish(result.status);
+    }
+    return result;
+
+    function pump(stream: Readable | null, name: OutputStreamName): Promise<void> {
+      if (!stream) return Promise.resolve();
+      return new Promise((resolve) => {
+        stream.on('data', (chunk: Buffer) => {
+          result.bytesOut += chunk.length;
+          lastActivity = Date.now();
+          if (!channels.write(name, chunk)) {
+            stream.pause();
+            channels.onceDrained(() => stream.resume());
+          }
+        });
+        stream.once('end', resolve);
+        stream.once('close', resolve);
+        stream.once('error', (err) => {
+          log.warn({ err: err.message, stream: name }, 'reading process output failed');
+          resolve();
+        });
+      });
+    }
   }
 }

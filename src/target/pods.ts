@@ -16,6 +16,8 @@ export interface PodContainer {
   image: string;
   state: string;
   startedAt: number;
+  /** The engine labels of the container (policy label selectors). */
+  labels: Record<string, string>;
 }
 
 export interface PodView {
@@ -51,7 +53,7 @@ export function synthesizePods(containers: ContainerSummary[]): PodView[] {
   for (const c of ordered) {
     const namespace = c.labels[LABEL_POD_NAMESPACE];
     const podName = c.labels[LABEL_POD_NAME];
-    const container: PodContainer = { name: c.name, containerId: c.id, image: c.image, state: c.state, startedAt: c.created };
+    const container: PodContainer = { name: c.name, containerId: c.id, image: c.image, state: c.state, startedAt: c.created, labels: c.labels };
     let key: string;
     if (namespace && podName) {
       if (isSandbox(c.labels)) continue;

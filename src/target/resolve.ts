@@ -10,6 +10,21 @@ export interface Target {
   container: PodContainer;
   mode: ExecMode;
   place: ExecPlace;
+  /** Set when the caller named a host process directly. */
+  hostPid?: number;
+}
+
+/** What the JSON session API names: one of a pod/container, a container id or name, a host PID, or the node. */
+export type ExplicitTarget =
+  | { namespace: string; pod: string; container?: string | undefined }
+  | { container: string }
+  | { pid: number }
+  | { node: true };
+
+export interface ExplicitTargetRequest {
+  target: ExplicitTarget;
+  mode: 'exec' | 'nsenter' | 'toolbox';
+  namespaces?: string[];
 }
 
 export type TargetRefusalReason = 'NotFound' | 'BadRequest' | 'Conflict' | 'Forbidden';
@@ -79,7 +94,7 @@ export class TargetResolver {
       name: this.options.nodeName,
       uid: `execlet-node-${this.options.nodeName}`,
       createdAt: bootTime,
-      containers: [{ name: NODE_CONTAINER, containerId: '', image: 'node', state: 'running', startedAt: bootTime }],
+      containers: [{ name: NODE_CONTAINER, containerId: '', image: 'node', state: 'running', startedAt: bootTime, labels: {} }],
     };
   }
 
@@ -93,34 +108,77 @@ export class TargetResolver {
     return (await this.listPods()).find((pod) => pod.namespace === namespace && pod.name === name) ?? null;
   }
 
+  /** A pod/container as kubectl names it: the mode comes from the container name's suffix. */
   async resolve(request: TargetRequest): Promise<Target> {
     const pod = await this.findPod(request.namespace, request.pod);
     if (!pod) {
       if (request.namespace === NODE_NAMESPACE && !this.options.nsenterEnabled) throw nsenterDisabled('node');
       throw podNotFound(request.namespace, request.pod);
     }
-    let namespaces: LinuxNamespace[] = [];
-    try {
-      namespaces = parseNamespaces(request.namespaces);
-    } catch (err) {
-      throw new TargetError((err as Error).message, 400, 'BadRequest');
-    }
+    const namespaces = parseNamespaceList(request.namespaces);
+    if (pod.namespace === NODE_NAMESPACE) return this.#nodeTarget(pod, request.container, request.rules, namespaces);
+    const { container, mode } = splitModeSuffix(request.container);
+    return this.#inPod(pod, container, mode, namespaces, request.rules);
+  }
 
-    if (pod.namespace === NODE_NAMESPACE) {
-      const container = chooseContainer(pod, request.container, request.rules);
-      if (!this.options.nsenterEnabled) throw nsenterDisabled('node');
-      return { pod, container, mode: 'node', place: { kind: 'namespaces', pid: this.#nodePid, namespaces: namespaces.length > 0 ? namespaces : [...DEFAULT_NSENTER_NAMESPACES], toolbox: false } };
+  /** The JSON session API: the mode is explicit and the target may be a container id or name, a host PID, or the node. */
+  async resolveExplicit(request: ExplicitTargetRequest): Promise<Target> {
+    const namespaces = parseNamespaceList(request.namespaces ?? []);
+    const { target, mode } = request;
+    if ('node' in target) return this.#nodeTarget(this.nodePod(), undefined, 'apiserver', namespaces);
+    if ('pid' in target) {
+      if (mode === 'exec') throw new TargetError('a host PID is reached through the nsenter or toolbox mode, not exec', 400, 'BadRequest');
+      if (!this.options.nsenterEnabled) throw nsenterDisabled(mode);
+      if (!existsSync(`/proc/${target.pid}/ns`)) throw new TargetError(`process ${target.pid} does not exist on this node`, 404, 'NotFound');
+      const node = this.nodePod();
+      return {
+        pod: node,
+        container: node.containers[0]!,
+        mode,
+        place: { kind: 'namespaces', pid: target.pid, namespaces: chooseNamespaces(mode, namespaces), toolbox: mode === 'toolbox' },
+        hostPid: target.pid,
+      };
     }
+    if ('namespace' in target) {
+      const pod = await this.findPod(target.namespace, target.pod);
+      if (!pod) throw podNotFound(target.namespace, target.pod);
+      if (pod.namespace === NODE_NAMESPACE) return this.#nodeTarget(pod, target.container, 'apiserver', namespaces);
+      return this.#inPod(pod, target.container, mode, namespaces, 'apiserver');
+    }
+    const containers = await this.catalog.listContainers();
+    const ref = target.container;
+    const matches = containers.filter((c) => c.id === ref || c.name === ref || (ref.length >= 12 && c.id.startsWith(ref)));
+    if (matches.length === 0) throw new TargetError(`container "${ref}" not found on this node`, 404, 'NotFound');
+    if (matches.length > 1) throw new TargetError(`container "${ref}" is ambiguous: ${matches.length} containers match`, 400, 'BadRequest');
+    const match = matches[0]!;
+    const pod = synthesizePods(containers).find((p) => p.containers.some((c) => c.containerId === match.id));
+    if (!pod) {
+      throw new TargetError(`container "${ref}" is not reachable (it is a pod sandbox, or not running: ${match.state})`, 409, 'Conflict');
+    }
+    const container = pod.containers.find((c) => c.containerId === match.id)!;
+    return this.#inPod(pod, container.name, mode, namespaces, 'apiserver');
+  }
 
-    const { container: name, mode } = splitModeSuffix(request.container);
-    const container = chooseContainer(pod, name, request.rules);
+  #nodeTarget(pod: PodView, requested: string | undefined, rules: TargetRules, namespaces: LinuxNamespace[]): Target {
+    const container = chooseContainer(pod, requested, rules);
+    if (!this.options.nsenterEnabled) throw nsenterDisabled('node');
+    return {
+      pod,
+      container,
+      mode: 'node',
+      place: { kind: 'namespaces', pid: this.#nodePid, namespaces: namespaces.length > 0 ? namespaces : [...DEFAULT_NSENTER_NAMESPACES], toolbox: false },
+    };
+  }
+
+  async #inPod(pod: PodView, name: string | undefined, mode: Exclude<ExecMode, 'node'>, namespaces: LinuxNamespace[], rules: TargetRules): Promise<Target> {
+    const container = chooseContainer(pod, name, rules);
     if (mode === 'exec') {
       if (namespaces.length > 0) throw new TargetError('namespaces apply only to the nsenter mode (container name suffix .nsenter)', 400, 'BadRequest');
       return { pod, container, mode, place: { kind: 'container', containerId: container.containerId } };
     }
     if (!this.options.nsenterEnabled) throw nsenterDisabled(mode);
     if (mode === 'toolbox' && namespaces.length > 0) {
-      throw new TargetError(`the toolbox view always enters ${TOOLBOX_NAMESPACES.join(', ')}; use .nsenter to choose namespaces`, 400, 'BadRequest');
+      throw new TargetError(`the toolbox view always enters ${TOOLBOX_NAMESPACES.join(', ')}; use the nsenter mode to choose namespaces`, 400, 'BadRequest');
     }
     const pid = await this.catalog.containerPid(container.containerId);
     if (pid <= 0) {
@@ -133,8 +191,20 @@ export class TargetResolver {
         'Conflict',
       );
     }
-    const chosen = mode === 'toolbox' ? [...TOOLBOX_NAMESPACES] : namespaces.length > 0 ? namespaces : [...DEFAULT_NSENTER_NAMESPACES];
-    return { pod, container, mode, place: { kind: 'namespaces', pid, namespaces: chosen, toolbox: mode === 'toolbox' } };
+    return { pod, container, mode, place: { kind: 'namespaces', pid, namespaces: chooseNamespaces(mode, namespaces), toolbox: mode === 'toolbox' } };
+  }
+}
+
+function chooseNamespaces(mode: 'nsenter' | 'toolbox', requested: LinuxNamespace[]): LinuxNamespace[] {
+  if (mode === 'toolbox') return [...TOOLBOX_NAMESPACES];
+  return requested.length > 0 ? requested : [...DEFAULT_NSENTER_NAMESPACES];
+}
+
+function parseNamespaceList(values: string[]): LinuxNamespace[] {
+  try {
+    return parseNamespaces(values);
+  } catch (err) {
+    throw new TargetError((err as Error).message, 400, 'BadRequest');
   }
 }
 

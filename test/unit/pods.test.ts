@@ -190,7 +190,7 @@ describe('synthesizePods: plain containers', () => {
     assert.equal(pod.name, 'redis');
     assert.equal(pod.uid, 'abc123');
     assert.equal(pod.createdAt, 77);
-    assert.deepEqual(pod.containers, [{ name: 'redis', containerId: 'abc123', image: 'redis:7', state: 'running', startedAt: 77 }]);
+    assert.deepEqual(pod.containers, [{ name: 'redis', containerId: 'abc123', image: 'redis:7', state: 'running', startedAt: 77, labels: {} }]);
   });
 
   it('unlabelled containers that are not running are left out', () => {
@@ -247,7 +247,7 @@ describe('chooseContainer', () => {
     name: 'web',
     uid: 'u',
     createdAt: 0,
-    containers: containers.map((c, i) => ({ name: c.name, containerId: `cid${i}`, image: 'img', state: c.state ?? 'running', startedAt: 0 })),
+    containers: containers.map((c, i) => ({ name: c.name, containerId: `cid${i}`, image: 'img', state: c.state ?? 'running', startedAt: 0, labels: {} })),
   });
 
   it('defaults to the only container, under both rules', () => {

@@ -303,34 +303,15 @@ describe('prepareLocalCredentials: configured TLS files', () => {
   });
 });
 
-describe('prepareLocalCredentials: token file', () => {
-  function tokenFile(text: string): string {
+describe('prepareLocalCredentials: the local token', () => {
+  it('is generated once in the state dir, even when a token file of other users is configured', () => {
     const path = join(root, `token-${++dirCount}`);
-    writeFileSync(path, text);
-    return path;
-  }
-
-  it('uses the first non-comment, non-blank line, trimmed', () => {
-    const s = settings({ tokenFile: tokenFile('# a comment\n\n   # indented comment\r\n  the-token-value  \r\nsecond-line\n') });
-    const creds = prepareLocalCredentials(s);
-    assert.equal(creds.token, 'the-token-value');
-    assert.equal(existsSync(join(s.stateDir, 'token')), false, 'no generated token when a token file is set');
-  });
-
-  it('a short token from the operator is used as is', () => {
-    assert.equal(prepareLocalCredentials(settings({ tokenFile: tokenFile('abc') })).token, 'abc');
-  });
-
-  it('refuses an empty or comment-only token file', () => {
-    for (const text of ['', '\n\n', '# only a comment\n   \n#another\n']) {
-      const path = tokenFile(text);
-      credentialsError(() => prepareLocalCredentials(settings({ tokenFile: path })), `token file ${path} holds no token`);
-    }
-  });
-
-  it('refuses a missing token file, naming it', () => {
-    const path = join(root, 'no-such-token');
-    credentialsError(() => prepareLocalCredentials(settings({ tokenFile: path })), `cannot read token file ${path}`);
+    writeFileSync(path, 'someone-elses-token alice team-a\n');
+    const s = settings({ tokenFile: path });
+    const first = prepareLocalCredentials(s);
+    assert.notEqual(first.token, 'someone-elses-token');
+    assert.equal(readFileSync(join(s.stateDir, 'token'), 'utf8').trim(), first.token);
+    assert.equal(prepareLocalCredentials(s).token, first.token, 'reused on the next start');
   });
 });
 

@@ -1,0 +1,198 @@
+// Bearer tokens of many users, read from a file and reloaded (on request or on change) without
+// ever dropping the entries in use: a file that fails to read or parse leaves the previous set active.
+//
+// File format, one entry per line; blank lines and lines whose first non-blank character is `#` are
+// ignored (there are no trailing comments, so a `#` inside a token is part of the token):
+//
+//   TOKEN_OR_HASH USER [GROUP[,GROUP...]]
+//
+// TOKEN_OR_HASH is the token itself or `sha256:<64 lowercase hex>` of its UTF-8 bytes. Fields are
+// separated by whitespace; user and group names are any non-blank strings. Each token may appear
+// once (a token listed both in plain and in hashed form is a duplicate too).
+//
+// Only SHA-256 digests are kept in memory, and no error message ever contains a token or a hash.
+import { createHash } from 'node:crypto';
+import { readFileSync, watch as watchFs, type FSWatcher } from 'node:fs';
+import { basename, dirname } from 'node:path';
+
+export interface TokenIdentity {
+  user: string;
+  groups: string[];
+}
+
+export class TokenFileError extends Error {
+  /** `source` is the file (or other origin) the text came from; `line` is 1-based, null when not about one line. */
+  constructor(
+    message: string,
+    readonly source: string,
+    readonly line: number | null = null,
+  ) {
+    super(line === null ? `${source}: ${message}` : `${source} line ${line}: ${message}`);
+    this.name = 'TokenFileError';
+  }
+}
+
+const HASH_PREFIX = 'sha256:';
+const HEX_DIGEST = /^[0-9a-f]{64}$/;
+/** Name the Kubernetes secret/configMap volume writer swaps atomically when a mounted secret changes. */
+const KUBERNETES_DATA_LINK = '..data';
+const WATCH_DEBOUNCE_MS = 100;
+
+function sha256Hex(value: string): string {
+  return createHash('sha256').update(value, 'utf8').digest('hex');
+}
+
+/**
+ * Parses the token file text. Returns SHA-256 hex of each token → identity.
+ * Throws TokenFileError naming `source` and the line; the message never includes the token or hash.
+ */
+export function parseTokenFile(text: string, source: string): Map<string, TokenIdentity> {
+  const entries = new Map<string, TokenIdentity>();
+  const firstLineOf = new Map<string, number>();
+  const lines = text.split(/\r?\n/);
+  for (let index = 0; index < lines.length; index++) {
+    const lineNumber = index + 1;
+    const line = lines[index]!.trim();
+    if (line === '' || line.startsWith('#')) continue;
+
+    const fields = line.split(/\s+/);
+    if (fields.length < 2 || fields.length > 3) {
+      throw new TokenFileError(`expected "TOKEN USER [GROUPS]", found ${fields.length} field${fields.length === 1 ? '' : 's'}`, source, lineNumber);
+    }
+    const [tokenOrHash, user, groupList] = fields as [string, string, string | undefined];
+
+    let digest: string;
+    if (tokenOrHash.startsWith(HASH_PREFIX)) {
+      digest = tokenOrHash.slice(HASH_PREFIX.length);
+      if (!HEX_DIGEST.test(digest)) {
+        throw new TokenFileError(`a "${HASH_PREFIX}" entry must be followed by exactly 64 lowercase hex digits`, source, lineNumber);
+      }
+    } else {
+      digest = sha256Hex(tokenOrHash);
+    }
+
+    const groups = groupList === undefined ? [] : groupList.split(',');
+    if (groups.some((group) => group === '')) {
+      throw new TokenFileError(`empty group name in the group list of user "${user}" (groups are separated by single commas)`, source, lineNumber);
+    }
+
+    const earlier = firstLineOf.get(digest);
+    if (earlier !== undefined) throw new TokenFileError(`duplicate token (already on line ${earlier})`, source, lineNumber);
+    firstLineOf.set(digest, lineNumber);
+    entries.set(digest, { user, groups });
+  }
+  return entries;
+}
+
+function readAndParse(file: string): Map<string, TokenIdentity> {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new TokenFileError(`cannot read the token file: ${(err as Error).message}`, file);
+  }
+  return parseTokenFile(text, file);
+}
+
+function asTokenFileError(err: unknown, file: string): TokenFileError {
+  return err instanceof TokenFileError ? err : new TokenFileError(`unexpected error: ${String((err as Error)?.message ?? err)}`, file);
+}
+
+export class TokenFile {
+  readonly #file: string;
+  #entries: Map<string, TokenIdentity>;
+
+  private constructor(file: string, entries: Map<string, TokenIdentity>) {
+    this.#file = file;
+    this.#entries = entries;
+  }
+
+  /** Reads and parses `file`; throws TokenFileError when it cannot. */
+  static load(file: string): TokenFile {
+    return new TokenFile(file, readAndParse(file));
+  }
+
+  /** The file this set was loaded from. */
+  get file(): string {
+    return this.#file;
+  }
+
+  /** Number of tokens currently accepted. */
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  /**
+   * The identity the presented token belongs to, or null.
+   *
+   * Why a Map lookup is safe here without timingSafeEqual: the presented token is hashed first and the
+   * map is keyed by the hex SHA-256 digest, so the only thing whose comparison time can vary is the
+   * digest. Learning how many leading digest characters of a guess match a stored digest tells an
+   * attacker nothing usable about any token (they would need a SHA-256 preimage), and the token itself
+   * is never compared, so there is no byte-by-byte timing oracle on it.
+   */
+  lookup(token: string): TokenIdentity | null {
+    if (typeof token !== 'string' || token.length === 0) return null;
+    const identity = this.#entries.get(sha256Hex(token));
+    // A copy, so a caller cannot change what the next lookup returns.
+    return identity === undefined ? null : { user: identity.user, groups: [...identity.groups] };
+  }
+
+  /** Re-reads the file. On error the previous entries stay in force and the error is returned (never thrown). */
+  reload(): TokenFileError | null {
+    try {
+      this.#entries = readAndParse(this.#file);
+      return null;
+    } catch (err) {
+      return asTokenFileError(err, this.#file);
+    }
+  }
+
+  /**
+   * Watches the file and reloads it on change, debounced by ~100 ms; calls `onReload(error | null)`
+   * after each reload (and with an error if the watcher itself fails). The directory is watched, not
+   * the file, so editors and tools that replace the file (write a temporary file, then rename it over)
+   * are followed; a change to `..data` in that directory also triggers a reload, which is how a mounted
+   * Kubernetes secret or configMap is updated. Throws TokenFileError when the directory cannot be
+   * watched. Returns a function that stops watching (safe to call more than once); until it is
+   * called the watcher keeps the process alive, like any fs.watch.
+   */
+  watch(onReload: (error: TokenFileError | null) => void): () => void {
+    const directory = dirname(this.#file);
+    const name = basename(this.#file);
+    let timer: NodeJS.Timeout | null = null;
+    let stopped = false;
+
+    const reloadNow = (): void => {
+      timer = null;
+      if (stopped) return;
+      onReload(this.reload());
+    };
+
+    let watcher: FSWatcher;
+    try {
+      watcher = watchFs(directory, { persistent: true }, (_event, filename) => {
+        if (stopped) return;
+        // Some platforms do not report the name; then any change in the directory may be ours.
+        const changed = filename === null ? null : filename.toString();
+        if (changed !== null && changed !== name && changed !== KUBERNETES_DATA_LINK) return;
+        if (timer !== null) clearTimeout(timer);
+        timer = setTimeout(reloadNow, WATCH_DEBOUNCE_MS);
+      });
+    } catch (err) {
+      throw new TokenFileError(`cannot watch the directory ${directory} for changes: ${(err as Error).message}`, this.#file);
+    }
+    watcher.on('error', (err: Error) => {
+      if (stopped) return;
+      onReload(new TokenFileError(`watching the directory ${directory} failed: ${err.message}`, this.#file));
+    });
+
+    return () => {
+      if (stopped) return;
+      stopped = true;
+      if (timer !== null) clearTimeout(timer);
+      timer = null;
+      watcher.close();
+    };
+  }
+}

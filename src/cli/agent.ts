@@ -1,0 +1,121 @@
+// Assembles a running agent from validated settings: credentials, backends, authentication,
+// policy, audit, stream URLs and the HTTPS server. `serve` runs one; tests run one in-process.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { AuditLog, DEFAULT_REDACTIONS } from '../auth/audit.js';
+import { Authenticator } from '../auth/authenticate.js';
+import { prepareLocalCredentials, writeLocalKubeconfig, type LocalKubeconfig } from '../auth/local-credentials.js';
+import { ALLOW_ALL, Policy } from '../auth/policy.js';
+import { ReloadableAuthorizer } from '../auth/reloadable.js';
+import { StreamTokenCache, type Clock } from '../auth/stream-tokens.js';
+import { TokenFile } from '../auth/token-file.js';
+import { DockerBackend } from '../backend/docker.js';
+import { NsenterBackend } from '../backend/nsenter.js';
+import { isNsenterEnabled, splitListen, type Settings } from '../config/settings.js';
+import { metrics } from '../metrics.js';
+import { buildApp } from '../server/app.js';
+import type { StreamGrant } from '../server/session-routes.js';
+import { SessionRegistry } from '../session/registry.js';
+import { nodeNamespacePid, TargetResolver } from '../target/resolve.js';
+
+export interface Agent {
+  app: FastifyInstance;
+  kubeconfig: LocalKubeconfig;
+  /** Re-reads the token file and the policy (SIGHUP); a broken file keeps the previous one in force. */
+  reload(): void;
+  close(): Promise<void>;
+}
+
+export interface AgentOverrides {
+  /** The clock of the stream URL cache (tests move it forward). */
+  clock?: Clock;
+}
+
+export async function startAgent(settings: Settings, overrides: AgentOverrides = {}): Promise<Agent> {
+  const credentials = prepareLocalCredentials(settings);
+  const { host, port } = splitListen(settings.listen);
+  const nsenterEnabled = isNsenterEnabled(settings);
+  const docker = new DockerBackend({ dockerHost: settings.dockerHost, killGraceMs: settings.killGraceMs });
+  const nsenter = new NsenterBackend({ killGraceMs: settings.killGraceMs });
+  if (nsenterEnabled) nsenter.tools(); // fail at start-up, not at the first session, when util-linux is missing
+  const nodePid = nodeNamespacePid();
+  const tokenFile = settings.tokenFile ? TokenFile.load(settings.tokenFile) : null;
+  const authorizer = new ReloadableAuthorizer(settings.policyFile ? Policy.load(settings.policyFile) : ALLOW_ALL);
+  const clientCA = settings.tls.clientCAFile ? readFileSync(settings.tls.clientCAFile, 'utf8') : undefined;
+  const auditFile = settings.audit.file === 'none' ? null : (settings.audit.file ?? join(settings.stateDir, 'audit.log'));
+  let log: { error(obj: object, msg: string): void } = { error: (obj, msg) => process.stderr.write(`execlet: ${msg} ${JSON.stringify(obj)}\n`) };
+  const audit = new AuditLog({
+    file: auditFile,
+    stdout: settings.audit.stdout,
+    maxBytes: settings.audit.maxBytes,
+    keep: settings.audit.keep,
+    failClosed: settings.audit.failClosed,
+    redact: [...DEFAULT_REDACTIONS, ...settings.audit.redact.map((source) => new RegExp(source))],
+    onError: (err) => {
+      metrics.auditFailures.inc();
+      log.error({ err: err.message, file: auditFile }, 'AUDIT LOG WRITE FAILED');
+    },
+  });
+  const app = await buildApp({
+    tls: { key: credentials.keyPem, cert: credentials.certPem, ...(clientCA ? { clientCA } : {}) },
+    authenticator: new Authenticator({ localToken: credentials.token, tokenFile, clientCertificates: Boolean(clientCA) }),
+    authorizer,
+    audit,
+    streamTokens: new StreamTokenCache<StreamGrant>(overrides.clock ? { clock: overrides.clock } : {}),
+    registry: new SessionRegistry(),
+    docker,
+    nsenter,
+    resolver: new TargetResolver(docker, { nodeName: settings.nodeName, nsenterEnabled, nodePid: nodePid.pid }),
+    nsenterEnabled,
+    allowedOrigins: settings.allowedOrigins,
+    checkEngine: () => docker.ping(),
+    nodeName: settings.nodeName,
+    logLevel: settings.logLevel,
+  });
+  log = app.log;
+  if (nsenterEnabled && nodePid.note) app.log.warn({ nodePid: nodePid.pid }, nodePid.note);
+  const stopWatching = tokenFile?.watch((error) => {
+    if (error) app.log.error({ err: error.message }, 'token file not reloaded; the previous tokens stay in force');
+    else app.log.info({ tokens: tokenFile.size }, 'token file reloaded');
+  });
+
+  await app.listen({ host, port });
+  const address = app.server.address();
+  const kubeconfig = writeLocalKubeconfig(settings, credentials, typeof address === 'object' && address ? address.port : port);
+  app.log.info(
+    {
+      url: kubeconfig.serverUrl,
+      kubeconfig: kubeconfig.path,
+      dockerHost: settings.dockerHost,
+      nodeName: settings.nodeName,
+      nsenter: nsenterEnabled,
+      policy: settings.policyFile ?? null,
+      tokenFile: settings.tokenFile ?? null,
+      clientCertificates: Boolean(clientCA),
+      audit: auditFile,
+    },
+    'execlet is serving',
+  );
+
+  return {
+    app,
+    kubeconfig,
+    reload() {
+      const error = tokenFile?.reload();
+      if (error) app.log.error({ err: error.message }, 'token file not reloaded; the previous tokens stay in force');
+      if (!settings.policyFile) return;
+      try {
+        authorizer.replace(Policy.load(settings.policyFile));
+        app.log.info({ policy: settings.policyFile }, 'policy reloaded');
+      } catch (err) {
+        app.log.error({ err: (err as Error).message }, 'policy not reloaded; the previous policy stays in force');
+      }
+    },
+    async close() {
+      stopWatching?.();
+      await app.close();
+      audit.close();
+    },
+  };
+}

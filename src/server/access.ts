@@ -1,0 +1,119 @@
+// Authorization of one resolved target for one identity: maps the target to the policy's terms,
+// asks the policy, enforces the grant's session limit, and audits every refusal.
+import type { AuditLog, AuditTarget } from '../auth/audit.js';
+import type { Identity } from '../auth/authenticate.js';
+import type { Authorizer, Grant, PolicyMode, PolicyTarget } from '../auth/policy.js';
+import type { SessionRegistry } from '../session/registry.js';
+import { DOCKER_NAMESPACE } from '../target/pods.js';
+import type { ExecMode } from '../target/modes.js';
+import type { Target } from '../target/resolve.js';
+
+export class AccessDenied extends Error {
+  constructor(
+    message: string,
+    readonly code: number,
+    readonly reason: string,
+  ) {
+    super(message);
+    this.name = 'AccessDenied';
+  }
+}
+
+export interface AccessDeps {
+  authorizer: Authorizer;
+  audit: AuditLog;
+  registry: SessionRegistry;
+  nodeName: string;
+}
+
+export function policyMode(mode: ExecMode): PolicyMode {
+  return mode === 'toolbox' ? 'nsenter' : mode;
+}
+
+export function policyTarget(target: Target): PolicyTarget {
+  const { pod, container } = target;
+  return {
+    namespace: pod.namespace,
+    pod: pod.name,
+    container: container.name,
+    ...(pod.namespace === DOCKER_NAMESPACE ? { dockerName: container.name } : {}),
+    labels: container.labels,
+  };
+}
+
+export function auditTarget(target: Target, nodeName: string): AuditTarget {
+  return {
+    node: nodeName,
+    namespace: target.pod.namespace,
+    pod: target.pod.name,
+    container: target.container.name,
+    ...(target.container.containerId ? { containerId: target.container.containerId } : {}),
+    ...(target.place.kind === 'namespaces' ? { pid: target.place.pid } : {}),
+  };
+}
+
+export function auditIdentity(identity: Identity) {
+  return { user: identity.user, groups: identity.groups, method: identity.method, address: identity.address };
+}
+
+export interface AccessQuestion {
+  identity: Identity;
+  target: Target;
+  command: string[];
+  tty: boolean;
+  stdin: boolean;
+}
+
+/** Returns the grant, or throws AccessDenied (403, or 429 beyond the grant's session limit) after auditing it. */
+export function authorize(deps: AccessDeps, question: AccessQuestion): Grant {
+  const { identity, target, command, tty, stdin } = question;
+  const mode = policyMode(target.mode);
+  const decision = deps.authorizer.decide({
+    subject: { user: identity.user, groups: identity.groups },
+    mode,
+    target: policyTarget(target),
+    command,
+    tty,
+    stdin,
+  });
+  const deny = (code: number, reason: string, message: string): never => {
+    deps.audit.write({
+      event: 'access.denied',
+      identity: auditIdentity(identity),
+      target: auditTarget(target, deps.nodeName),
+      mode: target.mode,
+      command,
+      code,
+      reason,
+      message,
+    });
+    throw new AccessDenied(message, code, reason);
+  };
+  if (!decision.allowed) return deny(403, 'Forbidden', decision.message);
+  const { grant } = decision;
+  if (grant.maxSessions !== undefined && deps.registry.countFor(identity.user, grant.rule) >= grant.maxSessions) {
+    return deny(429, 'TooManyRequests', `user "${identity.user}" already has ${grant.maxSessions} open sessions, the most this access allows`);
+  }
+  return grant;
+}
+
+/** Audits a refusal that happened before a target was known (authentication, bad request, unknown pod). */
+export function auditRefusal(
+  audit: AuditLog,
+  identity: Identity | null,
+  code: number,
+  reason: string,
+  message: string,
+  details: { mode?: string | null; command?: string[]; target?: AuditTarget | null } = {},
+): void {
+  audit.write({
+    event: 'access.denied',
+    identity: identity ? auditIdentity(identity) : null,
+    target: details.target ?? null,
+    mode: details.mode ?? null,
+    command: details.command ?? [],
+    code,
+    reason,
+    message,
+  });
+}

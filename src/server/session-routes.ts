@@ -1,0 +1,170 @@
+// The console-facing API: POST /v1/sessions turns an authorized JSON request into a single-use
+// stream URL (the CRI GetExec pattern), GET /v1/streams/{token} opens that stream with no other
+// credential, and GET /v1/targets lists what the caller may reach.
+import { randomUUID } from 'node:crypto';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { WebSocket } from 'ws';
+import { z } from 'zod';
+import { TooManyStreamTokens, type StreamTokenCache } from '../auth/stream-tokens.js';
+import { LINUX_NAMESPACES } from '../backend/types.js';
+import type { ProtocolTraits } from '../protocol/subprotocols.js';
+import { NODE_NAMESPACE } from '../target/modes.js';
+import { TargetError } from '../target/resolve.js';
+import { AccessDenied, auditRefusal, authorize, policyTarget } from './access.js';
+import type { ExecRouteDeps } from './exec-routes.js';
+import { runPlannedSession, type ExecPlan } from './session-runner.js';
+import { sendStatus } from './status-reply.js';
+import { checkUpgrade, UpgradeRefused, UPGRADE_REQUIRED } from './upgrade.js';
+
+export interface StreamGrant {
+  id: string;
+  plan: ExecPlan;
+}
+
+export interface SessionRouteDeps extends ExecRouteDeps {
+  streamTokens: StreamTokenCache<StreamGrant>;
+  nsenterEnabled: boolean;
+}
+
+const name = z.string().min(1).max(253);
+const sessionRequestSchema = z.strictObject({
+  target: z.union([
+    z.strictObject({ namespace: name, pod: name, container: name.optional() }),
+    z.strictObject({ container: name }),
+    z.strictObject({ pid: z.number().int().min(1) }),
+    z.strictObject({ node: z.literal(true) }),
+  ]),
+  command: z.array(z.string()).min(1, 'must name the program to run').refine((argv) => argv[0] !== '', 'the program (first element) must not be empty'),
+  tty: z.boolean().default(false),
+  stdin: z.boolean().default(false),
+  stdout: z.boolean().default(true),
+  stderr: z.boolean().optional(),
+  mode: z.enum(['exec', 'nsenter', 'toolbox']).default('exec'),
+  namespaces: z.array(z.enum(LINUX_NAMESPACES)).optional(),
+  size: z.strictObject({ width: z.number().int().min(1).max(65535), height: z.number().int().min(1).max(65535) }).optional(),
+});
+
+function describeIssues(error: z.ZodError): string {
+  return error.issues
+    .map((issue) => {
+      const path = issue.path.map(String).join('.') || '(body)';
+      if (issue.code === 'unrecognized_keys') return `${path === '(body)' ? '' : `${path}: `}unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.join(', ')}`;
+      if (issue.code === 'invalid_union' && issue.path.join('.') === 'target') {
+        return 'target: expected one of {"namespace","pod","container"}, {"container"}, {"pid"} or {"node": true}';
+      }
+      return `${path}: ${issue.message}`;
+    })
+    .join('; ');
+}
+
+/** wss://HOST/v1/streams/TOKEN, for the host the caller used to reach us. */
+function streamUrl(request: FastifyRequest, token: string): string {
+  const host = request.headers.host && /^[A-Za-z0-9.:[\]-]+$/.test(request.headers.host) ? request.headers.host : `${request.hostname}`;
+  return `wss://${host}/v1/streams/${token}`;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    streamGrant: { grant: StreamGrant; traits: ProtocolTraits } | null;
+  }
+}
+
+export function registerSessionRoutes(app: FastifyInstance, deps: SessionRouteDeps): void {
+  app.decorateRequest('streamGrant', null);
+
+  app.post('/v1/sessions', async (request, reply) => {
+    const identity = request.identity!;
+    const parsed = sessionRequestSchema.safeParse(request.body);
+    if (!parsed.success) {
+      const message = `invalid session request: ${describeIssues(parsed.error)}`;
+      auditRefusal(deps.audit, identity, 400, 'BadRequest', message);
+      return sendStatus(reply, 400, message);
+    }
+    const body = parsed.data;
+    const stderr = body.tty ? false : (body.stderr ?? true);
+    if (body.tty && body.stderr) {
+      return sendStatus(reply, 400, 'invalid session request: tty and stderr cannot both be true (a terminal has one output stream)');
+    }
+    if (!body.stdin && !body.stdout && !stderr) return sendStatus(reply, 400, 'invalid session request: at least one of stdin, stdout, stderr is needed');
+    try {
+      const target = await deps.resolver.resolveExplicit({ target: body.target, mode: body.mode, ...(body.namespaces ? { namespaces: body.namespaces } : {}) });
+      const grant = authorize(deps, { identity, target, command: body.command, tty: body.tty, stdin: body.stdin });
+      const id = randomUUID();
+      const plan: ExecPlan = {
+        identity,
+        grant,
+        target,
+        spec: { place: target.place, command: body.command, tty: body.tty, stdin: body.stdin, stdout: body.stdout, stderr },
+        ...(body.size ? { initialSize: body.size } : {}),
+      };
+      const { token, expiresAt } = deps.streamTokens.issue({ id, plan });
+      request.log.info({ streamId: id, user: identity.user, mode: target.mode }, 'stream URL issued');
+      return reply.code(201).send({ id, url: streamUrl(request, token), expiresAt: new Date(expiresAt).toISOString() });
+    } catch (err) {
+      if (err instanceof AccessDenied) return sendStatus(reply, err.code, err.message, err.reason);
+      if (err instanceof TooManyStreamTokens) return sendStatus(reply, 429, 'too many stream URLs are outstanding; try again in a minute', 'TooManyRequests');
+      if (err instanceof TargetError) {
+        auditRefusal(deps.audit, identity, err.code, err.reason, err.message, { mode: body.mode, command: body.command });
+        return sendStatus(reply, err.code, err.message, err.reason);
+      }
+      throw err;
+    }
+  });
+
+  app.route<{ Params: { token: string } }>({
+    method: 'GET',
+    url: '/v1/streams/:token',
+    preHandler: async (request, reply) => {
+      const grant = deps.streamTokens.take(request.params.token);
+      if (!grant) {
+        auditRefusal(deps.audit, null, 404, 'NotFound', 'unknown, used or expired stream URL');
+        return sendStatus(reply, 404, 'this stream URL is unknown, already used, or expired: request a new one with POST /v1/sessions');
+      }
+      try {
+        request.streamGrant = { grant, traits: checkUpgrade(request) };
+        return undefined;
+      } catch (err) {
+        if (err instanceof UpgradeRefused) return sendStatus(reply, err.code, err.message);
+        throw err;
+      }
+    },
+    handler: async (_request, reply) => sendStatus(reply, 400, UPGRADE_REQUIRED),
+    wsHandler: async (socket: WebSocket, request: FastifyRequest) => {
+      const { grant, traits } = request.streamGrant!;
+      // Audited as the identity that asked for the URL, opened from wherever the stream came from.
+      const plan = { ...grant.plan, identity: { ...grant.plan.identity, method: 'stream-token' as const, address: request.ip } };
+      await runPlannedSession(deps, plan, traits, socket, request.log.child({ streamId: grant.id }));
+    },
+  });
+
+  app.get('/v1/targets', async (request: FastifyRequest, reply: FastifyReply) => {
+    const identity = request.identity!;
+    const subject = { user: identity.user, groups: identity.groups };
+    const pods = await deps.resolver.listPods();
+    const targets = [];
+    for (const pod of pods) {
+      for (const container of pod.containers) {
+        const target = { pod, container, mode: 'exec' as const, place: { kind: 'container' as const, containerId: container.containerId } };
+        const granted = deps.authorizer.modesFor(subject, policyTarget(target));
+        const modes: string[] = [];
+        if (pod.namespace === NODE_NAMESPACE) {
+          if (granted.includes('node') && deps.nsenterEnabled) modes.push('node');
+        } else {
+          if (granted.includes('exec')) modes.push('exec');
+          if (granted.includes('nsenter') && deps.nsenterEnabled && container.state === 'running') modes.push('nsenter', 'toolbox');
+        }
+        if (modes.length === 0) continue;
+        targets.push({
+          namespace: pod.namespace,
+          pod: pod.name,
+          container: container.name,
+          ...(container.containerId ? { containerId: container.containerId } : {}),
+          image: container.image,
+          state: container.state,
+          modes,
+        });
+      }
+    }
+    return reply.send({ node: deps.nodeName, user: identity.user, targets });
+  });
+}

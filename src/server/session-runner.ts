@@ -1,0 +1,124 @@
+// Runs one authorized exec plan over an upgraded WebSocket: registers the session, audits its start
+// and end, applies the grant's limits, picks the backend for the place, and records metrics.
+import { randomUUID } from 'node:crypto';
+import type { FastifyBaseLogger } from 'fastify';
+import type { WebSocket } from 'ws';
+import type { AuditLog } from '../auth/audit.js';
+import type { Identity } from '../auth/authenticate.js';
+import type { Grant } from '../auth/policy.js';
+import type { Backend, ExecSpec, TerminalSize } from '../backend/types.js';
+import { metrics } from '../metrics.js';
+import { WebSocketChannels } from '../protocol/channel-connection.js';
+import { failureStatus } from '../protocol/status.js';
+import type { ProtocolTraits } from '../protocol/subprotocols.js';
+import { runExecSession, type SessionStop } from '../session/exec-session.js';
+import type { SessionRegistry } from '../session/registry.js';
+import type { Target } from '../target/resolve.js';
+import { auditIdentity, auditTarget } from './access.js';
+
+/** Everything decided before the upgrade: who, where, what, and under which grant. */
+export interface ExecPlan {
+  identity: Identity;
+  grant: Grant;
+  target: Target;
+  spec: Omit<ExecSpec, 'initialSize'>;
+  /** A terminal size known up front (the JSON session API); otherwise the client sends one. */
+  initialSize?: TerminalSize;
+}
+
+export interface RunnerDeps {
+  docker: Backend;
+  nsenter: Backend;
+  audit: AuditLog;
+  registry: SessionRegistry;
+  nodeName: string;
+  /** Bytes buffered towards a client before the process's output is paused. */
+  outputHighWaterMark: number;
+}
+
+export async function runPlannedSession(deps: RunnerDeps, plan: ExecPlan, traits: ProtocolTraits, socket: WebSocket, parentLog: FastifyBaseLogger): Promise<void> {
+  const { spec, target, identity, grant } = plan;
+  const sessionId = randomUUID();
+  const log = parentLog.child({
+    session: sessionId,
+    user: identity.user,
+    mode: target.mode,
+    namespace: target.pod.namespace,
+    pod: target.pod.name,
+    container: target.container.name,
+    protocol: traits.name,
+  });
+  const channels = new WebSocketChannels(socket, traits, {
+    stdin: spec.stdin,
+    stdout: spec.stdout,
+    stderr: spec.stderr,
+    highWaterMark: deps.outputHighWaterMark,
+  });
+  const auditCommon = {
+    sessionId,
+    identity: auditIdentity(identity),
+    target: auditTarget(target, deps.nodeName),
+    mode: target.mode,
+    command: spec.command,
+    tty: spec.tty,
+    stdin: spec.stdin,
+  };
+  if (!deps.audit.write({ event: 'session.start', ...auditCommon }) && deps.audit.failClosed) {
+    log.error('the audit record could not be written; refusing the session (audit.failClosed)');
+    channels.attach({ stdin() {}, stdinEnd() {}, resize() {}, clientGone() {} });
+    channels.finish(failureStatus('InternalError', 'the session was refused: its audit record could not be written', 500));
+    return;
+  }
+
+  const stopper = new AbortController();
+  const unregister = deps.registry.add({
+    id: sessionId,
+    user: identity.user,
+    rule: grant.rule,
+    mode: target.mode,
+    startedAt: Date.now(),
+    end: async (message: string) => {
+      const reason: SessionStop = { outcome: 'shutdown', message };
+      stopper.abort(reason);
+    },
+  });
+  const startedAt = performance.now();
+  const place = spec.place.kind === 'namespaces' ? { pid: spec.place.pid, namespaces: spec.place.namespaces } : {};
+  log.info({ program: spec.command[0], tty: spec.tty, stdin: spec.stdin, auth: identity.method, rule: grant.rule, ...place }, 'session started');
+  metrics.sessionsActive.inc({ mode: target.mode });
+  try {
+    const backend = spec.place.kind === 'container' ? deps.docker : deps.nsenter;
+    const result = await runExecSession({
+      channels,
+      backend,
+      spec,
+      log,
+      ...(plan.initialSize ? { initialSize: plan.initialSize } : {}),
+      ...(grant.idleTimeoutMs !== undefined ? { idleTimeoutMs: grant.idleTimeoutMs } : {}),
+      ...(grant.maxDurationMs !== undefined ? { maxDurationMs: grant.maxDurationMs } : {}),
+      stop: stopper.signal,
+    });
+    const durationMs = Math.round(performance.now() - startedAt);
+    metrics.sessionsEnded.inc({ mode: target.mode, outcome: result.outcome });
+    deps.audit.write({
+      event: 'session.end',
+      ...auditCommon,
+      outcome: {
+        reason: result.outcome,
+        exitCode: result.exit?.code ?? null,
+        signal: result.exit?.signal ?? null,
+        ...(result.exit?.error ? { error: result.exit.error } : {}),
+      },
+      durationMs,
+      bytesIn: result.bytesIn,
+      bytesOut: result.bytesOut,
+    });
+    log.info(
+      { outcome: result.outcome, exitCode: result.exit?.code ?? null, error: result.exit?.error, bytesIn: result.bytesIn, bytesOut: result.bytesOut, durationMs },
+      'session ended',
+    );
+  } finally {
+    unregister();
+    metrics.sessionsActive.dec({ mode: target.mode });
+  }
+}

@@ -1,0 +1,33 @@
+// What every exec-like route checks about the upgrade itself, before any WebSocket handshake: it
+// is a WebSocket GET (SPDY gets a clear refusal), and one offered subprotocol is one we speak.
+import type { FastifyRequest } from 'fastify';
+import { negotiateSubprotocol, parseOfferedSubprotocols, protocolTraits, SUPPORTED_SUBPROTOCOLS, type ProtocolTraits } from '../protocol/subprotocols.js';
+
+export class UpgradeRefused extends Error {
+  constructor(
+    message: string,
+    readonly code = 400,
+  ) {
+    super(message);
+    this.name = 'UpgradeRefused';
+  }
+}
+
+const SPDY_REFUSAL =
+  'SPDY is not supported by execlet yet: use a client that speaks the WebSocket exec protocol ' +
+  '(kubectl 1.30 or newer, or kubectl 1.29 with KUBECTL_REMOTE_COMMAND_WEBSOCKETS=true)';
+export const UPGRADE_REQUIRED = 'Upgrade request required: exec needs a WebSocket (GET with Upgrade: websocket)';
+
+/** The negotiated protocol's traits, or throws UpgradeRefused with a message a person understands. */
+export function checkUpgrade(request: FastifyRequest): ProtocolTraits {
+  const upgrade = request.headers.upgrade?.toLowerCase();
+  if (upgrade?.startsWith('spdy/')) throw new UpgradeRefused(SPDY_REFUSAL);
+  if (upgrade !== 'websocket' || request.method !== 'GET') throw new UpgradeRefused(UPGRADE_REQUIRED);
+  const offered = parseOfferedSubprotocols(request.headers['sec-websocket-protocol']);
+  const protocol = negotiateSubprotocol(offered);
+  if (!protocol) {
+    const what = offered.length === 0 ? 'no WebSocket subprotocol was offered' : `none of the offered subprotocols (${offered.join(', ')}) is supported`;
+    throw new UpgradeRefused(`${what}; execlet speaks ${SUPPORTED_SUBPROTOCOLS.join(', ')}`);
+  }
+  return protocolTraits(protocol);
+}

@@ -1,0 +1,375 @@
+// Who may exec where, against a running agent (in-process, real TLS, real engine) with a policy for
+// two teams, a token file, client certificates and a controllable clock: every cell of the matrix
+// has the right code and reason, refused attempts start no process, and the audit log has a record
+// for each attempt and never a token.
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import WebSocket from 'ws';
+import { stringify as toYaml } from 'yaml';
+import { startAgent as startInProcessAgent, type Agent } from '../../src/cli/agent.js';
+import { createCertificateAuthority, createClientCertificate, type KeyAndCert } from '../../src/auth/self-signed.js';
+import { defaultSettings, type Settings } from '../../src/config/settings.js';
+import { dockerClient, podLabels, startContainer, type TestContainer } from '../helpers/containers.js';
+import { useTestDocker, type TestDocker } from '../helpers/docker-daemon.js';
+import { runCommand } from '../helpers/run-command.js';
+
+const KUBECTL = '/usr/lib/google-cloud-sdk/bin/kubectl.1.32';
+const TOKENS = { alice: 'alice-token-0123456789abcdef', bob: 'bob-token-0123456789abcdef', carol: 'carol-token-0123456789abcdef' };
+const POLICY = `
+rules:
+  - name: team-a
+    subjects: { groups: [team-a] }
+    modes: [exec]
+    targets: [{ namespace: team-a }]
+  - name: team-b
+    subjects: { groups: [team-b] }
+    modes: [exec]
+    targets: [{ namespace: team-b }]
+    commands: [[sh, "**"], [cat, "**"], [echo, "**"], [id]]
+  - name: admins
+    subjects: { groups: [admins] }
+    modes: [exec, nsenter, node]
+    targets: [{ namespace: "team-*", pod: "*", container: "*" }]
+`;
+
+let docker: TestDocker;
+let agent: Agent;
+let dir: string;
+let port: number;
+let serverCA: string;
+let localToken: string;
+let clientCA: KeyAndCert;
+let foreignCA: KeyAndCert;
+let now = Date.now();
+const containers: TestContainer[] = [];
+let teamA: TestContainer;
+let teamB: TestContainer;
+
+before(async () => {
+  docker = await useTestDocker();
+  dir = mkdtempSync(join(tmpdir(), 'execlet-auth-'));
+  clientCA = createCertificateAuthority('test-client-ca');
+  foreignCA = createCertificateAuthority('someone-elses-ca');
+  writeFileSync(join(dir, 'client-ca.crt'), clientCA.certPem);
+  writeFileSync(join(dir, 'tokens'), `# test users\n${TOKENS.alice} alice team-a\n${TOKENS.bob} bob team-b\n${TOKENS.carol} carol admins,team-a\n`);
+  writeFileSync(join(dir, 'policy.yaml'), POLICY);
+  teamA = await startContainer(docker, { labels: podLabels('team-a', 'web', 'app') });
+  teamB = await startContainer(docker, { labels: podLabels('team-b', 'api', 'main') });
+  containers.push(teamA, teamB);
+  const settings: Settings = {
+    ...defaultSettings(),
+    listen: '127.0.0.1:0',
+    dockerHost: docker.host,
+    stateDir: join(dir, 'state'),
+    nodeName: 'auth-node',
+    tls: { clientCAFile: join(dir, 'client-ca.crt') },
+    tokenFile: join(dir, 'tokens'),
+    policyFile: join(dir, 'policy.yaml'),
+    nsenter: 'enabled',
+    allowedOrigins: ['https://console.example'],
+    logLevel: 'silent',
+  };
+  agent = await startInProcessAgent(settings, { clock: { now: () => now } });
+  port = Number(new URL(agent.kubeconfig.serverUrl).port);
+  serverCA = readFileSync(join(dir, 'state', 'pki', 'ca.crt'), 'utf8');
+  localToken = readFileSync(join(dir, 'state', 'token'), 'utf8').trim();
+});
+
+after(async () => {
+  for (const c of containers) await c.remove();
+  await agent?.close();
+  await docker?.stop();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+interface Credentials {
+  token?: string;
+  cert?: KeyAndCert;
+  origin?: string;
+}
+
+interface Reply {
+  status: number;
+  body: { reason?: string; message?: string; code?: number; [key: string]: unknown };
+}
+
+function call(method: string, path: string, credentials: Credentials, body?: unknown): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port,
+        method,
+        path,
+        ca: serverCA,
+        ...(credentials.cert ? { cert: credentials.cert.certPem, key: credentials.cert.keyPem } : {}),
+        headers: {
+          ...(credentials.token ? { authorization: `Bearer ${credentials.token}` } : {}),
+          ...(payload ? { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(payload)) } : {}),
+        },
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (text += chunk));
+        res.on('end', () => resolve({ status: res.statusCode!, body: text ? JSON.parse(text) : {} }));
+      },
+    );
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
+/** Opens an exec-like WebSocket; resolves with the collected result or with the refusal. */
+function stream(path: string, credentials: Credentials): Promise<{ refused: Reply } | { stdout: string; status: { status: string; reason?: string; message?: string } }> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(`wss://127.0.0.1:${port}${path}`, ['v5.channel.k8s.io'], {
+      ca: serverCA,
+      ...(credentials.cert ? { cert: credentials.cert.certPem, key: credentials.cert.keyPem } : {}),
+      headers: {
+        ...(credentials.token ? { authorization: `Bearer ${credentials.token}` } : {}),
+        ...(credentials.origin ? { origin: credentials.origin } : {}),
+      },
+    });
+    let stdout = '';
+    let status = '';
+    ws.on('message', (data: Buffer) => {
+      if (data[0] === 1) stdout += data.subarray(1).toString();
+      if (data[0] === 3) status += data.subarray(1).toString();
+    });
+    ws.on('close', () => resolve({ stdout, status: JSON.parse(status || '{}') }));
+    ws.on('unexpected-response', (_req, res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (text += chunk));
+      res.on('end', () => resolve({ refused: { status: res.statusCode!, body: JSON.parse(text) } }));
+    });
+    ws.on('error', (err) => {
+      if (!/Unexpected server response/.test(err.message)) reject(err);
+    });
+  });
+}
+
+const execPath = (namespace: string, pod: string, container: string, command: string[], extra = '') =>
+  `/api/v1/namespaces/${namespace}/pods/${pod}/exec?${command.map((c) => `command=${encodeURIComponent(c)}`).join('&')}&container=${container}&stdout=true&stderr=true${extra}`;
+
+async function execIds(container: TestContainer): Promise<string[]> {
+  return ((await dockerClient(docker).getContainer(container.id).inspect()).ExecIDs ?? []).slice().sort();
+}
+
+/** Asserts a refusal with the code and reason, and that no exec was created in either container. */
+async function assertRefused(attempt: () => Promise<unknown>, code: number, reason: string, message: RegExp): Promise<void> {
+  const before = [await execIds(teamA), await execIds(teamB)];
+  const outcome = (await attempt()) as { refused?: Reply } & Reply;
+  const reply = outcome.refused ?? outcome;
+  assert.equal(reply.status, code, JSON.stringify(reply.body));
+  assert.equal(reply.body.reason, reason);
+  assert.match(reply.body.message ?? '', message);
+  assert.deepEqual([await execIds(teamA), await execIds(teamB)], before, 'no process was started');
+}
+
+function auditRecords(): Array<Record<string, unknown>> {
+  return readFileSync(join(dir, 'state', 'audit.log'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+}
+
+describe('authentication', () => {
+  test('no credentials: 401', async () => {
+    await assertRefused(() => stream(execPath('team-a', 'web', 'app', ['id']), {}), 401, 'Unauthorized', /bearer token or client certificate is required/);
+  });
+
+  test('a wrong token: 401', async () => {
+    await assertRefused(() => stream(execPath('team-a', 'web', 'app', ['id']), { token: 'not-a-token-of-anyone' }), 401, 'Unauthorized', /valid bearer token/);
+  });
+
+  test('a client certificate from a foreign CA: 401', async () => {
+    const forged = createClientCertificate(foreignCA, 'mallory', ['admins']);
+    await assertRefused(() => stream(execPath('team-a', 'web', 'app', ['id']), { cert: forged }), 401, 'Unauthorized', /not signed by a trusted CA/);
+  });
+
+  test('a valid client certificate: user from CN, groups from O', async () => {
+    const dave = createClientCertificate(clientCA, 'dave', ['team-b']);
+    const r = await stream(execPath('team-b', 'api', 'main', ['echo', 'hello-dave']), { cert: dave });
+    assert.ok('stdout' in r, JSON.stringify(r));
+    assert.equal(r.stdout, 'hello-dave\n');
+    assert.equal(r.status.status, 'Success');
+    const refused = await stream(execPath('team-a', 'web', 'app', ['id']), { cert: dave });
+    assert.ok('refused' in refused && refused.refused.status === 403);
+  });
+
+  test('kubectl with a client certificate in its kubeconfig', async () => {
+    const erin = createClientCertificate(clientCA, 'erin', ['team-a']);
+    const kubeconfig = join(dir, 'erin.kubeconfig');
+    writeFileSync(
+      kubeconfig,
+      toYaml({
+        apiVersion: 'v1',
+        kind: 'Config',
+        clusters: [{ name: 'node', cluster: { server: agent.kubeconfig.serverUrl, 'certificate-authority-data': Buffer.from(serverCA).toString('base64') } }],
+        users: [{ name: 'erin', user: { 'client-certificate-data': Buffer.from(erin.certPem).toString('base64'), 'client-key-data': Buffer.from(erin.keyPem).toString('base64') } }],
+        contexts: [{ name: 'erin', context: { cluster: 'node', user: 'erin' } }],
+        'current-context': 'erin',
+      }),
+    );
+    const r = await runCommand(KUBECTL, ['exec', '-n', 'team-a', 'web', '-c', 'app', '--', 'sh', '-c', 'echo via-mtls; exit 4'], { env: { KUBECONFIG: kubeconfig, HOME: dir } });
+    assert.equal(r.stdout.toString(), 'via-mtls\n');
+    assert.equal(r.code, 4);
+    const denied = await runCommand(KUBECTL, ['exec', '-n', 'team-b', 'api', '-c', 'main', '--', 'id'], { env: { KUBECONFIG: kubeconfig, HOME: dir } });
+    assert.equal(denied.code, 1);
+    assert.match(denied.stderr.toString(), /Forbidden.*user "erin" may not exec into team-b\/api\/main/);
+  });
+});
+
+describe('authorization', () => {
+  test("team A's token on team B's pod: 403 naming what was denied", async () => {
+    await assertRefused(() => stream(execPath('team-b', 'api', 'main', ['id']), { token: TOKENS.alice }), 403, 'Forbidden', /^user "alice" may not exec into team-b\/api\/main$/);
+  });
+
+  test('nsenter, toolbox and node by a user granted only exec: 403', async () => {
+    await assertRefused(() => stream(execPath('team-a', 'web', 'app.nsenter', ['id']), { token: TOKENS.alice }), 403, 'Forbidden', /may not use the nsenter mode/);
+    await assertRefused(() => stream(execPath('team-a', 'web', 'app.toolbox', ['id']), { token: TOKENS.alice }), 403, 'Forbidden', /may not use the nsenter mode/);
+    await assertRefused(
+      () => stream('/api/v1/namespaces/execlet-node/pods/auth-node/exec?command=id&stdout=true', { token: TOKENS.alice }),
+      403,
+      'Forbidden',
+      /may not use the node mode on node auth-node/,
+    );
+  });
+
+  test('an admin gets nsenter', async () => {
+    const r = await stream(execPath('team-a', 'web', 'app.nsenter', ['echo', 'admin-ok']), { token: TOKENS.carol });
+    assert.ok('stdout' in r && r.stdout === 'admin-ok\n', JSON.stringify(r));
+  });
+
+  test('a command outside the allowlist: 403', async () => {
+    await assertRefused(() => stream(execPath('team-b', 'api', 'main', ['rm', '-rf', '/tmp/x']), { token: TOKENS.bob }), 403, 'Forbidden', /may not run "rm" in team-b\/api\/main \(command not allowed\)/);
+    const allowed = await stream(execPath('team-b', 'api', 'main', ['echo', 'listed']), { token: TOKENS.bob });
+    assert.ok('stdout' in allowed && allowed.stdout === 'listed\n');
+  });
+
+  test('the local token is its own identity, and the policy grants it nothing here', async () => {
+    await assertRefused(() => stream(execPath('team-a', 'web', 'app', ['id']), { token: localToken }), 403, 'Forbidden', /user "execlet:local" may not/);
+  });
+
+  test('GET /v1/targets lists what each caller may reach, with modes', async () => {
+    const alice = await call('GET', '/v1/targets', { token: TOKENS.alice });
+    assert.deepEqual(
+      (alice.body.targets as Array<{ namespace: string; pod: string; modes: string[] }>).map((t) => `${t.namespace}/${t.pod}:${t.modes.join('+')}`),
+      ['team-a/web:exec'],
+    );
+    const carol = await call('GET', '/v1/targets', { token: TOKENS.carol });
+    const seen = (carol.body.targets as Array<{ namespace: string; pod: string; modes: string[] }>).map((t) => `${t.namespace}/${t.pod}:${t.modes.join('+')}`);
+    assert.deepEqual(seen, ['team-a/web:exec+nsenter+toolbox', 'team-b/api:exec+nsenter+toolbox', 'execlet-node/auth-node:node']);
+  });
+});
+
+describe('single-use stream URLs', () => {
+  const body = { target: { namespace: 'team-a', pod: 'web', container: 'app' }, command: ['echo', 'from-a-url'] };
+
+  async function issue(token: string, request: unknown = body): Promise<Reply> {
+    return call('POST', '/v1/sessions', { token }, request);
+  }
+
+  test('a URL opens the stream with no other credential, once', async () => {
+    const issued = await issue(TOKENS.alice);
+    assert.equal(issued.status, 201, JSON.stringify(issued.body));
+    const url = new URL(issued.body.url as string);
+    assert.equal(url.protocol, 'wss:');
+    assert.match(url.pathname, /^\/v1\/streams\/[A-Za-z0-9_-]{43}$/);
+    assert.ok(Date.parse(issued.body.expiresAt as string) > now);
+    const first = await stream(url.pathname, {});
+    assert.ok('stdout' in first && first.stdout === 'from-a-url\n', JSON.stringify(first));
+    await assertRefused(() => stream(url.pathname, {}), 404, 'NotFound', /unknown, already used, or expired/);
+  });
+
+  test('an expired URL: 404', async () => {
+    const issued = await issue(TOKENS.alice);
+    now += 61_000;
+    await assertRefused(() => stream(new URL(issued.body.url as string).pathname, {}), 404, 'NotFound', /unknown, already used, or expired/);
+  });
+
+  test('an unknown URL: 404', async () => {
+    await assertRefused(() => stream('/v1/streams/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA', {}), 404, 'NotFound', /unknown, already used, or expired/);
+  });
+
+  test('a session request is authorized like a direct exec', async () => {
+    const denied = await issue(TOKENS.alice, { ...body, target: { namespace: 'team-b', pod: 'api', container: 'main' } });
+    assert.equal(denied.status, 403);
+    assert.match(denied.body.message ?? '', /user "alice" may not exec into team-b\/api\/main/);
+    const nsenter = await issue(TOKENS.alice, { ...body, mode: 'nsenter' });
+    assert.equal(nsenter.status, 403);
+    const byId = await issue(TOKENS.carol, { target: { container: teamB.id }, command: ['id'], mode: 'toolbox' });
+    assert.equal(byId.status, 201, JSON.stringify(byId.body));
+  });
+
+  test('a malformed session request names the field; unknown fields are refused', async () => {
+    const unknownField = await issue(TOKENS.alice, { ...body, shell: true });
+    assert.equal(unknownField.status, 400);
+    assert.match(unknownField.body.message ?? '', /unknown field shell/);
+    const badTarget = await issue(TOKENS.alice, { ...body, target: { pod: 'web' } });
+    assert.equal(badTarget.status, 400);
+    assert.match(badTarget.body.message ?? '', /^invalid session request: target: expected one of/);
+    const noCommand = await issue(TOKENS.alice, { ...body, command: [] });
+    assert.match(noCommand.body.message ?? '', /command: must name the program to run/);
+  });
+
+  test('the 1001st outstanding URL: 429', async () => {
+    now += 120_000; // let earlier URLs expire
+    for (let i = 0; i < 1000; i++) {
+      const ok = await issue(TOKENS.alice);
+      assert.equal(ok.status, 201, `URL ${i + 1}`);
+    }
+    const refused = await issue(TOKENS.alice);
+    assert.equal(refused.status, 429);
+    assert.equal(refused.body.reason, 'TooManyRequests');
+    now += 61_000;
+    assert.equal((await issue(TOKENS.alice)).status, 201, 'expired URLs make room again');
+  });
+});
+
+describe('browser safety', () => {
+  test('a cross-site Origin is refused; an allowed one works', async () => {
+    await assertRefused(
+      () => stream(execPath('team-a', 'web', 'app', ['id']), { token: TOKENS.alice, origin: 'https://evil.example' }),
+      403,
+      'Forbidden',
+      /cross-origin WebSocket from https:\/\/evil\.example refused/,
+    );
+    const issued = await call('POST', '/v1/sessions', { token: TOKENS.alice }, { target: { namespace: 'team-a', pod: 'web', container: 'app' }, command: ['echo', 'allowed'] });
+    const ok = await stream(new URL(issued.body.url as string).pathname, { origin: 'https://console.example' });
+    assert.ok('stdout' in ok && ok.stdout === 'allowed\n');
+  });
+});
+
+describe('audit log', () => {
+  test('has start and end records for allowed sessions and a record for each denial, and no token', async () => {
+    const records = auditRecords();
+    const starts = records.filter((r) => r.event === 'session.start');
+    const ends = records.filter((r) => r.event === 'session.end');
+    const denied = records.filter((r) => r.event === 'access.denied');
+    assert.ok(starts.length >= 5 && ends.length === starts.length, `${starts.length} starts, ${ends.length} ends`);
+    const dave = ends.find((r) => (r.identity as { user: string }).user === 'dave')!;
+    assert.deepEqual(dave.identity, { user: 'dave', groups: ['team-b'], method: 'client-certificate', address: '127.0.0.1' });
+    assert.deepEqual((dave.outcome as { reason: string; exitCode: number }).reason, 'exited');
+    assert.deepEqual(dave.command, ['echo', 'hello-dave']);
+    assert.equal((dave.target as { namespace: string }).namespace, 'team-b');
+    const viaUrl = starts.find((r) => (r.command as string[])[1] === 'from-a-url')!;
+    assert.equal((viaUrl.identity as { method: string; user: string }).method, 'stream-token');
+    assert.equal((viaUrl.identity as { method: string; user: string }).user, 'alice');
+    const reasons = denied.map((r) => `${r.code}`);
+    for (const code of ['401', '403', '404']) assert.ok(reasons.includes(code), `a ${code} denial is audited`);
+    const aliceDenied = denied.find((r) => r.code === 403 && (r.identity as { user: string } | null)?.user === 'alice')!;
+    assert.match(aliceDenied.message as string, /may not exec into team-b\/api\/main/);
+    const text = readFileSync(join(dir, 'state', 'audit.log'), 'utf8');
+    for (const token of [...Object.values(TOKENS), localToken]) assert.ok(!text.includes(token), 'no token in the audit log');
+    assert.ok(!/v1\/streams\/[A-Za-z0-9_-]{20,}/.test(text), 'no stream token in the audit log');
+  });
+});
+
