@@ -36,3 +36,20 @@ test('the settings table covers every leaf of the schema', () => {
   walk(settingsSchema.shape, '');
   assert.deepEqual(leaves.sort(), SETTINGS.map((s) => s.path).sort());
 });
+
+test('the README policy and config examples load', async () => {
+  const { Policy } = await import('../../src/auth/policy.js');
+  const { parse } = await import('yaml');
+  const { settingsSchema, defaultSettings } = await import('../../src/config/settings.js');
+  const block = (marker: string) => {
+    const start = readme.indexOf(marker);
+    assert.ok(start >= 0, `README has the ${marker} example`);
+    return readme.slice(start, readme.indexOf('```', start));
+  };
+  const policy = Policy.parse(block('# /etc/execlet/policy.yaml'), 'README');
+  assert.equal(policy.ruleCount, 4);
+  const config = parse(block('# /etc/execlet/config.yaml')) as Record<string, unknown>;
+  const defaults = defaultSettings() as unknown as Record<string, unknown>;
+  const merged = { ...defaults, ...config, tls: config.tls, audit: { ...(defaults.audit as object), ...(config.audit as object) } };
+  assert.equal(settingsSchema.safeParse(merged).success, true, JSON.stringify(settingsSchema.safeParse(merged).error?.issues));
+});
