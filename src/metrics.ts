@@ -1,5 +1,6 @@
-// Every Prometheus metric of the agent, in one registry.
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+// Every Prometheus metric of the agent, in one registry. Labels take only bounded values: modes,
+// protocols, outcomes, reasons, operations — never session ids, commands, users or pod names.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 export const registry = new Registry();
 collectDefaultMetrics({ register: registry });
@@ -11,10 +12,64 @@ export const metrics = {
     labelNames: ['mode'] as const,
     registers: [registry],
   }),
+  sessionsStarted: new Counter({
+    name: 'execlet_sessions_started_total',
+    help: 'Exec sessions started, by mode and protocol.',
+    labelNames: ['mode', 'protocol'] as const,
+    registers: [registry],
+  }),
   sessionsEnded: new Counter({
     name: 'execlet_sessions_ended_total',
-    help: 'Exec sessions that ended, by mode and outcome (exited, disconnect, error).',
-    labelNames: ['mode', 'outcome'] as const,
+    help: 'Exec sessions that ended, by mode, protocol and outcome (exited, disconnect, idle, maxDuration, killed, shutdown, error).',
+    labelNames: ['mode', 'protocol', 'outcome'] as const,
+    registers: [registry],
+  }),
+  sessionStartSeconds: new Histogram({
+    name: 'execlet_session_start_seconds',
+    help: 'Time from the request arriving to the process running.',
+    labelNames: ['mode'] as const,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [registry],
+  }),
+  sessionDurationSeconds: new Histogram({
+    name: 'execlet_session_duration_seconds',
+    help: 'How long sessions lasted.',
+    labelNames: ['mode'] as const,
+    buckets: [0.1, 1, 10, 60, 300, 1800, 3600, 14400, 43200],
+    registers: [registry],
+  }),
+  relayedBytes: new Counter({
+    name: 'execlet_relayed_bytes_total',
+    help: 'Bytes relayed between clients and processes, by direction (in: to the process) and stream; added when a session ends.',
+    labelNames: ['direction', 'stream'] as const,
+    registers: [registry],
+  }),
+  authenticationFailures: new Counter({
+    name: 'execlet_authentication_failures_total',
+    help: 'Requests refused because the caller could not be identified, by reason.',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+  }),
+  authorizationFailures: new Counter({
+    name: 'execlet_authorization_failures_total',
+    help: 'Requests refused by policy or limits, by reason (mode, target, command, tty, stdin, limit, rate, origin).',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+  }),
+  orphansReaped: new Counter({
+    name: 'execlet_orphans_reaped_total',
+    help: 'Processes left by ended sessions or an earlier agent instance that were killed.',
+    registers: [registry],
+  }),
+  engineErrors: new Counter({
+    name: 'execlet_engine_errors_total',
+    help: 'Docker Engine API calls that failed, by operation.',
+    labelNames: ['operation'] as const,
+    registers: [registry],
+  }),
+  engineUp: new Gauge({
+    name: 'execlet_engine_up',
+    help: 'Whether the Docker engine answered the last readiness check (1) or not (0).',
     registers: [registry],
   }),
   auditFailures: new Counter({

@@ -22,6 +22,8 @@ export interface DockerBackendOptions {
   dockerHost: string;
   /** Time between SIGHUP and SIGKILL when kill() ends a process. */
   killGraceMs: number;
+  /** Told about every failed Engine API call, by operation (for metrics). */
+  onEngineError?: (operation: string) => void;
 }
 
 interface EngineError extends Error {
@@ -63,11 +65,16 @@ export class DockerBackend implements Backend, ContainerCatalog {
     this.docker = new Dockerode(dockerodeOptions(options.dockerHost));
   }
 
+  #failed(operation: string, err: unknown, action: string): BackendError {
+    this.options.onEngineError?.(operation);
+    return toBackendError(err, action);
+  }
+
   async ping(): Promise<void> {
     try {
       await this.docker.ping();
     } catch (err) {
-      throw toBackendError(err, 'ping the Docker engine');
+      throw this.#failed('ping', err, 'ping the Docker engine');
     }
   }
 
@@ -76,7 +83,7 @@ export class DockerBackend implements Backend, ContainerCatalog {
     try {
       list = await this.docker.listContainers({ all: true });
     } catch (err) {
-      throw toBackendError(err, 'list containers');
+      throw this.#failed('list_containers', err, 'list containers');
     }
     return list.map((c) => ({
       id: c.Id,
@@ -93,7 +100,7 @@ export class DockerBackend implements Backend, ContainerCatalog {
       const info = await this.docker.getContainer(containerId).inspect();
       return info.State.Running ? info.State.Pid : 0;
     } catch (err) {
-      throw toBackendError(err, `inspect container ${containerId.slice(0, 12)}`);
+      throw this.#failed('inspect_container', err, `inspect container ${containerId.slice(0, 12)}`);
     }
   }
 
@@ -114,7 +121,7 @@ export class DockerBackend implements Backend, ContainerCatalog {
         ...(consoleSize ? { ConsoleSize: consoleSize } : {}),
       } as Dockerode.ExecCreateOptions);
     } catch (err) {
-      throw toBackendError(err, `create exec in container ${containerId.slice(0, 12)}`);
+      throw this.#failed('exec_create', err, `create exec in container ${containerId.slice(0, 12)}`);
     }
     // Engines before API 1.42 ignore ConsoleSize. A resize sent now waits in the engine until the
     // exec starts and lands as the process begins, well before it can ask for its terminal size.
@@ -129,9 +136,9 @@ export class DockerBackend implements Backend, ContainerCatalog {
         ...(consoleSize ? { ConsoleSize: consoleSize } : {}),
       } as Dockerode.ExecStartOptions)) as unknown as Socket;
     } catch (err) {
-      throw toBackendError(err, `start exec in container ${containerId.slice(0, 12)}`);
+      throw this.#failed('exec_start', err, `start exec in container ${containerId.slice(0, 12)}`);
     }
-    const process = new DockerExecProcess(exec, socket, spec, this.options.killGraceMs);
+    const process = new DockerExecProcess(exec, socket, spec, this.options.killGraceMs, (operation) => this.options.onEngineError?.(operation));
     // The session forwards stdin only after start() resolves, so typed input meets a sized terminal.
     if (earlyResize) await earlyResize;
     return process;
@@ -155,6 +162,7 @@ class DockerExecProcess implements ExecProcess {
     private readonly socket: Socket,
     spec: ExecSpec,
     private readonly killGraceMs: number,
+    private readonly onEngineError: (operation: string) => void,
   ) {
     const resume = () => socket.resume();
     this.stdout = new OutputStream(resume);
@@ -232,6 +240,7 @@ class DockerExecProcess implements ExecProcess {
       try {
         info = await this.exec.inspect();
       } catch (err) {
+        this.onEngineError('exec_inspect');
         const cause = this.#socketError ? `${this.#socketError.message}; ` : '';
         return { code: null, signal: null, error: `cannot learn the exit code: ${cause}${toBackendError(err, 'inspect exec').message}` };
       }

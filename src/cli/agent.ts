@@ -17,13 +17,21 @@ import { metrics } from '../metrics.js';
 import { buildApp } from '../server/app.js';
 import type { StreamGrant } from '../server/session-routes.js';
 import { SessionRegistry } from '../session/registry.js';
+import { reapOrphans, startPeriodicReaper } from '../session/reaper.js';
+import { markerEnv, newInstanceId, scopeFor } from '../session/session-marker.js';
 import { nodeNamespacePid, TargetResolver } from '../target/resolve.js';
 
 export interface Agent {
   app: FastifyInstance;
   kubeconfig: LocalKubeconfig;
+  registry: SessionRegistry;
   /** Re-reads the token file and the policy (SIGHUP); a broken file keeps the previous one in force. */
   reload(): void;
+  /**
+   * Graceful shutdown (SIGTERM): refuses new requests, tells every session the agent is shutting
+   * down, ends their processes, and closes — within `graceMs`.
+   */
+  shutdown(graceMs: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -36,7 +44,11 @@ export async function startAgent(settings: Settings, overrides: AgentOverrides =
   const credentials = prepareLocalCredentials(settings);
   const { host, port } = splitListen(settings.listen);
   const nsenterEnabled = isNsenterEnabled(settings);
-  const docker = new DockerBackend({ dockerHost: settings.dockerHost, killGraceMs: settings.killGraceMs });
+  const docker = new DockerBackend({
+    dockerHost: settings.dockerHost,
+    killGraceMs: settings.killGraceMs,
+    onEngineError: (operation) => metrics.engineErrors.inc({ operation }),
+  });
   const nsenter = new NsenterBackend({ killGraceMs: settings.killGraceMs });
   if (nsenterEnabled) nsenter.tools(); // fail at start-up, not at the first session, when util-linux is missing
   const nodePid = nodeNamespacePid();
@@ -57,13 +69,22 @@ export async function startAgent(settings: Settings, overrides: AgentOverrides =
       log.error({ err: err.message, file: auditFile }, 'AUDIT LOG WRITE FAILED');
     },
   });
+  const registry = new SessionRegistry({
+    maxPerNode: settings.sessions.maxPerNode,
+    maxPerUser: settings.sessions.maxPerUser,
+    ratePerUserPerMinute: settings.sessions.ratePerUserPerMinute,
+  });
+  // Every process of a session carries EXECLET_SESSION=<scope>.<instance>.<session>: after a crash,
+  // the next instance (same state dir, same scope) finds and kills what the last one left.
+  const marker = { scope: scopeFor(settings.stateDir), instance: newInstanceId() };
+  let draining = false;
   const app = await buildApp({
     tls: { key: credentials.keyPem, cert: credentials.certPem, ...(clientCA ? { clientCA } : {}) },
     authenticator: new Authenticator({ localToken: credentials.token, tokenFile, clientCertificates: Boolean(clientCA) }),
     authorizer,
     audit,
     streamTokens: new StreamTokenCache<StreamGrant>(overrides.clock ? { clock: overrides.clock } : {}),
-    registry: new SessionRegistry(),
+    registry,
     docker,
     nsenter,
     resolver: new TargetResolver(docker, { nodeName: settings.nodeName, nsenterEnabled, nodePid: nodePid.pid }),
@@ -72,8 +93,33 @@ export async function startAgent(settings: Settings, overrides: AgentOverrides =
     checkEngine: () => docker.ping(),
     nodeName: settings.nodeName,
     logLevel: settings.logLevel,
+    sessions: {
+      idleTimeoutMs: settings.sessions.idleTimeoutSeconds * 1000,
+      maxDurationMs: settings.sessions.maxDurationSeconds * 1000,
+      pingIntervalMs: settings.sessions.pingIntervalSeconds * 1000,
+      outputHighWaterMark: settings.sessions.outputHighWaterMarkBytes,
+    },
+    markerEnv: (session) => markerEnv({ ...marker, session }),
+    isDraining: () => draining,
   });
   log = app.log;
+  const reaperOptions = {
+    scope: marker.scope,
+    instance: marker.instance,
+    isLive: (session: string) => registry.has(session),
+    graceMs: settings.killGraceMs,
+    onReaped: (orphan: { pid: number; marker: { instance: string; session: string } }) => {
+      metrics.orphansReaped.inc();
+      app.log.warn({ pid: orphan.pid, instance: orphan.marker.instance, session: orphan.marker.session }, 'killed a process left behind by an ended session or an earlier agent');
+    },
+  };
+  const reaped = await reapOrphans(reaperOptions);
+  if (reaped.killed > 0) app.log.warn({ processes: reaped.killed, sessions: reaped.sessions.length }, 'reaped processes left by an earlier agent');
+  const stopReaper = startPeriodicReaper({
+    ...reaperOptions,
+    intervalMs: settings.reaperIntervalSeconds * 1000,
+    onError: (err: Error) => app.log.error({ err: err.message }, 'the orphan sweep failed'),
+  });
   if (nsenterEnabled && nodePid.note) app.log.warn({ nodePid: nodePid.pid }, nodePid.note);
   const stopWatching = tokenFile?.watch((error) => {
     if (error) app.log.error({ err: error.message }, 'token file not reloaded; the previous tokens stay in force');
@@ -98,6 +144,12 @@ export async function startAgent(settings: Settings, overrides: AgentOverrides =
     'execlet is serving',
   );
 
+  const close = async () => {
+    stopReaper();
+    stopWatching?.();
+    await app.close();
+    audit.close();
+  };
   return {
     app,
     kubeconfig,
@@ -112,10 +164,15 @@ export async function startAgent(settings: Settings, overrides: AgentOverrides =
         app.log.error({ err: (err as Error).message }, 'policy not reloaded; the previous policy stays in force');
       }
     },
-    async close() {
-      stopWatching?.();
-      await app.close();
-      audit.close();
+    registry,
+    async shutdown(graceMs: number) {
+      draining = true;
+      const started = Date.now();
+      const ended = await registry.endAll('the agent is shutting down', graceMs);
+      if (!ended) app.log.warn({ sessions: registry.size }, 'sessions still running at the end of the shutdown grace');
+      app.log.info({ ms: Date.now() - started }, 'sessions ended');
+      await close();
     },
+    close,
   };
 }

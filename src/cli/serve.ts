@@ -27,6 +27,6 @@ export async function serveCommand(argv: string[]): Promise<number> {
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
   });
-  await agent.close();
+  await agent.shutdown(loaded.settings.shutdownGraceSeconds * 1000);
   return 0;
 }

@@ -63,6 +63,17 @@ export const settingsSchema = z.strictObject({
     failClosed: z.boolean(),
     redact: z.array(regexSource),
   }),
+  sessions: z.strictObject({
+    idleTimeoutSeconds: z.number().int().min(1),
+    maxDurationSeconds: z.number().int().min(1),
+    pingIntervalSeconds: z.number().int().min(1).max(300),
+    maxPerNode: z.number().int().min(1),
+    maxPerUser: z.number().int().min(1),
+    ratePerUserPerMinute: z.number().int().min(1),
+    outputHighWaterMarkBytes: z.number().int().min(16 * 1024),
+  }),
+  shutdownGraceSeconds: z.number().int().min(1).max(600),
+  reaperIntervalSeconds: z.number().int().min(1),
 });
 
 export type Settings = z.infer<typeof settingsSchema>;
@@ -163,6 +174,57 @@ export const SETTINGS: readonly SettingDescriptor[] = [
     kind: 'list',
     help: 'extra regular expressions; command arguments matching one are redacted in the audit log',
   },
+  {
+    path: 'sessions.idleTimeoutSeconds',
+    flag: '--idle-timeout-seconds',
+    env: 'EXECLET_IDLE_TIMEOUT_SECONDS',
+    kind: 'integer',
+    help: 'end a session after this long without input or output (a policy rule may set its own)',
+  },
+  {
+    path: 'sessions.maxDurationSeconds',
+    flag: '--max-duration-seconds',
+    env: 'EXECLET_MAX_DURATION_SECONDS',
+    kind: 'integer',
+    help: 'end a session this long after it started (a policy rule may set its own)',
+  },
+  {
+    path: 'sessions.pingIntervalSeconds',
+    flag: '--ping-interval-seconds',
+    env: 'EXECLET_PING_INTERVAL_SECONDS',
+    kind: 'integer',
+    help: 'WebSocket ping interval; a client that misses a pong by the next ping is dropped',
+  },
+  { path: 'sessions.maxPerNode', flag: '--max-sessions', env: 'EXECLET_MAX_SESSIONS', kind: 'integer', help: 'live sessions on this agent at most (429 beyond)' },
+  { path: 'sessions.maxPerUser', flag: '--max-sessions-per-user', env: 'EXECLET_MAX_SESSIONS_PER_USER', kind: 'integer', help: 'live sessions per user at most (429 beyond)' },
+  {
+    path: 'sessions.ratePerUserPerMinute',
+    flag: '--session-rate-per-minute',
+    env: 'EXECLET_SESSION_RATE_PER_MINUTE',
+    kind: 'integer',
+    help: 'sessions (and stream URLs) one user may start per minute (429 beyond)',
+  },
+  {
+    path: 'sessions.outputHighWaterMarkBytes',
+    flag: '--output-high-water-mark',
+    env: 'EXECLET_OUTPUT_HIGH_WATER_MARK',
+    kind: 'integer',
+    help: 'bytes buffered towards a slow client before the process output is paused',
+  },
+  {
+    path: 'shutdownGraceSeconds',
+    flag: '--shutdown-grace-seconds',
+    env: 'EXECLET_SHUTDOWN_GRACE_SECONDS',
+    kind: 'integer',
+    help: 'on SIGTERM, time to end every session before exiting',
+  },
+  {
+    path: 'reaperIntervalSeconds',
+    flag: '--reaper-interval-seconds',
+    env: 'EXECLET_REAPER_INTERVAL_SECONDS',
+    kind: 'integer',
+    help: 'how often processes left by ended sessions or an earlier agent are looked for and killed',
+  },
   { path: 'killGraceMs', flag: '--kill-grace-ms', env: 'EXECLET_KILL_GRACE_MS', kind: 'integer', help: 'milliseconds between SIGHUP and SIGKILL when a session ends its process' },
 ];
 
@@ -181,6 +243,17 @@ export function defaultSettings(env: NodeJS.ProcessEnv = process.env): Settings 
     nsenter: 'auto',
     allowedOrigins: [],
     audit: { stdout: false, maxBytes: 50 * 1024 * 1024, keep: 5, failClosed: false, redact: [] },
+    sessions: {
+      idleTimeoutSeconds: 30 * 60,
+      maxDurationSeconds: 12 * 60 * 60,
+      pingIntervalSeconds: 20,
+      maxPerNode: 1000,
+      maxPerUser: 100,
+      ratePerUserPerMinute: 120,
+      outputHighWaterMarkBytes: 1024 * 1024,
+    },
+    shutdownGraceSeconds: 10,
+    reaperIntervalSeconds: 60,
   };
 }
 

@@ -44,6 +44,8 @@ export interface ChannelOptions {
   stderr: boolean;
   /** Bytes buffered towards the client above which write() asks the producer to wait. */
   highWaterMark: number;
+  /** Ping the client this often; one that has not answered the previous ping by then is dropped. */
+  pingIntervalMs?: number;
 }
 
 /** Upstream servers copy with 32 KiB buffers; client-go's reader is sized for that. */
@@ -74,8 +76,38 @@ export class WebSocketChannels implements ClientChannels {
     // ws keeps its net.Socket private; corking it batches all frames of one event-loop turn.
     this.#socket = (ws as unknown as { _socket?: Socket })._socket;
     ws.on('message', (data: Buffer, isBinary: boolean) => this.#onMessage(data, isBinary));
-    ws.on('close', (code: number) => this.#onGone(`connection closed by the client (code ${code})`));
+    ws.on('close', (code: number) => {
+      this.#stopPinging();
+      this.#onGone(`connection closed by the client (code ${code})`);
+    });
     ws.on('error', (err: Error) => this.#onGone(`connection error: ${err.message}`));
+    if (options.pingIntervalMs) this.#startPinging(options.pingIntervalMs);
+  }
+
+  #pinger: NodeJS.Timeout | null = null;
+
+  #startPinging(intervalMs: number): void {
+    let answered = true;
+    this.ws.on('pong', () => {
+      answered = true;
+    });
+    this.#pinger = setInterval(() => {
+      if (!answered) {
+        // A peer that vanished without a close (network drop, sleeping laptop) is noticed here.
+        this.#stopPinging();
+        this.#onGone(`no pong within ${intervalMs} ms: the client is gone`);
+        this.ws.terminate();
+        return;
+      }
+      answered = false;
+      this.ws.ping();
+    }, intervalMs);
+    this.#pinger.unref();
+  }
+
+  #stopPinging(): void {
+    if (this.#pinger) clearInterval(this.#pinger);
+    this.#pinger = null;
   }
 
   get closed(): boolean {

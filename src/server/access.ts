@@ -3,7 +3,8 @@
 import type { AuditLog, AuditTarget } from '../auth/audit.js';
 import type { Identity } from '../auth/authenticate.js';
 import type { Authorizer, Grant, PolicyMode, PolicyTarget } from '../auth/policy.js';
-import type { SessionRegistry } from '../session/registry.js';
+import { metrics } from '../metrics.js';
+import { SessionLimitExceeded, type SessionRegistry } from '../session/registry.js';
 import { DOCKER_NAMESPACE } from '../target/pods.js';
 import type { ExecMode } from '../target/modes.js';
 import type { Target } from '../target/resolve.js';
@@ -89,10 +90,21 @@ export function authorize(deps: AccessDeps, question: AccessQuestion): Grant {
     });
     throw new AccessDenied(message, code, reason);
   };
-  if (!decision.allowed) return deny(403, 'Forbidden', decision.message);
+  if (!decision.allowed) {
+    metrics.authorizationFailures.inc({ reason: decision.reason });
+    return deny(403, 'Forbidden', decision.message);
+  }
   const { grant } = decision;
   if (grant.maxSessions !== undefined && deps.registry.countFor(identity.user, grant.rule) >= grant.maxSessions) {
+    metrics.authorizationFailures.inc({ reason: 'limit' });
     return deny(429, 'TooManyRequests', `user "${identity.user}" already has ${grant.maxSessions} open sessions, the most this access allows`);
+  }
+  try {
+    deps.registry.admit(identity.user);
+  } catch (err) {
+    if (!(err instanceof SessionLimitExceeded)) throw err;
+    metrics.authorizationFailures.inc({ reason: err.reason });
+    return deny(429, 'TooManyRequests', err.message);
   }
   return grant;
 }

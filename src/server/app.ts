@@ -8,7 +8,7 @@ import type { Authenticator, Identity } from '../auth/authenticate.js';
 import type { Authorizer } from '../auth/policy.js';
 import type { StreamTokenCache } from '../auth/stream-tokens.js';
 import { BackendError, type Backend } from '../backend/types.js';
-import { registry as metricsRegistry } from '../metrics.js';
+import { metrics, registry as metricsRegistry } from '../metrics.js';
 import { negotiateSubprotocol } from '../protocol/subprotocols.js';
 import type { SessionRegistry } from '../session/registry.js';
 import type { TargetResolver } from '../target/resolve.js';
@@ -36,7 +36,16 @@ export interface AppOptions {
   checkEngine: () => Promise<void>;
   nodeName: string;
   logLevel: string;
-  outputHighWaterMark?: number;
+  sessions: {
+    idleTimeoutMs: number;
+    maxDurationMs: number;
+    pingIntervalMs: number;
+    outputHighWaterMark: number;
+  };
+  /** The environment entry that marks a session's processes, so orphans can be found. */
+  markerEnv(sessionId: string): string;
+  /** True once the agent is shutting down: new requests get 503. */
+  isDraining(): boolean;
   /** Largest message a client may send (stdin chunks, resize). */
   maxClientMessageBytes?: number;
 }
@@ -122,17 +131,20 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   app.decorateRequest('identity', null);
   app.addHook('onRequest', async (request, reply) => {
     const path = request.url.split('?', 1)[0]!;
+    if (options.isDraining() && path !== '/healthz') return sendStatus(reply, 503, 'the agent is shutting down', 'ServiceUnavailable');
     // Cross-site WebSocket hijacking: a browser always sends Origin; only listed ones (and our own) may open streams.
     const origin = request.headers.origin;
     if (request.headers.upgrade && origin !== undefined && !options.allowedOrigins.includes(origin) && !isSameOrigin(origin, request)) {
       const message = `cross-origin WebSocket from ${origin} refused: the origin is not in allowedOrigins (--allowed-origins)`;
       if (AUDITED.test(path)) auditRefusal(options.audit, null, 403, 'Forbidden', message);
+      metrics.authorizationFailures.inc({ reason: 'origin' });
       return sendStatus(reply, 403, message, 'Forbidden');
     }
     if (UNAUTHENTICATED_PATHS.has(path) || path.startsWith(STREAM_PREFIX)) return;
     const outcome = options.authenticator.authenticate(request.headers.authorization, request.raw.socket as TLSSocket, request.ip);
     if (!outcome.ok) {
       request.log.info({ reason: outcome.reason }, 'authentication failed');
+      metrics.authenticationFailures.inc({ reason: outcome.reason });
       if (AUDITED.test(path)) auditRefusal(options.audit, null, 401, 'Unauthorized', `${outcome.message} (${outcome.reason}, from ${request.ip})`);
       return sendStatus(reply, 401, outcome.message, 'Unauthorized');
     }
@@ -155,8 +167,10 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   app.get('/readyz', async (_request, reply) => {
     try {
       await options.checkEngine();
+      metrics.engineUp.set(1);
       return 'ok';
     } catch (err) {
+      metrics.engineUp.set(0);
       return sendStatus(reply, 503, `not ready: ${(err as Error).message}`);
     }
   });
@@ -172,7 +186,11 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     audit: options.audit,
     registry: options.registry,
     nodeName: options.nodeName,
-    outputHighWaterMark: options.outputHighWaterMark ?? 1024 * 1024,
+    outputHighWaterMark: options.sessions.outputHighWaterMark,
+    idleTimeoutMs: options.sessions.idleTimeoutMs,
+    maxDurationMs: options.sessions.maxDurationMs,
+    pingIntervalMs: options.sessions.pingIntervalMs,
+    markerEnv: options.markerEnv,
   };
   registerExecRoutes(app, execDeps);
   registerSessionRoutes(app, { ...execDeps, streamTokens: options.streamTokens, nsenterEnabled: options.nsenterEnabled });

@@ -38,6 +38,7 @@ export function registerExecRoutes(app: FastifyInstance, deps: ExecRouteDeps): v
   const plan = (rules: TargetRules) =>
     async function planExec(request: FastifyRequest<{ Params: ExecParams }>, reply: FastifyReply): Promise<unknown> {
       const identity = request.identity!;
+      const receivedAt = performance.now();
       let options: ExecRequestOptions | null = null;
       try {
         options = parseOptions(request, rules);
@@ -56,6 +57,7 @@ export function registerExecRoutes(app: FastifyInstance, deps: ExecRouteDeps): v
             identity,
             grant,
             target,
+            receivedAt,
             spec: { place: target.place, command: options.command, tty: options.tty, stdin: options.stdin, stdout: options.stdout, stderr: options.stderr },
           },
         };

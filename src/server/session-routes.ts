@@ -65,7 +65,7 @@ function streamUrl(request: FastifyRequest, token: string): string {
 
 declare module 'fastify' {
   interface FastifyRequest {
-    streamGrant: { grant: StreamGrant; traits: ProtocolTraits } | null;
+    streamGrant: { grant: StreamGrant; traits: ProtocolTraits; receivedAt: number } | null;
   }
 }
 
@@ -94,6 +94,7 @@ export function registerSessionRoutes(app: FastifyInstance, deps: SessionRouteDe
         identity,
         grant,
         target,
+        receivedAt: 0, // set when the stream is opened
         spec: { place: target.place, command: body.command, tty: body.tty, stdin: body.stdin, stdout: body.stdout, stderr },
         ...(body.size ? { initialSize: body.size } : {}),
       };
@@ -115,13 +116,14 @@ export function registerSessionRoutes(app: FastifyInstance, deps: SessionRouteDe
     method: 'GET',
     url: '/v1/streams/:token',
     preHandler: async (request, reply) => {
+      const receivedAt = performance.now();
       const grant = deps.streamTokens.take(request.params.token);
       if (!grant) {
         auditRefusal(deps.audit, null, 404, 'NotFound', 'unknown, used or expired stream URL');
         return sendStatus(reply, 404, 'this stream URL is unknown, already used, or expired: request a new one with POST /v1/sessions');
       }
       try {
-        request.streamGrant = { grant, traits: checkUpgrade(request) };
+        request.streamGrant = { grant, traits: checkUpgrade(request), receivedAt };
         return undefined;
       } catch (err) {
         if (err instanceof UpgradeRefused) return sendStatus(reply, err.code, err.message);
@@ -132,7 +134,7 @@ export function registerSessionRoutes(app: FastifyInstance, deps: SessionRouteDe
     wsHandler: async (socket: WebSocket, request: FastifyRequest) => {
       const { grant, traits } = request.streamGrant!;
       // Audited as the identity that asked for the URL, opened from wherever the stream came from.
-      const plan = { ...grant.plan, identity: { ...grant.plan.identity, method: 'stream-token' as const, address: request.ip } };
+      const plan = { ...grant.plan, identity: { ...grant.plan.identity, method: 'stream-token' as const, address: request.ip }, receivedAt: request.streamGrant!.receivedAt };
       await runPlannedSession(deps, plan, traits, socket, request.log.child({ streamId: grant.id }));
     },
   });

@@ -24,6 +24,8 @@ export interface ExecPlan {
   spec: Omit<ExecSpec, 'initialSize'>;
   /** A terminal size known up front (the JSON session API); otherwise the client sends one. */
   initialSize?: TerminalSize;
+  /** performance.now() when the request arrived, for the start-latency histogram. */
+  receivedAt: number;
 }
 
 export interface RunnerDeps {
@@ -34,6 +36,12 @@ export interface RunnerDeps {
   nodeName: string;
   /** Bytes buffered towards a client before the process's output is paused. */
   outputHighWaterMark: number;
+  /** Defaults when the grant sets none. */
+  idleTimeoutMs: number;
+  maxDurationMs: number;
+  pingIntervalMs: number;
+  /** The environment entry that marks a session's processes (EXECLET_SESSION=…), so orphans can be found. */
+  markerEnv(sessionId: string): string;
 }
 
 export async function runPlannedSession(deps: RunnerDeps, plan: ExecPlan, traits: ProtocolTraits, socket: WebSocket, parentLog: FastifyBaseLogger): Promise<void> {
@@ -53,6 +61,7 @@ export async function runPlannedSession(deps: RunnerDeps, plan: ExecPlan, traits
     stdout: spec.stdout,
     stderr: spec.stderr,
     highWaterMark: deps.outputHighWaterMark,
+    pingIntervalMs: deps.pingIntervalMs,
   });
   const auditCommon = {
     sessionId,
@@ -71,18 +80,22 @@ export async function runPlannedSession(deps: RunnerDeps, plan: ExecPlan, traits
   }
 
   const stopper = new AbortController();
+  const progress = { bytesIn: 0, bytesOut: 0, lastActivity: Date.now() };
   const unregister = deps.registry.add({
     id: sessionId,
     user: identity.user,
     rule: grant.rule,
     mode: target.mode,
+    target: `${target.pod.namespace}/${target.pod.name}/${target.container.name}`,
     startedAt: Date.now(),
-    end: async (message: string) => {
+    progress,
+    end: (message: string) => {
       const reason: SessionStop = { outcome: 'shutdown', message };
       stopper.abort(reason);
     },
   });
   const startedAt = performance.now();
+  metrics.sessionsStarted.inc({ mode: target.mode, protocol: traits.name });
   const place = spec.place.kind === 'namespaces' ? { pid: spec.place.pid, namespaces: spec.place.namespaces } : {};
   log.info({ program: spec.command[0], tty: spec.tty, stdin: spec.stdin, auth: identity.method, rule: grant.rule, ...place }, 'session started');
   metrics.sessionsActive.inc({ mode: target.mode });
@@ -91,15 +104,20 @@ export async function runPlannedSession(deps: RunnerDeps, plan: ExecPlan, traits
     const result = await runExecSession({
       channels,
       backend,
-      spec,
+      spec: { ...spec, env: [...(spec.env ?? []), deps.markerEnv(sessionId)] },
       log,
       ...(plan.initialSize ? { initialSize: plan.initialSize } : {}),
-      ...(grant.idleTimeoutMs !== undefined ? { idleTimeoutMs: grant.idleTimeoutMs } : {}),
-      ...(grant.maxDurationMs !== undefined ? { maxDurationMs: grant.maxDurationMs } : {}),
+      idleTimeoutMs: grant.idleTimeoutMs ?? deps.idleTimeoutMs,
+      maxDurationMs: grant.maxDurationMs ?? deps.maxDurationMs,
       stop: stopper.signal,
+      progress,
+      onProcessStarted: () => metrics.sessionStartSeconds.observe({ mode: target.mode }, (performance.now() - plan.receivedAt) / 1000),
     });
     const durationMs = Math.round(performance.now() - startedAt);
-    metrics.sessionsEnded.inc({ mode: target.mode, outcome: result.outcome });
+    metrics.sessionsEnded.inc({ mode: target.mode, protocol: traits.name, outcome: result.outcome });
+    metrics.sessionDurationSeconds.observe({ mode: target.mode }, durationMs / 1000);
+    metrics.relayedBytes.inc({ direction: 'in', stream: 'stdin' }, result.bytesIn);
+    metrics.relayedBytes.inc({ direction: 'out', stream: spec.tty ? 'tty' : 'stdout+stderr' }, result.bytesOut);
     deps.audit.write({
       event: 'session.end',
       ...auditCommon,

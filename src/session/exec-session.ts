@@ -5,6 +5,7 @@ import type { Readable } from 'node:stream';
 import { BackendError, type Backend, type ExecProcess, type ExecSpec, type ExitStatus, type TerminalSize } from '../backend/types.js';
 import type { ClientChannels, OutputStreamName } from '../protocol/channel-connection.js';
 import { exitCodeStatus, failureStatus, type Status } from '../protocol/status.js';
+import type { SessionProgress } from './registry.js';
 
 export interface SessionLogger {
   info(obj: object, msg: string): void;
@@ -44,7 +45,14 @@ export interface ExecSessionOptions {
   maxDurationMs?: number;
   /** Ends the session from outside; the signal's reason is a SessionStop. */
   stop?: AbortSignal;
+  /** Kept up to date with bytes and activity, for the registry. */
+  progress?: SessionProgress;
+  /** Called once the process runs. */
+  onProcessStarted?: () => void;
 }
+
+/** A TTY user is told this long before a timeout ends the session. */
+const NOTICE_BEFORE_END_MS = 60_000;
 
 function formatDuration(ms: number): string {
   const seconds = Math.round(ms / 1000);
@@ -120,20 +128,45 @@ export async function runExecSession(options: ExecSessionOptions): Promise<Sessi
     endArrived?.();
     if (process) process.kill().catch(logRejection('ending the process failed'));
   };
-  let lastActivity = Date.now();
-  const timers: NodeJS.Timeout[] = [];
+  const progress: SessionProgress = options.progress ?? { bytesIn: 0, bytesOut: 0, lastActivity: Date.now() };
+  progress.lastActivity = Date.now();
+  // A one-line notice on the terminal (not counted as activity) before a timeout ends the session.
+  const notice = (text: string) => {
+    if (spec.tty && spec.stdout && process && !channels.closed) channels.write('stdout', Buffer.from(`\r\n[execlet] ${text}\r\n`));
+  };
+  const timers = new Set<NodeJS.Timeout>();
+  const schedule = (fn: () => void, ms: number) => {
+    const timer = setTimeout(() => {
+      timers.delete(timer);
+      fn();
+    }, ms);
+    timers.add(timer);
+  };
   if (options.maxDurationMs !== undefined) {
     const limit = options.maxDurationMs;
-    timers.push(setTimeout(() => endSession('maxDuration', failureStatus('Timeout', `session ended: it reached its maximum duration of ${formatDuration(limit)}`, 504)), limit));
+    if (limit > 2 * NOTICE_BEFORE_END_MS) {
+      schedule(() => notice(`This session will be ended in 1 minute: it reaches its maximum duration of ${formatDuration(limit)}.`), limit - NOTICE_BEFORE_END_MS);
+    }
+    schedule(() => endSession('maxDuration', failureStatus('Timeout', `session ended: it reached its maximum duration of ${formatDuration(limit)}`, 504)), limit);
   }
   if (options.idleTimeoutMs !== undefined) {
     const limit = options.idleTimeoutMs;
+    const noticeAt = limit > 2 * NOTICE_BEFORE_END_MS ? limit - NOTICE_BEFORE_END_MS : Infinity;
+    let noticed = false;
     const checkIdle = () => {
-      const quiet = Date.now() - lastActivity;
-      if (quiet >= limit) endSession('idle', failureStatus('Timeout', `session ended: no input or output for ${formatDuration(limit)} (idle timeout)`, 504));
-      else timers.push(setTimeout(checkIdle, limit - quiet));
+      const quiet = Date.now() - progress.lastActivity;
+      if (quiet >= limit) {
+        endSession('idle', failureStatus('Timeout', `session ended: no input or output for ${formatDuration(limit)} (idle timeout)`, 504));
+        return;
+      }
+      if (quiet < noticeAt) noticed = false;
+      else if (!noticed) {
+        noticed = true;
+        notice(`This session will be ended in 1 minute: no input or output for ${formatDuration(quiet)} (idle timeout ${formatDuration(limit)}).`);
+      }
+      schedule(checkIdle, (quiet < noticeAt ? noticeAt : limit) - quiet);
     };
-    timers.push(setTimeout(checkIdle, limit));
+    schedule(checkIdle, Math.min(noticeAt, limit));
   }
   const onStop = () => {
     const reason = options.stop!.reason as SessionStop;
@@ -144,6 +177,7 @@ export async function runExecSession(options: ExecSessionOptions): Promise<Sessi
     return await run();
   } finally {
     for (const timer of timers) clearTimeout(timer);
+    timers.clear();
     options.stop?.removeEventListener('abort', onStop);
   }
 
@@ -152,7 +186,8 @@ export async function runExecSession(options: ExecSessionOptions): Promise<Sessi
     channels.attach({
       stdin(data) {
         result.bytesIn += data.length;
-        lastActivity = Date.now();
+        progress.bytesIn += data.length;
+        progress.lastActivity = Date.now();
         if (!spec.stdin) return;
         if (process?.stdin) {
           writeStdin(data);
@@ -225,6 +260,7 @@ export async function runExecSession(options: ExecSessionOptions): Promise<Sessi
       return result;
     }
 
+    options.onProcessStarted?.();
     // A size that arrived while the process was starting.
     if (spec.tty && latestSize && latestSize !== sizeAtStart) process.resize(latestSize).catch(logRejection('resizing the terminal failed'));
     if (process.stdin) {
@@ -252,7 +288,8 @@ export async function runExecSession(options: ExecSessionOptions): Promise<Sessi
       return new Promise((resolve) => {
         stream.on('data', (chunk: Buffer) => {
           result.bytesOut += chunk.length;
-          lastActivity = Date.now();
+          progress.bytesOut += chunk.length;
+          progress.lastActivity = Date.now();
           if (!channels.write(name, chunk)) {
             stream.pause();
             channels.onceDrained(() => stream.resume());

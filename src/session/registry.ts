@@ -1,26 +1,92 @@
-// Every live session of this agent: what runs where for whom, so limits can be enforced and the
-// agent knows what to end when it shuts down.
+// Every live session of this agent — who, where, since when, how much, last activity — with the
+// admission limits (per node, per user, starts per user per minute), and a way to end them all.
 import type { ExecMode } from '../target/modes.js';
+
+/** Counters a running session keeps up to date. */
+export interface SessionProgress {
+  bytesIn: number;
+  bytesOut: number;
+  lastActivity: number;
+}
 
 export interface SessionEntry {
   id: string;
   user: string;
-  /** The policy rule that granted it; limits count per user and rule. */
+  /** The policy rule that granted it; rule limits count per user and rule. */
   rule: string;
   mode: ExecMode;
+  /** namespace/pod/container, for operators listing sessions. */
+  target: string;
   startedAt: number;
-  /** Ends the session's process; resolves when it is gone. */
-  end(reason: string): Promise<void>;
+  progress: SessionProgress;
+  /** Asks the session to end (its process is killed, the client gets a Status saying why). */
+  end(message: string): void;
 }
+
+export interface SessionLimits {
+  maxPerNode: number;
+  maxPerUser: number;
+  ratePerUserPerMinute: number;
+}
+
+export class SessionLimitExceeded extends Error {
+  constructor(
+    message: string,
+    readonly reason: 'limit' | 'rate',
+  ) {
+    super(message);
+    this.name = 'SessionLimitExceeded';
+  }
+}
+
+const MINUTE_MS = 60_000;
 
 export class SessionRegistry {
   readonly #sessions = new Map<string, SessionEntry>();
+  /** Admission times per user within the last minute. */
+  readonly #recentStarts = new Map<string, number[]>();
+  #emptyWaiters: Array<() => void> = [];
+
+  constructor(
+    private readonly limits: SessionLimits = { maxPerNode: Infinity, maxPerUser: Infinity, ratePerUserPerMinute: Infinity },
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Checks the limits for a new session of `user` and counts it towards the rate; throws when over. */
+  admit(user: string): void {
+    if (this.#sessions.size >= this.limits.maxPerNode) {
+      throw new SessionLimitExceeded(`this agent already runs ${this.limits.maxPerNode} sessions, its limit; try again later`, 'limit');
+    }
+    let userSessions = 0;
+    for (const session of this.#sessions.values()) if (session.user === user) userSessions++;
+    if (userSessions >= this.limits.maxPerUser) {
+      throw new SessionLimitExceeded(`user "${user}" already has ${this.limits.maxPerUser} sessions on this agent, the limit`, 'limit');
+    }
+    const now = this.now();
+    const recent = (this.#recentStarts.get(user) ?? []).filter((t) => now - t < MINUTE_MS);
+    if (recent.length >= this.limits.ratePerUserPerMinute) {
+      this.#recentStarts.set(user, recent);
+      throw new SessionLimitExceeded(`user "${user}" started ${this.limits.ratePerUserPerMinute} sessions in the last minute, the limit; slow down`, 'rate');
+    }
+    recent.push(now);
+    this.#recentStarts.set(user, recent);
+    if (this.#recentStarts.size > 10_000) this.#sweepRates(now);
+  }
 
   add(entry: SessionEntry): () => void {
     this.#sessions.set(entry.id, entry);
     return () => {
-      this.#sessions.delete(entry.id);
+      if (!this.#sessions.delete(entry.id)) return;
+      if (this.#sessions.size === 0) {
+        const waiters = this.#emptyWaiters;
+        this.#emptyWaiters = [];
+        for (const waiter of waiters) waiter();
+      }
     };
+  }
+
+  has(id: string): boolean {
+    return this.#sessions.has(id);
   }
 
   countFor(user: string, rule: string): number {
@@ -35,5 +101,22 @@ export class SessionRegistry {
 
   list(): SessionEntry[] {
     return [...this.#sessions.values()];
+  }
+
+  /** Asks every session to end; resolves true once none is left, false after `timeoutMs`. */
+  async endAll(message: string, timeoutMs: number): Promise<boolean> {
+    for (const session of this.#sessions.values()) session.end(message);
+    if (this.#sessions.size === 0) return true;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(this.#sessions.size === 0), timeoutMs);
+      this.#emptyWaiters.push(() => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
+  }
+
+  #sweepRates(now: number): void {
+    for (const [user, times] of this.#recentStarts) if (times.every((t) => now - t >= MINUTE_MS)) this.#recentStarts.delete(user);
   }
 }

@@ -72,6 +72,8 @@ before(async () => {
     nsenter: 'enabled',
     allowedOrigins: ['https://console.example'],
     logLevel: 'silent',
+    // The outstanding-URL cap is under test here, not the per-user start rate.
+    sessions: { ...defaultSettings().sessions, ratePerUserPerMinute: 100_000 },
   };
   agent = await startInProcessAgent(settings, { clock: { now: () => now } });
   port = Number(new URL(agent.kubeconfig.serverUrl).port);

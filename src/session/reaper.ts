@@ -1,0 +1,323 @@
+// Finds the processes execlet started by the marker in their environment (see session-marker.ts)
+// and kills those nobody owns any more: every process of an earlier agent instance (the agent was
+// killed, even with SIGKILL, and restarted) and every process of a session of this instance that
+// has ended. Works on host PIDs through /proc, like the backends' own kill path (process-tree.ts).
+import { closeSync, openSync, readdirSync, readFileSync, readSync } from 'node:fs';
+
+import {
+  killProcessTree,
+  readProcStat,
+  signalProcessTree,
+  snapshotProcessTree,
+  waitForDeath,
+  type ProcStat,
+  type ProcessTreeSnapshot,
+} from '../backend/process-tree.js';
+import { MARKER_VARIABLE, MAX_MARKER_LENGTH, parseMarker, type Marker } from './session-marker.js';
+
+export interface MarkedProcess {
+  pid: number;
+  marker: Marker;
+  /** Start time from /proc/PID/stat (clock ticks since boot), so a reused PID is never mistaken for it. */
+  startTime: string;
+}
+
+const DEFAULT_PROC_ROOT = '/proc';
+const PREFIX = Buffer.from(`${MARKER_VARIABLE}=`, 'latin1');
+const CHUNK_BYTES = 4096;
+/** Errors that mean "this process is gone or not ours to look at": skipped without a word. */
+const SKIPPED_ERRORS = new Set(['ENOENT', 'ESRCH', 'EACCES', 'EPERM']);
+/** How long killProcessTree itself waits after SIGKILL; the careful path waits as long. */
+const KILL_WAIT_MS = 2000;
+
+/**
+ * The process's stat through `procRoot`. The real /proc goes through readProcStat; another root
+ * (tests) is parsed the same way, since readProcStat has no root parameter.
+ */
+function readStat(procRoot: string, pid: number): ProcStat | null {
+  if (procRoot === DEFAULT_PROC_ROOT) return readProcStat(pid);
+  let text: string;
+  try {
+    text = readFileSync(`${procRoot}/${pid}/stat`, 'latin1');
+  } catch {
+    return null;
+  }
+  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  return { pid, state: fields[0] ?? '', ppid: Number(fields[1]), pgrp: Number(fields[2]), startTime: fields[19] ?? '' };
+}
+
+function isZombie(stat: ProcStat): boolean {
+  return stat.state === 'Z' || stat.state === 'X';
+}
+
+/**
+ * The value of the first `EXECLET_SESSION=` entry of an environ file (NUL-separated), or null when
+ * there is none. Reads in small chunks and stops as soon as that entry is complete; entries that
+ * are not it are skipped without being kept. A value longer than any valid marker yields '' (invalid).
+ */
+function readMarkerValue(path: string): string | null {
+  const fd = openSync(path, 'r');
+  try {
+    const chunk = Buffer.allocUnsafe(CHUNK_BYTES);
+    // Within the current entry: how many bytes matched the prefix so far, -1 once it cannot match.
+    let matched = 0;
+    // Set once the prefix matched: the value collected so far.
+    let value: string | null = null;
+    for (;;) {
+      const length = readSync(fd, chunk, 0, CHUNK_BYTES, null);
+      if (length === 0) return value; // the last entry need not end with a NUL
+      let i = 0;
+      while (i < length) {
+        if (matched < 0) {
+          const nul = chunk.indexOf(0, i);
+          if (nul === -1 || nul >= length) break; // the entry goes on in the next chunk
+          matched = 0;
+          i = nul + 1;
+          continue;
+        }
+        const byte = chunk[i++]!;
+        if (value !== null) {
+          if (byte === 0) return value;
+          if (value.length >= MAX_MARKER_LENGTH) return '';
+          value += String.fromCharCode(byte);
+        } else if (byte === 0) {
+          matched = 0; // an empty entry, or one shorter than the prefix
+        } else if (byte === PREFIX[matched]) {
+          matched++;
+          if (matched === PREFIX.length) value = '';
+        } else {
+          matched = -1;
+        }
+      }
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function isSkipped(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  return typeof code === 'string' && SKIPPED_ERRORS.has(code);
+}
+
+/**
+ * Every live (non-zombie) process on the host whose environment has a valid EXECLET_SESSION marker
+ * of `scope`. Reads /proc/PID/environ (NUL-separated) up to the first EXECLET_SESSION= entry only;
+ * processes that vanish or cannot be read (EACCES, EPERM) are skipped silently, and so is a PID
+ * whose start time changed while it was read (reused). Throws only when `procRoot` itself cannot be
+ * listed or for an unexpected error (EMFILE, …).
+ */
+export function findMarkedProcesses(scope: string, procRoot: string = DEFAULT_PROC_ROOT): MarkedProcess[] {
+  const found: MarkedProcess[] = [];
+  for (const entry of readdirSync(procRoot)) {
+    if (!/^[1-9][0-9]*$/.test(entry)) continue;
+    const pid = Number(entry);
+    const before = readStat(procRoot, pid);
+    if (!before || isZombie(before)) continue;
+    let value: string | null;
+    try {
+      value = readMarkerValue(`${procRoot}/${pid}/environ`);
+    } catch (err) {
+      if (isSkipped(err)) continue;
+      throw err;
+    }
+    if (value === null) continue;
+    const marker = parseMarker(value);
+    if (!marker || marker.scope !== scope) continue;
+    const after = readStat(procRoot, pid);
+    if (!after || after.startTime !== before.startTime || isZombie(after)) continue;
+    found.push({ pid, marker, startTime: before.startTime });
+  }
+  return found;
+}
+
+export interface ReapResult {
+  /** Marked processes killed, each counted once (not trees, and not unmarked descendants). */
+  killed: number;
+  /** Distinct session ids of the processes killed, in the order first seen. */
+  sessions: string[];
+}
+
+export interface ReaperOptions {
+  scope: string;
+  instance: string;
+  /**
+   * True for sessions of this instance that are live; their processes are left alone. A session
+   * must count as live before its process is started, or a reap in between kills it.
+   */
+  isLive(session: string): boolean;
+  /** SIGHUP, then SIGKILL after this many milliseconds for whatever is left. */
+  graceMs: number;
+  /** Called once per marked process killed (the caller logs and counts). */
+  onReaped?(process: MarkedProcess): void;
+}
+
+/** Processes that must survive whatever happens: this agent, its ancestors, PID 1, live sessions. */
+interface Guard {
+  pids: Set<number>;
+  /** Process groups with a protected member: never signalled as a group. */
+  groups: Set<number>;
+}
+
+function agentAndAncestors(): Set<number> {
+  const pids = new Set<number>([1, process.pid]);
+  let pid = process.pid;
+  for (;;) {
+    const stat = readProcStat(pid);
+    if (!stat || !(stat.ppid > 0) || pids.has(stat.ppid)) return pids;
+    pids.add(stat.ppid);
+    pid = stat.ppid;
+  }
+}
+
+function isSameLiveProcess(pid: number, startTime: string): boolean {
+  const stat = readProcStat(pid);
+  return stat !== null && stat.startTime === startTime && !isZombie(stat);
+}
+
+/** Like signalProcessTree, but never by group for a group that holds a protected process. */
+function signalCarefully(members: ProcessTreeSnapshot, sig: NodeJS.Signals, guard: Guard): void {
+  signalProcessTree(
+    members.filter((m) => !guard.groups.has(m.pid)),
+    sig,
+  );
+  for (const m of members) {
+    if (!guard.groups.has(m.pid) || !isSameLiveProcess(m.pid, m.startTime)) continue;
+    try {
+      process.kill(m.pid, sig);
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+}
+
+/**
+ * Kills the tree of `root` and returns the snapshot of it taken before (empty when the root is gone
+ * or its PID was reused). A tree that holds a protected process, or whose members lead a process
+ * group holding one, is killed member by member with the protected ones left out; any other tree
+ * goes through killProcessTree.
+ */
+async function killOrphanTree(root: MarkedProcess, graceMs: number, guard: Guard): Promise<ProcessTreeSnapshot> {
+  const tree = snapshotProcessTree(root.pid);
+  if (tree[0]?.pid !== root.pid || tree[0].startTime !== root.startTime) return [];
+  if (!tree.some((m) => guard.pids.has(m.pid) || guard.groups.has(m.pid))) {
+    await killProcessTree(root.pid, graceMs);
+    return tree;
+  }
+  const targets = tree.filter((m) => !guard.pids.has(m.pid));
+  const pids = targets.map((m) => m.pid);
+  signalCarefully(targets, 'SIGHUP', guard);
+  if (await waitForDeath(pids, graceMs)) return tree;
+  signalCarefully(targets, 'SIGKILL', guard);
+  await waitForDeath(pids, KILL_WAIT_MS);
+  return tree;
+}
+
+/**
+ * Kills every marked process of the scope that belongs to another instance, or to this instance
+ * but a session that is not live: each orphan's whole tree (SIGHUP, SIGKILL after graceMs), roots
+ * first, so a child carrying the marker dies with its parent's tree and is reported once; children
+ * re-parented after their parent died are found on their own. This process, its ancestors, PID 1
+ * and the processes of live sessions are never signalled. Processes that vanish meanwhile are
+ * skipped; a process still alive after SIGKILL is not reported (the next run tries again). When
+ * onReaped throws, the reap still completes and the first such error is thrown at the end.
+ */
+export async function reapOrphans(options: ReaperOptions): Promise<ReapResult> {
+  const guard: Guard = { pids: agentAndAncestors(), groups: new Set() };
+  const pending = new Map<number, MarkedProcess>();
+  for (const found of findMarkedProcesses(options.scope)) {
+    if (found.marker.instance === options.instance && options.isLive(found.marker.session)) guard.pids.add(found.pid);
+    else pending.set(found.pid, found);
+  }
+  for (const pid of guard.pids) {
+    pending.delete(pid);
+    const stat = readProcStat(pid);
+    if (stat) guard.groups.add(stat.pgrp);
+  }
+
+  const killed: MarkedProcess[] = [];
+  let callbackError: unknown;
+  let reported = false;
+  const report = (reaped: MarkedProcess) => {
+    killed.push(reaped);
+    try {
+      options.onReaped?.(reaped);
+    } catch (err) {
+      if (!reported) callbackError = err;
+      reported = true;
+    }
+  };
+
+  while (pending.size > 0) {
+    // Forget whatever ended on its own (or whose PID was reused), then take the topmost orphans.
+    const parents = new Map<number, number>();
+    for (const p of pending.values()) {
+      const stat = readProcStat(p.pid);
+      if (!stat || stat.startTime !== p.startTime || isZombie(stat)) pending.delete(p.pid);
+      else parents.set(p.pid, stat.ppid);
+    }
+    const roots = [...pending.values()].filter((p) => !pending.has(parents.get(p.pid)!));
+    // Trees may overlap (a marked process under an unmarked child of another): each marked process
+    // is accounted for by the first tree that holds it.
+    const candidates = new Map(pending);
+    const trees = await Promise.all(roots.map((root) => killOrphanTree(root, options.graceMs, guard)));
+    for (const tree of trees) {
+      for (const member of tree) {
+        const marked = candidates.get(member.pid);
+        if (!marked || marked.startTime !== member.startTime || !pending.delete(member.pid)) continue;
+        if (!isSameLiveProcess(marked.pid, marked.startTime)) report(marked);
+      }
+    }
+    for (const root of roots) pending.delete(root.pid);
+  }
+
+  if (reported) throw callbackError;
+  return { killed: killed.length, sessions: [...new Set(killed.map((p) => p.marker.session))] };
+}
+
+/**
+ * Runs reapOrphans every intervalMs, the first time intervalMs after the call (an agent reaps once
+ * itself at start-up, before it accepts sessions). Runs never overlap: the next is scheduled once
+ * the previous finished. The timer is unref'd. After stop(), no further run starts and neither
+ * onResult nor onError is called (a run in progress still completes and calls onReaped).
+ * A throwing onResult is passed to onError; errors without onError are dropped.
+ */
+export function startPeriodicReaper(
+  options: ReaperOptions & { intervalMs: number; onError?(err: Error): void; onResult?(r: ReapResult): void },
+): () => void {
+  if (!Number.isFinite(options.intervalMs) || options.intervalMs <= 0) {
+    throw new RangeError(`reaper interval must be a positive number of milliseconds, not ${options.intervalMs}`);
+  }
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+
+  const fail = (err: unknown) => {
+    if (stopped) return;
+    try {
+      options.onError?.(err instanceof Error ? err : new Error(String(err)));
+    } catch {
+      // A throwing error handler must not stop the reaper.
+    }
+  };
+  const run = async () => {
+    timer = undefined;
+    try {
+      const result = await reapOrphans(options);
+      if (!stopped) options.onResult?.(result);
+    } catch (err) {
+      fail(err);
+    }
+    if (!stopped) schedule();
+  };
+  const schedule = () => {
+    timer = setTimeout(() => void run(), options.intervalMs);
+    timer.unref();
+  };
+
+  schedule();
+  return () => {
+    stopped = true;
+    if (timer) clearTimeout(timer);
+    timer = undefined;
+  };
+}
