@@ -4,6 +4,18 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 
 export const registry = new Registry();
 collectDefaultMetrics({ register: registry });
+// prom-client names these gauges *_total, which Prometheus reserves for counters (promtool
+// rejects them); the same facts remain in nodejs_active_handles / nodejs_active_requests.
+for (const misnamed of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
+  registry.removeSingleMetric(misnamed);
+}
+
+let engineProbe: () => Promise<boolean> = async () => false;
+
+/** How execlet_engine_up learns, at scrape time, whether the engine answers. */
+export function setEngineProbe(probe: () => Promise<boolean>): void {
+  engineProbe = probe;
+}
 
 export const metrics = {
   sessionsActive: new Gauge({
@@ -69,8 +81,11 @@ export const metrics = {
   }),
   engineUp: new Gauge({
     name: 'execlet_engine_up',
-    help: 'Whether the Docker engine answered the last readiness check (1) or not (0).',
+    help: 'Whether the Docker engine answers (1) or not (0), checked at every scrape.',
     registers: [registry],
+    async collect() {
+      this.set((await engineProbe()) ? 1 : 0);
+    },
   }),
   auditFailures: new Counter({
     name: 'execlet_audit_write_failures_total',

@@ -13,7 +13,7 @@ import { TokenFile } from '../auth/token-file.js';
 import { DockerBackend } from '../backend/docker.js';
 import { NsenterBackend } from '../backend/nsenter.js';
 import { isNsenterEnabled, splitListen, type Settings } from '../config/settings.js';
-import { metrics } from '../metrics.js';
+import { metrics, setEngineProbe } from '../metrics.js';
 import { buildApp } from '../server/app.js';
 import type { StreamGrant } from '../server/session-routes.js';
 import { SessionRegistry } from '../session/registry.js';
@@ -52,6 +52,7 @@ export async function startAgent(settings: Settings, overrides: AgentOverrides =
   const nsenter = new NsenterBackend({ killGraceMs: settings.killGraceMs });
   if (nsenterEnabled) nsenter.tools(); // fail at start-up, not at the first session, when util-linux is missing
   const nodePid = nodeNamespacePid();
+  setEngineProbe(() => docker.ping().then(() => true, () => false));
   const tokenFile = settings.tokenFile ? TokenFile.load(settings.tokenFile) : null;
   const authorizer = new ReloadableAuthorizer(settings.policyFile ? Policy.load(settings.policyFile) : ALLOW_ALL);
   const clientCA = settings.tls.clientCAFile ? readFileSync(settings.tls.clientCAFile, 'utf8') : undefined;

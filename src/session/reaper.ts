@@ -5,6 +5,7 @@
 import { closeSync, openSync, readdirSync, readFileSync, readSync } from 'node:fs';
 
 import {
+  descendantsOf,
   killProcessTree,
   readProcStat,
   signalProcessTree,
@@ -170,6 +171,10 @@ function agentAndAncestors(): Set<number> {
   }
 }
 
+function sameMarker(a: Marker, b: Marker): boolean {
+  return a.scope === b.scope && a.instance === b.instance && a.session === b.session;
+}
+
 function isSameLiveProcess(pid: number, startTime: string): boolean {
   const stat = readProcStat(pid);
   return stat !== null && stat.startTime === startTime && !isZombie(stat);
@@ -217,16 +222,23 @@ async function killOrphanTree(root: MarkedProcess, graceMs: number, guard: Guard
  * Kills every marked process of the scope that belongs to another instance, or to this instance
  * but a session that is not live: each orphan's whole tree (SIGHUP, SIGKILL after graceMs), roots
  * first, so a child carrying the marker dies with its parent's tree and is reported once; children
- * re-parented after their parent died are found on their own. This process, its ancestors, PID 1
- * and the processes of live sessions are never signalled. Processes that vanish meanwhile are
+ * re-parented after their parent died are found on their own. This process, its ancestors, PID 1,
+ * the processes of live sessions and, when this process carries a marker itself, its descendants
+ * that inherited that marker are never signalled. Processes that vanish meanwhile are
  * skipped; a process still alive after SIGKILL is not reported (the next run tries again). When
  * onReaped throws, the reap still completes and the first such error is thrown at the end.
  */
 export async function reapOrphans(options: ReaperOptions): Promise<ReapResult> {
   const guard: Guard = { pids: agentAndAncestors(), groups: new Set() };
+  const marked = findMarkedProcesses(options.scope);
+  // When the agent itself carries a marker of the scope (it was started from an execlet session),
+  // the helpers it starts inherit that marker: they are the agent's, not orphans.
+  const own = marked.find((p) => p.pid === process.pid)?.marker;
+  const ownChildren = own ? new Set(descendantsOf(process.pid)) : new Set<number>();
   const pending = new Map<number, MarkedProcess>();
-  for (const found of findMarkedProcesses(options.scope)) {
-    if (found.marker.instance === options.instance && options.isLive(found.marker.session)) guard.pids.add(found.pid);
+  for (const found of marked) {
+    const isOwnHelper = own !== undefined && ownChildren.has(found.pid) && sameMarker(found.marker, own);
+    if (isOwnHelper || (found.marker.instance === options.instance && options.isLive(found.marker.session))) guard.pids.add(found.pid);
     else pending.set(found.pid, found);
   }
   for (const pid of guard.pids) {

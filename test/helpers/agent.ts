@@ -29,13 +29,15 @@ export interface StartAgentOptions {
   args?: string[];
   env?: NodeJS.ProcessEnv;
   nodeName?: string;
+  /** Reuse a state dir (an agent restarted after a crash); it is then left in place by stop(). */
+  stateDir?: string;
 }
 
 const START_TIMEOUT_MS = 20_000;
 
 export async function startAgent(docker: TestDocker, options: StartAgentOptions = {}): Promise<TestAgent> {
   if (!existsSync(AGENT_MAIN)) throw new Error(`${AGENT_MAIN} is missing: run "npm run build" first (npm test does)`);
-  const stateDir = mkdtempSync(join(tmpdir(), 'execlet-agent-'));
+  const stateDir = options.stateDir ?? mkdtempSync(join(tmpdir(), 'execlet-agent-'));
   const child = spawn(
     process.execPath,
     [
@@ -89,7 +91,7 @@ export async function startAgent(docker: TestDocker, options: StartAgentOptions 
       await exited;
       clearTimeout(timer);
     }
-    rmSync(stateDir, { recursive: true, force: true });
+    if (!options.stateDir) rmSync(stateDir, { recursive: true, force: true });
   };
 
   let url: string;

@@ -21,6 +21,10 @@ export interface TestDocker {
   /** Private engines only: PIDs of the processes started for it. */
   dockerdPid?: number;
   containerdPid?: number;
+  /** Private engines only: kill dockerd (SIGKILL, as in a crash; containerd keeps running) and wait for it to exit. */
+  killDockerd?(): Promise<void>;
+  /** Private engines only: start dockerd again after killDockerd() and wait until it answers. */
+  startDockerd?(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -633,9 +637,21 @@ export async function startPrivateDocker(): Promise<TestDocker> {
     // Our own daemon.json keeps /etc/docker/daemon.json out, and moves the trust key
     // (otherwise created as /etc/docker/key.json) into the dir.
     fs.writeFileSync(path.join(dir, 'daemon.json'), `${JSON.stringify({ 'deprecated-key-path': path.join(dir, 'key.json') }, null, 2)}\n`);
-    engine.dockerd = spawnDaemon(
-      dockerdBin,
-      [
+    engine.dockerd = spawnDaemon(dockerdBin, dockerdArgs(), dockerdLog);
+    const dockerd = engine.dockerd;
+    await waitUntil(`dockerd for ${dir}`, DOCKERD_READY_TIMEOUT_MS, () => ping(socketPath, 2_000), () => exitDescription(dockerd, 'dockerd') ?? exitDescription(containerd, 'containerd'));
+  } catch (err) {
+    const tails = `--- ${dockerdLog} (tail) ---\n${logTail(dockerdLog)}\n--- ${containerdLog} (tail) ---\n${logTail(containerdLog, 12)}`;
+    try {
+      await stopPrivateEngine(engine);
+    } catch (stopErr) {
+      throw new Error(`private dockerd failed to start after ${Date.now() - started} ms: ${errorMessage(err)}\n${tails}\n(cleanup: ${errorMessage(stopErr)})`, { cause: err });
+    }
+    throw new Error(`private dockerd failed to start after ${Date.now() - started} ms: ${errorMessage(err)}\n${tails}`, { cause: err });
+  }
+
+  function dockerdArgs(): string[] {
+    return [
         `--host=unix://${socketPath}`,
         `--data-root=${path.join(dir, 'data')}`,
         `--exec-root=${path.join(dir, 'exec')}`,
@@ -649,20 +665,24 @@ export async function startPrivateDocker(): Promise<TestDocker> {
         '--ip-forward=false',
         '--bridge=none',
         '--userland-proxy=false',
-      ],
-      dockerdLog,
-    );
-    const dockerd = engine.dockerd;
-    await waitUntil(`dockerd for ${dir}`, DOCKERD_READY_TIMEOUT_MS, () => ping(socketPath, 2_000), () => exitDescription(dockerd, 'dockerd') ?? exitDescription(containerd, 'containerd'));
-  } catch (err) {
-    const tails = `--- ${dockerdLog} (tail) ---\n${logTail(dockerdLog)}\n--- ${containerdLog} (tail) ---\n${logTail(containerdLog, 12)}`;
-    try {
-      await stopPrivateEngine(engine);
-    } catch (stopErr) {
-      throw new Error(`private dockerd failed to start after ${Date.now() - started} ms: ${errorMessage(err)}\n${tails}\n(cleanup: ${errorMessage(stopErr)})`, { cause: err });
-    }
-    throw new Error(`private dockerd failed to start after ${Date.now() - started} ms: ${errorMessage(err)}\n${tails}`, { cause: err });
+      ];
   }
+
+  const killDockerd = async (): Promise<void> => {
+    const dockerd = engine.dockerd;
+    if (!dockerd || dockerd.exitCode !== null || dockerd.signalCode !== null) return;
+    const exited = once(dockerd, 'exit');
+    dockerd.kill('SIGKILL');
+    await exited;
+    engine.dockerd = undefined;
+  };
+  const startDockerd = async (): Promise<void> => {
+    fs.rmSync(path.join(dir, 'docker.pid'), { force: true });
+    engine.dockerd = spawnDaemon(dockerdBin, dockerdArgs(), dockerdLog);
+    const dockerd = engine.dockerd;
+    const containerd = engine.containerd!;
+    await waitUntil(`dockerd for ${dir} (restarted)`, DOCKERD_READY_TIMEOUT_MS, () => ping(socketPath, 2_000), () => exitDescription(dockerd, 'dockerd') ?? exitDescription(containerd, 'containerd'));
+  };
 
   const stop = (): Promise<void> => {
     engine.stopping ??= stopPrivateEngine(engine);
@@ -683,6 +703,8 @@ export async function startPrivateDocker(): Promise<TestDocker> {
     dir,
     dockerdPid: engine.dockerd?.pid,
     containerdPid: engine.containerd?.pid,
+    killDockerd,
+    startDockerd,
     stop,
   };
 }
