@@ -756,3 +756,50 @@ describe('statusForExit', () => {
     assert.ok(bare.message?.includes('without an exit status'));
   });
 });
+
+describe('runExecSession: timeouts and the one-minute notice', () => {
+  function timed(options: { idleTimeoutMs?: number; maxDurationMs?: number }) {
+    const events: string[] = [];
+    const channels = new FakeChannels(events);
+    const backend = new FakeBackend(events);
+    const log = { info: () => undefined, warn: () => undefined };
+    const session = runExecSession({ channels, backend, spec: spec({ tty: true, stdin: true, stderr: false }), log, initialSize: { width: 80, height: 24 }, ...options });
+    return { channels, backend, session };
+  }
+
+  it('max duration: a TTY notice a minute before, then the process is ended with a Timeout status', async (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout', 'Date'], now: 0 });
+    const { channels, backend, session } = timed({ maxDurationMs: 3 * 60_000 });
+    await settle();
+    backend.process.stdout.write('prompt$ ');
+    await settle();
+    t.mock.timers.tick(2 * 60_000 - 1);
+    assert.ok(!channels.writes.some((w) => w.data.includes('[execlet]')), 'no notice yet');
+    t.mock.timers.tick(1);
+    assert.deepEqual(channels.writes.at(-1), { stream: 'stdout', data: '\r\n[execlet] This session will be ended in 1 minute: it reaches its maximum duration of 3m.\r\n' });
+    t.mock.timers.tick(60_000);
+    await settle();
+    const result = await session;
+    assert.equal(result.outcome, 'maxDuration');
+    assert.deepEqual(channels.finishes, [{ metadata: {}, status: 'Failure', reason: 'Timeout', message: 'session ended: it reached its maximum duration of 3m', code: 504 }]);
+  });
+
+  it('idle: the notice does not count as activity; input before the end starts the wait over', async (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout', 'Date'], now: 0 });
+    const { channels, backend, session } = timed({ idleTimeoutMs: 5 * 60_000 });
+    await settle();
+    t.mock.timers.tick(4 * 60_000);
+    assert.match(channels.writes.at(-1)?.data ?? '', /ended in 1 minute: no input or output for 4m \(idle timeout 5m\)/);
+    t.mock.timers.tick(30_000);
+    channels.h.stdin(Buffer.from('ls\n')); // the user is back
+    t.mock.timers.tick(60_000);
+    await settle();
+    assert.equal(channels.finishes.length, 0, 'still running: the input reset the idle clock');
+    t.mock.timers.tick(5 * 60_000);
+    await settle();
+    const result = await session;
+    assert.equal(result.outcome, 'idle');
+    assert.equal(channels.finishes[0]?.message, 'session ended: no input or output for 5m (idle timeout)');
+    assert.equal(backend.processes.length, 1);
+  });
+});
