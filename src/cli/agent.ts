@@ -160,7 +160,8 @@ export async function startAgent(settings: Settings, overrides: AgentOverrides =
       if (!settings.policyFile) return;
       try {
         authorizer.replace(Policy.load(settings.policyFile));
-        app.log.info({ policy: settings.policyFile }, 'policy reloaded');
+        const revoked = registry.revokeDisallowed('the session was ended: a policy change revoked this access');
+        app.log.info({ policy: settings.policyFile, revoked }, 'policy reloaded');
       } catch (err) {
         app.log.error({ err: (err as Error).message }, 'policy not reloaded; the previous policy stays in force');
       }

@@ -14,7 +14,8 @@ import type { ProtocolTraits } from '../protocol/subprotocols.js';
 import { runExecSession, type SessionStop } from '../session/exec-session.js';
 import type { SessionRegistry } from '../session/registry.js';
 import type { Target } from '../target/resolve.js';
-import { auditIdentity, auditTarget } from './access.js';
+import type { Authorizer } from '../auth/policy.js';
+import { auditIdentity, auditTarget, policyMode, policyTarget } from './access.js';
 
 /** Everything decided before the upgrade: who, where, what, and under which grant. */
 export interface ExecPlan {
@@ -31,6 +32,7 @@ export interface ExecPlan {
 export interface RunnerDeps {
   docker: Backend;
   nsenter: Backend;
+  authorizer: Authorizer;
   audit: AuditLog;
   registry: SessionRegistry;
   nodeName: string;
@@ -89,10 +91,16 @@ export async function runPlannedSession(deps: RunnerDeps, plan: ExecPlan, traits
     target: `${target.pod.namespace}/${target.pod.name}/${target.container.name}`,
     startedAt: Date.now(),
     progress,
-    end: (message: string) => {
-      const reason: SessionStop = { outcome: 'shutdown', message };
-      stopper.abort(reason);
-    },
+    end: (stop: SessionStop) => stopper.abort(stop),
+    stillAllowed: () =>
+      deps.authorizer.decide({
+        subject: { user: identity.user, groups: identity.groups },
+        mode: policyMode(target.mode),
+        target: policyTarget(target),
+        command: spec.command,
+        tty: spec.tty,
+        stdin: spec.stdin,
+      }).allowed,
   });
   const startedAt = performance.now();
   metrics.sessionsStarted.inc({ mode: target.mode, protocol: traits.name });

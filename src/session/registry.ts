@@ -1,6 +1,7 @@
 // Every live session of this agent — who, where, since when, how much, last activity — with the
 // admission limits (per node, per user, starts per user per minute), and a way to end them all.
 import type { ExecMode } from '../target/modes.js';
+import type { SessionStop } from './exec-session.js';
 
 /** Counters a running session keeps up to date. */
 export interface SessionProgress {
@@ -20,7 +21,9 @@ export interface SessionEntry {
   startedAt: number;
   progress: SessionProgress;
   /** Asks the session to end (its process is killed, the client gets a Status saying why). */
-  end(message: string): void;
+  end(stop: SessionStop): void;
+  /** Whether the current policy still allows this session (checked after a policy reload). */
+  stillAllowed(): boolean;
 }
 
 export interface SessionLimits {
@@ -105,7 +108,7 @@ export class SessionRegistry {
 
   /** Asks every session to end; resolves true once none is left, false after `timeoutMs`. */
   async endAll(message: string, timeoutMs: number): Promise<boolean> {
-    for (const session of this.#sessions.values()) session.end(message);
+    for (const session of this.#sessions.values()) session.end({ outcome: 'shutdown', message });
     if (this.#sessions.size === 0) return true;
     return new Promise((resolve) => {
       const timer = setTimeout(() => resolve(this.#sessions.size === 0), timeoutMs);
@@ -114,6 +117,17 @@ export class SessionRegistry {
         resolve(true);
       });
     });
+  }
+
+  /** Ends every session the current policy no longer allows; returns how many. */
+  revokeDisallowed(message: string): number {
+    let revoked = 0;
+    for (const session of this.#sessions.values()) {
+      if (session.stillAllowed()) continue;
+      session.end({ outcome: 'killed', message });
+      revoked++;
+    }
+    return revoked;
   }
 
   #sweepRates(now: number): void {

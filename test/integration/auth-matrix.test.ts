@@ -15,6 +15,7 @@ import { createCertificateAuthority, createClientCertificate, type KeyAndCert } 
 import { defaultSettings, type Settings } from '../../src/config/settings.js';
 import { dockerClient, podLabels, startContainer, type TestContainer } from '../helpers/containers.js';
 import { useTestDocker, type TestDocker } from '../helpers/docker-daemon.js';
+import { pidsWithCommandLine, waitUntil } from '../helpers/proc-scan.js';
 import { runCommand } from '../helpers/run-command.js';
 
 const KUBECTL = '/usr/lib/google-cloud-sdk/bin/kubectl.1.32';
@@ -347,6 +348,22 @@ describe('browser safety', () => {
     const issued = await call('POST', '/v1/sessions', { token: TOKENS.alice }, { target: { namespace: 'team-a', pod: 'web', container: 'app' }, command: ['echo', 'allowed'] });
     const ok = await stream(new URL(issued.body.url as string).pathname, { origin: 'https://console.example' });
     assert.ok('stdout' in ok && ok.stdout === 'allowed\n');
+  });
+});
+
+describe('policy change', () => {
+  test('a reload that revokes access ends the live session with a Status saying so', async () => {
+    const result = stream(execPath('team-a', 'web', 'app', ['sleep', '3100001']), { token: TOKENS.alice });
+    await waitUntil(() => pidsWithCommandLine('sleep 3100001').length === 1, 10_000, 'the session to run');
+    writeFileSync(join(dir, 'policy.yaml'), POLICY.replace('targets: [{ namespace: team-a }]', 'targets: [{ namespace: team-c }]'));
+    agent.reload();
+    const r = await result;
+    assert.ok('status' in r, JSON.stringify(r));
+    assert.equal(r.status.reason, 'Forbidden');
+    assert.equal(r.status.message, 'the session was ended: a policy change revoked this access');
+    await waitUntil(() => pidsWithCommandLine('sleep 3100001').length === 0, 3_000, 'the process to be gone');
+    writeFileSync(join(dir, 'policy.yaml'), POLICY);
+    agent.reload();
   });
 });
 
