@@ -23,33 +23,27 @@ export interface AuditTarget {
 
 export type SessionEndReason = 'exited' | 'disconnect' | 'idle' | 'maxDuration' | 'killed' | 'error' | 'shutdown';
 
+/** What every session record says: who, where, what. */
+export interface SessionAuditFields {
+  time?: string;
+  sessionId: string;
+  identity: AuditIdentity;
+  target: AuditTarget;
+  mode: string;
+  command: string[];
+  tty: boolean;
+  stdin: boolean;
+}
+
 export type AuditRecord =
-  | {
-      event: 'session.start';
-      time?: string;
-      sessionId: string;
-      identity: AuditIdentity;
-      target: AuditTarget;
-      mode: string;
-      command: string[];
-      tty: boolean;
-      stdin: boolean;
-    }
-  | {
+  | ({ event: 'session.start' } & SessionAuditFields)
+  | ({
       event: 'session.end';
-      time?: string;
-      sessionId: string;
-      identity: AuditIdentity;
-      target: AuditTarget;
-      mode: string;
-      command: string[];
-      tty: boolean;
-      stdin: boolean;
       outcome: { reason: SessionEndReason; exitCode: number | null; signal: string | null; error?: string };
       durationMs: number;
       bytesIn: number;
       bytesOut: number;
-    }
+    } & SessionAuditFields)
   | {
       event: 'access.denied';
       time?: string;

@@ -11,14 +11,13 @@ export interface KeyAndCert {
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 
-function newRsaKey(): { forgeKey: forge.pki.rsa.PrivateKey; keyPem: string; publicKey: forge.pki.rsa.PublicKey } {
+function newRsaKey(): { keyPem: string; publicKey: forge.pki.rsa.PublicKey } {
   const { privateKey, publicKey } = generateKeyPairSync('rsa', {
     modulusLength: 2048,
     privateKeyEncoding: { type: 'pkcs1', format: 'pem' },
     publicKeyEncoding: { type: 'spki', format: 'pem' },
   });
   return {
-    forgeKey: forge.pki.privateKeyFromPem(privateKey),
     keyPem: privateKey,
     publicKey: forge.pki.publicKeyFromPem(publicKey) as forge.pki.rsa.PublicKey,
   };
@@ -31,7 +30,8 @@ function serialNumber(): string {
 }
 
 export function createCertificateAuthority(commonName: string, validDays = 3650): KeyAndCert {
-  const { forgeKey, keyPem, publicKey } = newRsaKey();
+  const { keyPem, publicKey } = newRsaKey();
+  const forgeKey = forge.pki.privateKeyFromPem(keyPem);
   const cert = forge.pki.createCertificate();
   cert.publicKey = publicKey;
   cert.serialNumber = serialNumber();
@@ -49,9 +49,11 @@ export function createCertificateAuthority(commonName: string, validDays = 3650)
   return { keyPem, certPem: forge.pki.certificateToPem(cert) };
 }
 
-/** A serving certificate for `hosts` (DNS names and IP addresses), signed by `ca`. */
-export function createServingCertificate(ca: KeyAndCert, commonName: string, hosts: string[], validDays = 365): KeyAndCert {
-  const { forgeKey, keyPem, publicKey } = newRsaKey();
+type SubjectAttribute = { name: string; value: string };
+
+/** A leaf certificate signed by `ca`: a fresh key, the subject, and the extensions that make it what it is. */
+function issueLeafCertificate(ca: KeyAndCert, subject: SubjectAttribute[], extensions: object[], validDays: number): KeyAndCert {
+  const { keyPem, publicKey } = newRsaKey();
   const caCert = forge.pki.certificateFromPem(ca.certPem);
   const caKey = forge.pki.privateKeyFromPem(ca.keyPem);
   const cert = forge.pki.createCertificate();
@@ -59,38 +61,23 @@ export function createServingCertificate(ca: KeyAndCert, commonName: string, hos
   cert.serialNumber = serialNumber();
   cert.validity.notBefore = new Date(Date.now() - 5 * 60 * 1000);
   cert.validity.notAfter = new Date(Date.now() + validDays * DAY_MS);
-  cert.setSubject([{ name: 'commonName', value: commonName }]);
+  cert.setSubject(subject);
   cert.setIssuer(caCert.subject.attributes);
-  const altNames = [...new Set(hosts)].map((host) => (isIP(host) ? { type: 7, ip: host } : { type: 2, value: host }));
-  cert.setExtensions([
-    { name: 'basicConstraints', cA: false },
-    { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
-    { name: 'extKeyUsage', serverAuth: true },
-    { name: 'subjectAltName', altNames },
-  ]);
+  cert.setExtensions([{ name: 'basicConstraints', cA: false }, { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true }, ...extensions]);
   cert.sign(caKey, forge.md.sha256.create());
   return { keyPem, certPem: forge.pki.certificateToPem(cert) };
 }
 
+/** A serving certificate for `hosts` (DNS names and IP addresses), signed by `ca`. */
+export function createServingCertificate(ca: KeyAndCert, commonName: string, hosts: string[], validDays = 365): KeyAndCert {
+  const altNames = [...new Set(hosts)].map((host) => (isIP(host) ? { type: 7, ip: host } : { type: 2, value: host }));
+  return issueLeafCertificate(ca, [{ name: 'commonName', value: commonName }], [{ name: 'extKeyUsage', serverAuth: true }, { name: 'subjectAltName', altNames }], validDays);
+}
+
 /** A client certificate for mTLS: the user in the subject CN, groups as O entries (as Kubernetes reads them). */
 export function createClientCertificate(ca: KeyAndCert, user: string, groups: string[] = [], validDays = 365): KeyAndCert {
-  const { forgeKey, keyPem, publicKey } = newRsaKey();
-  const caCert = forge.pki.certificateFromPem(ca.certPem);
-  const caKey = forge.pki.privateKeyFromPem(ca.keyPem);
-  const cert = forge.pki.createCertificate();
-  cert.publicKey = publicKey;
-  cert.serialNumber = serialNumber();
-  cert.validity.notBefore = new Date(Date.now() - 5 * 60 * 1000);
-  cert.validity.notAfter = new Date(Date.now() + validDays * DAY_MS);
-  cert.setSubject([{ name: 'commonName', value: user }, ...groups.map((group) => ({ name: 'organizationName', value: group }))]);
-  cert.setIssuer(caCert.subject.attributes);
-  cert.setExtensions([
-    { name: 'basicConstraints', cA: false },
-    { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
-    { name: 'extKeyUsage', clientAuth: true },
-  ]);
-  cert.sign(caKey, forge.md.sha256.create());
-  return { keyPem, certPem: forge.pki.certificateToPem(cert) };
+  const subject = [{ name: 'commonName', value: user }, ...groups.map((group) => ({ name: 'organizationName', value: group }))];
+  return issueLeafCertificate(ca, subject, [{ name: 'extKeyUsage', clientAuth: true }], validDays);
 }
 
 /**
