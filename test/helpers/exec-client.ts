@@ -18,6 +18,8 @@ export interface ExecResult {
 }
 
 export interface ExecOpenOptions {
+  /** false: never answer the server's pings (a peer that vanished without a goodbye). */
+  autoPong?: boolean;
   protocols?: string[];
   token?: string | null;
   headers?: Record<string, string>;
@@ -40,6 +42,7 @@ export async function openExec(agent: TestAgent, path: string, options: ExecOpen
     ca: agent.caPem,
     headers,
     perMessageDeflate: false,
+    ...(options.autoPong === false ? ({ autoPong: false } as WebSocket.ClientOptions) : {}),
   });
   return new Promise((resolve, reject) => {
     ws.once('open', () => resolve(ws));

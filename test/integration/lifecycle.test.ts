@@ -183,6 +183,20 @@ describe('timeouts', () => {
   });
 });
 
+describe('dead peers', () => {
+  test('a client that stops answering pings is dropped and its process ended', async () => {
+    const agent = await agentFor(['--ping-interval-seconds', '1']);
+    const ws = await openExec(agent, execPath('default', 'life', { command: ['sleep', '6500001'], container: 'app', stdout: true }), { autoPong: false });
+    await waitUntil(() => pidsWithCommandLine('sleep 6500001').length === 1, 10_000, 'the session to run');
+    // Pings go unanswered; within two intervals the agent gives up on the peer.
+    const tookMs = await waitUntil(() => pidsWithCommandLine('sleep 6500001').length === 0, 6_000, 'the process of the dead peer to be ended');
+    assert.ok(tookMs < 6_000);
+    const metricsText = (await get(agent, '/metrics')).body;
+    assert.equal(sample(metricsText, 'execlet_sessions_ended_total', { outcome: 'disconnect' }), 1);
+    ws.terminate();
+  });
+});
+
 describe('engine outage', () => {
   test('dockerd killed under a live session: Failure Status within 2 s, /readyz 503 then 200, new sessions work', { timeout: 120_000 }, async () => {
     const engine = await startPrivateDocker();
