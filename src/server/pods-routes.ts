@@ -5,10 +5,10 @@ import { podListObject, podObject } from './pod-object.js';
 import { sendStatus } from './status-reply.js';
 
 export function registerPodRoutes(app: FastifyInstance, resolver: TargetResolver, nodeName: string): void {
-  app.get('/api/v1/pods', async () => podListObject(await resolver.listPods(), nodeName));
+  app.get('/api/v1/pods', async () => podListObject(await resolver.listPods(true), nodeName));
   app.get<{ Params: { namespace: string } }>('/api/v1/namespaces/:namespace/pods', async (request) =>
     podListObject(
-      (await resolver.listPods()).filter((pod) => pod.namespace === request.params.namespace),
+      (await resolver.listPods(true)).filter((pod) => pod.namespace === request.params.namespace),
       nodeName,
     ),
   );

@@ -142,7 +142,7 @@ export function registerSessionRoutes(app: FastifyInstance, deps: SessionRouteDe
   app.get('/v1/targets', async (request: FastifyRequest, reply: FastifyReply) => {
     const identity = request.identity!;
     const subject = { user: identity.user, groups: identity.groups };
-    const pods = await deps.resolver.listPods();
+    const pods = await deps.resolver.listPods(true);
     const targets = [];
     for (const pod of pods) {
       for (const container of pod.containers) {

@@ -1,7 +1,7 @@
 // Turns what a caller named (namespace, pod, container, mode) into a concrete place to run a
 // process, or a refusal carrying the HTTP code and message the Kubernetes API would give.
 import { existsSync, readlinkSync } from 'node:fs';
-import type { ContainerCatalog, ExecPlace, LinuxNamespace } from '../backend/types.js';
+import type { ContainerCatalog, ContainerSummary, ExecPlace, LinuxNamespace } from '../backend/types.js';
 import { DEFAULT_NSENTER_NAMESPACES, NODE_CONTAINER, NODE_NAMESPACE, parseNamespaces, splitModeSuffix, TOOLBOX_NAMESPACES, type ExecMode } from './modes.js';
 import { synthesizePods, type PodContainer, type PodView } from './pods.js';
 
@@ -55,6 +55,8 @@ export interface TargetRequest {
 
 export interface ResolverOptions {
   nodeName: string;
+  /** How long a container list is reused (ms; default 1000). */
+  listCacheMs?: number;
   /** The nsenter, toolbox and node modes are privileged; when off they are refused. */
   nsenterEnabled: boolean;
 }
@@ -98,19 +100,73 @@ export class TargetResolver {
     };
   }
 
-  async listPods(): Promise<PodView[]> {
-    const pods = synthesizePods(await this.catalog.listContainers());
+  /**
+   * The engine's containers, from a list at most `listCacheMs` old: every exec resolves its target,
+   * and one list call per exec would cost more than the exec itself. Callers that miss ask again
+   * with `fresh` (a container that just started), so the cache never hides a new container.
+   */
+  async #containers(fresh = false): Promise<ContainerSummary[]> {
+    const ttl = this.options.listCacheMs ?? 1000;
+    if (!fresh && this.#listed && performance.now() - this.#listed.at < ttl) return this.#listed.containers;
+    this.#listing ??= this.catalog.listContainers().then(
+      (containers) => {
+        this.#listed = { at: performance.now(), containers };
+        this.#listing = null;
+        return containers;
+      },
+      (err: unknown) => {
+        this.#listing = null;
+        throw err;
+      },
+    );
+    return this.#listing;
+  }
+
+  /** Host PIDs of container inits, reused like the list while the process still exists. */
+  readonly #pids = new Map<string, { at: number; pid: number }>();
+
+  async #containerPid(containerId: string): Promise<number> {
+    const cached = this.#pids.get(containerId);
+    if (cached && performance.now() - cached.at < (this.options.listCacheMs ?? 1000) && existsSync(`/proc/${cached.pid}`)) return cached.pid;
+    const pid = await this.catalog.containerPid(containerId);
+    if (this.#pids.size > 1000) this.#pids.clear();
+    if (pid > 0) this.#pids.set(containerId, { at: performance.now(), pid });
+    else this.#pids.delete(containerId);
+    return pid;
+  }
+
+  #listed: { at: number; containers: ContainerSummary[] } | null = null;
+  #listing: Promise<ContainerSummary[]> | null = null;
+
+  async listPods(fresh = false): Promise<PodView[]> {
+    const pods = synthesizePods(await this.#containers(fresh));
     return this.options.nsenterEnabled ? [...pods, this.nodePod()] : pods;
   }
 
-  async findPod(namespace: string, name: string): Promise<PodView | null> {
+  /** The pod, from the cached list or — when it is not there — from a fresh one. */
+  async findPod(namespace: string, name: string, fresh = false): Promise<PodView | null> {
     if (namespace === NODE_NAMESPACE) return this.options.nsenterEnabled && name === this.options.nodeName ? this.nodePod() : null;
-    return (await this.listPods()).find((pod) => pod.namespace === namespace && pod.name === name) ?? null;
+    const find = (pods: PodView[]) => pods.find((pod) => pod.namespace === namespace && pod.name === name) ?? null;
+    return find(await this.listPods(fresh)) ?? (fresh ? null : find(await this.listPods(true)));
+  }
+
+  /** Resolves from the cached list; a refusal it might owe to a stale list is checked against a fresh one. */
+  async #resolving(resolve: (fresh: boolean) => Promise<Target>): Promise<Target> {
+    try {
+      return await resolve(false);
+    } catch (err) {
+      if (!(err instanceof TargetError) || err.reason === 'Forbidden') throw err;
+      return resolve(true);
+    }
   }
 
   /** A pod/container as kubectl names it: the mode comes from the container name's suffix. */
   async resolve(request: TargetRequest): Promise<Target> {
-    const pod = await this.findPod(request.namespace, request.pod);
+    return this.#resolving((fresh) => this.#resolve(request, fresh));
+  }
+
+  async #resolve(request: TargetRequest, fresh: boolean): Promise<Target> {
+    const pod = await this.findPod(request.namespace, request.pod, fresh);
     if (!pod) {
       if (request.namespace === NODE_NAMESPACE && !this.options.nsenterEnabled) throw nsenterDisabled('node');
       throw podNotFound(request.namespace, request.pod);
@@ -123,6 +179,10 @@ export class TargetResolver {
 
   /** The JSON session API: the mode is explicit and the target may be a container id or name, a host PID, or the node. */
   async resolveExplicit(request: ExplicitTargetRequest): Promise<Target> {
+    return this.#resolving((fresh) => this.#resolveExplicit(request, fresh));
+  }
+
+  async #resolveExplicit(request: ExplicitTargetRequest, fresh: boolean): Promise<Target> {
     const namespaces = parseNamespaceList(request.namespaces ?? []);
     const { target, mode } = request;
     if ('node' in target) return this.#nodeTarget(this.nodePod(), undefined, 'apiserver', namespaces);
@@ -140,14 +200,15 @@ export class TargetResolver {
       };
     }
     if ('namespace' in target) {
-      const pod = await this.findPod(target.namespace, target.pod);
+      const pod = await this.findPod(target.namespace, target.pod, fresh);
       if (!pod) throw podNotFound(target.namespace, target.pod);
       if (pod.namespace === NODE_NAMESPACE) return this.#nodeTarget(pod, target.container, 'apiserver', namespaces);
       return this.#inPod(pod, target.container, mode, namespaces, 'apiserver');
     }
-    const containers = await this.catalog.listContainers();
     const ref = target.container;
-    const matches = containers.filter((c) => c.id === ref || c.name === ref || (ref.length >= 12 && c.id.startsWith(ref)));
+    const matching = (list: ContainerSummary[]) => list.filter((c) => c.id === ref || c.name === ref || (ref.length >= 12 && c.id.startsWith(ref)));
+    const containers = await this.#containers(fresh);
+    const matches = matching(containers);
     if (matches.length === 0) throw new TargetError(`container "${ref}" not found on this node`, 404, 'NotFound');
     if (matches.length > 1) throw new TargetError(`container "${ref}" is ambiguous: ${matches.length} containers match`, 400, 'BadRequest');
     const match = matches[0]!;
@@ -180,7 +241,7 @@ export class TargetResolver {
     if (mode === 'toolbox' && namespaces.length > 0) {
       throw new TargetError(`the toolbox view always enters ${TOOLBOX_NAMESPACES.join(', ')}; use the nsenter mode to choose namespaces`, 400, 'BadRequest');
     }
-    const pid = await this.catalog.containerPid(container.containerId);
+    const pid = await this.#containerPid(container.containerId);
     if (pid <= 0) {
       throw new TargetError(`container ${container.name} in pod ${pod.namespace}/${pod.name} is not running`, 409, 'Conflict');
     }
