@@ -12,7 +12,7 @@ import { StreamTokenCache, type Clock } from '../auth/stream-tokens.js';
 import { TokenFile } from '../auth/token-file.js';
 import { DockerBackend } from '../backend/docker.js';
 import { NsenterBackend } from '../backend/nsenter.js';
-import { isNsenterEnabled, splitListen, type Settings } from '../config/settings.js';
+import { isConsoleEnabled, isNsenterEnabled, splitListen, type Settings } from '../config/settings.js';
 import { metrics, setEngineProbe } from '../metrics.js';
 import { buildApp } from '../server/app.js';
 import type { StreamGrant } from '../server/session-routes.js';
@@ -24,6 +24,8 @@ import { nodeNamespacePid, TargetResolver } from '../target/resolve.js';
 export interface Agent {
   app: FastifyInstance;
   kubeconfig: LocalKubeconfig;
+  /** The console's address with the local token in its fragment (never sent to the server), or null when it is off. */
+  consoleUrl: string | null;
   registry: SessionRegistry;
   /** Re-reads the token file and the policy (SIGHUP); a broken file keeps the previous one in force. */
   reload(): void;
@@ -90,6 +92,7 @@ export async function startAgent(settings: Settings, overrides: AgentOverrides =
     nsenter,
     resolver: new TargetResolver(docker, { nodeName: settings.nodeName, nsenterEnabled, nodePid: nodePid.pid }),
     nsenterEnabled,
+    consoleEnabled: isConsoleEnabled(settings),
     allowedOrigins: settings.allowedOrigins,
     checkEngine: () => docker.ping(),
     nodeName: settings.nodeName,
@@ -154,6 +157,7 @@ export async function startAgent(settings: Settings, overrides: AgentOverrides =
   return {
     app,
     kubeconfig,
+    consoleUrl: isConsoleEnabled(settings) ? `${kubeconfig.serverUrl}/#token=${encodeURIComponent(credentials.token)}` : null,
     reload() {
       const error = tokenFile?.reload();
       if (error) app.log.error({ err: error.message }, 'token file not reloaded; the previous tokens stay in force');

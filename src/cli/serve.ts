@@ -17,6 +17,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
   const agent = await startAgent(loaded.settings);
   const { serverUrl, path } = agent.kubeconfig;
   process.stdout.write(`execlet: serving ${serverUrl}; try: KUBECONFIG=${path} kubectl exec -n docker CONTAINER -- sh\n`);
+  if (agent.consoleUrl) process.stdout.write(`execlet: web console: ${agent.consoleUrl}\n`);
   // SIGHUP re-reads the token file and the policy; live sessions keep running.
   process.on('SIGHUP', () => agent.reload());
   await new Promise<void>((resolve) => {

@@ -53,6 +53,7 @@ export const settingsSchema = z.strictObject({
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
   killGraceMs: z.number().int().min(0).max(60_000),
   nsenter: z.enum(['auto', 'enabled', 'disabled']),
+  console: z.enum(['auto', 'enabled', 'disabled']),
   policyFile: optionalPath,
   allowedOrigins: z.array(origin),
   audit: z.strictObject({
@@ -134,6 +135,13 @@ export const SETTINGS: readonly SettingDescriptor[] = [
     env: 'EXECLET_NSENTER',
     kind: 'string',
     help: 'the privileged nsenter, toolbox and node modes: enabled, disabled, or auto (enabled only on a loopback listener)',
+  },
+  {
+    path: 'console',
+    flag: '--console',
+    env: 'EXECLET_CONSOLE',
+    kind: 'string',
+    help: 'the built-in web console at /: enabled, disabled, or auto (enabled only on a loopback listener)',
   },
   {
     path: 'policyFile',
@@ -241,6 +249,7 @@ export function defaultSettings(env: NodeJS.ProcessEnv = process.env): Settings 
     logLevel: 'info',
     killGraceMs: 1000,
     nsenter: 'auto',
+    console: 'auto',
     allowedOrigins: [],
     audit: { stdout: false, maxBytes: 50 * 1024 * 1024, keep: 5, failClosed: false, redact: [] },
     sessions: {
@@ -268,7 +277,16 @@ export function isLoopbackHost(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
+function enabledFor(choice: 'auto' | 'enabled' | 'disabled', listen: string): boolean {
+  return choice === 'enabled' || (choice === 'auto' && isLoopbackHost(splitListen(listen).host));
+}
+
 /** The privileged nsenter modes: `auto` enables them only while the agent listens on loopback. */
 export function isNsenterEnabled(settings: Pick<Settings, 'nsenter' | 'listen'>): boolean {
-  return settings.nsenter === 'enabled' || (settings.nsenter === 'auto' && isLoopbackHost(splitListen(settings.listen).host));
+  return enabledFor(settings.nsenter, settings.listen);
+}
+
+/** The built-in console: `auto` serves it only while the agent listens on loopback. */
+export function isConsoleEnabled(settings: Pick<Settings, 'console' | 'listen'>): boolean {
+  return enabledFor(settings.console, settings.listen);
 }

@@ -13,6 +13,7 @@ import { negotiateSubprotocol } from '../protocol/subprotocols.js';
 import type { SessionRegistry } from '../session/registry.js';
 import type { TargetResolver } from '../target/resolve.js';
 import { auditRefusal } from './access.js';
+import { isConsolePath, registerConsoleRoutes } from './console-routes.js';
 import { registerDiscoveryRoutes } from './discovery.js';
 import { registerExecRoutes } from './exec-routes.js';
 import { registerPodRoutes } from './pods-routes.js';
@@ -30,6 +31,8 @@ export interface AppOptions {
   nsenter: Backend;
   resolver: TargetResolver;
   nsenterEnabled: boolean;
+  /** Serve the built-in web console at / (its API calls carry the token; the page itself needs none). */
+  consoleEnabled: boolean;
   /** Browser origins allowed to open WebSockets besides the agent's own. */
   allowedOrigins: string[];
   /** Readiness: resolves when the engine answers. */
@@ -140,7 +143,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       metrics.authorizationFailures.inc({ reason: 'origin' });
       return sendStatus(reply, 403, message, 'Forbidden');
     }
-    if (UNAUTHENTICATED_PATHS.has(path) || path.startsWith(STREAM_PREFIX)) return;
+    if (UNAUTHENTICATED_PATHS.has(path) || path.startsWith(STREAM_PREFIX) || isConsolePath(path)) return;
     const outcome = options.authenticator.authenticate(request.headers.authorization, request.raw.socket as TLSSocket, request.ip);
     if (!outcome.ok) {
       request.log.info({ reason: outcome.reason }, 'authentication failed');
@@ -194,5 +197,6 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   };
   registerExecRoutes(app, execDeps);
   registerSessionRoutes(app, { ...execDeps, streamTokens: options.streamTokens, nsenterEnabled: options.nsenterEnabled });
+  registerConsoleRoutes(app, { enabled: options.consoleEnabled });
   return app;
 }

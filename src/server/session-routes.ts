@@ -152,7 +152,7 @@ export function registerSessionRoutes(app: FastifyInstance, deps: SessionRouteDe
         if (pod.namespace === NODE_NAMESPACE) {
           if (granted.includes('node') && deps.nsenterEnabled) modes.push('node');
         } else {
-          if (granted.includes('exec')) modes.push('exec');
+          if (granted.includes('exec') && container.state === 'running') modes.push('exec');
           if (granted.includes('nsenter') && deps.nsenterEnabled && container.state === 'running') modes.push('nsenter', 'toolbox');
         }
         if (modes.length === 0) continue;
