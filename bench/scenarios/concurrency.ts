@@ -1,0 +1,144 @@
+// Scenario 4: many concurrent interactive shells, each echoing a keystroke every second: the agent's
+// memory and file descriptors per session, and the echo latency — next to the same echo measured on
+// a raw hijacked Engine API connection (no agent in between).
+import type { Socket } from 'node:net';
+import type Dockerode from 'dockerode';
+import WebSocket from 'ws';
+import type { TestContainer } from '../../test/helpers/containers.js';
+import { execUrl } from '../lib/clients.js';
+import type { BenchContext, ScenarioResult } from '../lib/context.js';
+import { fdCount, percentile, round, rssBytes } from '../lib/stats.js';
+
+interface Shell {
+  send(key: string): void;
+  onOutput(listener: (text: string) => void): void;
+  close(): void;
+}
+
+function agentShell(ctx: BenchContext, container: string, pod: string): Promise<Shell> {
+  return new Promise((resolve, reject) => {
+    const url = execUrl(ctx.agent, 'default', pod, container, ['sh'], 'stdin=true&stdout=true&tty=true');
+    const ws = new WebSocket(url, ['v5.channel.k8s.io'], { ca: ctx.agent.caPem, headers: { authorization: `Bearer ${ctx.agent.token}` }, perMessageDeflate: false });
+    const listeners: Array<(text: string) => void> = [];
+    let prompted = false;
+    ws.on('open', () => ws.send(Buffer.concat([Buffer.from([4]), Buffer.from('{"Width":80,"Height":24}')])));
+    ws.on('message', (data: Buffer) => {
+      if (data[0] !== 1 || data.length === 1) return;
+      const text = data.subarray(1).toString('latin1');
+      if (!prompted && text.includes('#')) {
+        prompted = true;
+        resolve({
+          send: (key) => ws.send(Buffer.concat([Buffer.from([0]), Buffer.from(key)])),
+          onOutput: (listener) => listeners.push(listener),
+          close: () => ws.close(),
+        });
+      }
+      for (const listener of listeners) listener(text);
+    });
+    ws.on('error', reject);
+  });
+}
+
+async function rawEngineShell(docker: Dockerode, container: TestContainer): Promise<Shell> {
+  const exec = await docker.getContainer(container.id).exec({ Cmd: ['sh'], AttachStdin: true, AttachStdout: true, Tty: true });
+  const socket = (await exec.start({ hijack: true, stdin: true, Tty: true } as Dockerode.ExecStartOptions)) as unknown as Socket;
+  const listeners: Array<(text: string) => void> = [];
+  await new Promise<void>((resolve) => {
+    socket.on('data', (chunk: Buffer) => {
+      const text = chunk.toString('latin1');
+      if (text.includes('#')) resolve();
+      for (const listener of listeners) listener(text);
+    });
+  });
+  return { send: (key) => socket.write(key), onOutput: (l) => listeners.push(l), close: () => socket.destroy() };
+}
+
+/** Sends `x` every second to every shell (staggered) for `rounds` seconds; returns echo latencies (ms). */
+async function echoLatencies(shells: Shell[], rounds: number): Promise<number[]> {
+  const latencies: number[] = [];
+  await Promise.all(
+    shells.map(async (shell, index) => {
+      let pending: { at: number; resolve: () => void } | null = null;
+      shell.onOutput((text) => {
+        if (pending && text.includes('x')) {
+          latencies.push(performance.now() - pending.at);
+          pending.resolve();
+          pending = null;
+        }
+      });
+      await new Promise((resolve) => setTimeout(resolve, (index / shells.length) * 1000));
+      for (let r = 0; r < rounds; r++) {
+        const started = performance.now();
+        await new Promise<void>((resolve) => {
+          pending = { at: started, resolve };
+          shell.send('x');
+        });
+        const elapsed = performance.now() - started;
+        await new Promise((resolve) => setTimeout(resolve, Math.max(0, 1000 - elapsed)));
+      }
+      shell.send('\x15'); // ^U: clear the typed line
+    }),
+  );
+  return latencies;
+}
+
+export async function concurrency(ctx: BenchContext): Promise<ScenarioResult> {
+  const sessions = ctx.quick ? 100 : 500;
+  const podCount = ctx.quick ? 4 : 10;
+  const rounds = ctx.quick ? 3 : 5;
+  const pods: string[] = [];
+  const containers: TestContainer[] = [];
+  for (let i = 0; i < podCount; i++) {
+    const name = `shells-${i}`;
+    containers.push(await ctx.startContainer(name));
+    pods.push(name);
+  }
+  try {
+    // Baseline: the same echo on raw engine connections (a few, no agent).
+    const rawShells = await Promise.all(containers.slice(0, 2).flatMap((c) => [rawEngineShell(ctx.dockerode, c), rawEngineShell(ctx.dockerode, c)]));
+    const rawLatencies = await echoLatencies(rawShells, rounds);
+    for (const shell of rawShells) shell.close();
+
+    const pid = ctx.agent.process.pid!;
+    const warm = await agentShell(ctx, 'app', pods[0]!);
+    warm.close();
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const rssBefore = rssBytes(pid);
+    const fdsBefore = fdCount(pid);
+    const shells: Shell[] = [];
+    const opening: Array<Promise<void>> = [];
+    for (let i = 0; i < sessions; i++) {
+      opening.push(agentShell(ctx, 'app', pods[i % podCount]!).then((shell) => void shells.push(shell)));
+      if (opening.length % 20 === 0) await Promise.all(opening.splice(0));
+    }
+    await Promise.all(opening);
+    await new Promise((resolve) => setTimeout(resolve, 2000)); // let the heap settle before measuring
+    const rssPerSession = (rssBytes(pid) - rssBefore) / sessions;
+    const fdsPerSession = (fdCount(pid) - fdsBefore) / sessions;
+    const latencies = await echoLatencies(shells, rounds);
+    for (const shell of shells) shell.close();
+    const p99 = percentile(latencies, 99);
+    return {
+      id: 'concurrency',
+      title: `${sessions} concurrent interactive sessions over ${podCount} containers`,
+      figures: {
+        sessions,
+        'agent RSS per session KB': round(rssPerSession / 1024, 1),
+        'agent fds per session': round(fdsPerSession, 2),
+        'agent echo p50 ms': round(percentile(latencies, 50)),
+        'agent echo p99 ms': round(p99),
+        'raw engine echo p50 ms': round(percentile(rawLatencies, 50)),
+        'raw engine echo p99 ms': round(percentile(rawLatencies, 99)),
+        'agent / raw engine echo (p50)': round(percentile(latencies, 50) / percentile(rawLatencies, 50)),
+      },
+      goals: [
+        { text: '≤ 25 KB agent RSS per session', met: rssPerSession <= 25 * 1024, detail: `${round(rssPerSession / 1024, 1)} KB` },
+        { text: '2 fds per session', met: fdsPerSession <= 2.05, detail: `${round(fdsPerSession, 2)}` },
+        { text: `p99 echo ≤ 5 ms at ${sessions} sessions`, met: p99 <= 5, detail: `${round(p99)} ms` },
+      ],
+      chart: { kind: 'latency', unit: 'ms', series: [{ label: 'agent echo', values: latencies }, { label: 'raw engine echo', values: rawLatencies }] },
+    };
+  } finally {
+    for (const c of containers) await c.remove();
+  }
+}
