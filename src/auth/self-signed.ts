@@ -2,7 +2,17 @@
 // Keys come from Node's crypto (fast, native); node-forge only assembles and signs the X.509 bodies.
 import { generateKeyPairSync, randomBytes, X509Certificate } from 'node:crypto';
 import { isIP } from 'node:net';
-import forge from 'node-forge';
+import { createRequire } from 'node:module';
+import type Forge from 'node-forge';
+
+// node-forge is loaded only when a certificate is actually issued (first start, or a re-issue):
+// an agent with certificates in place never pays its memory.
+const requireModule = createRequire(import.meta.url);
+let forgeModule: typeof Forge | null = null;
+function loadForge(): typeof Forge {
+  forgeModule ??= requireModule('node-forge') as typeof Forge;
+  return forgeModule;
+}
 
 export interface KeyAndCert {
   keyPem: string;
@@ -11,7 +21,7 @@ export interface KeyAndCert {
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 
-function newRsaKey(): { keyPem: string; publicKey: forge.pki.rsa.PublicKey } {
+function newRsaKey(): { keyPem: string; publicKey: Forge.pki.rsa.PublicKey } {
   const { privateKey, publicKey } = generateKeyPairSync('rsa', {
     modulusLength: 2048,
     privateKeyEncoding: { type: 'pkcs1', format: 'pem' },
@@ -19,7 +29,7 @@ function newRsaKey(): { keyPem: string; publicKey: forge.pki.rsa.PublicKey } {
   });
   return {
     keyPem: privateKey,
-    publicKey: forge.pki.publicKeyFromPem(publicKey) as forge.pki.rsa.PublicKey,
+    publicKey: loadForge().pki.publicKeyFromPem(publicKey) as Forge.pki.rsa.PublicKey,
   };
 }
 
@@ -30,6 +40,7 @@ function serialNumber(): string {
 }
 
 export function createCertificateAuthority(commonName: string, validDays = 3650): KeyAndCert {
+  const forge = loadForge();
   const { keyPem, publicKey } = newRsaKey();
   const forgeKey = forge.pki.privateKeyFromPem(keyPem);
   const cert = forge.pki.createCertificate();
@@ -53,6 +64,7 @@ type SubjectAttribute = { name: string; value: string };
 
 /** A leaf certificate signed by `ca`: a fresh key, the subject, and the extensions that make it what it is. */
 function issueLeafCertificate(ca: KeyAndCert, subject: SubjectAttribute[], extensions: object[], validDays: number): KeyAndCert {
+  const forge = loadForge();
   const { keyPem, publicKey } = newRsaKey();
   const caCert = forge.pki.certificateFromPem(ca.certPem);
   const caKey = forge.pki.privateKeyFromPem(ca.keyPem);
