@@ -1,4 +1,5 @@
 // `execlet serve`: loads settings, starts the agent, and runs it until SIGTERM or SIGINT.
+import { join } from 'node:path';
 import { stringify as toYaml } from 'yaml';
 import { loadSettings } from '../config/load.js';
 import { startAgent } from './agent.js';
@@ -17,7 +18,11 @@ export async function serveCommand(argv: string[]): Promise<number> {
   const agent = await startAgent(loaded.settings);
   const { serverUrl, path } = agent.kubeconfig;
   process.stdout.write(`execlet: serving ${serverUrl}; try: KUBECONFIG=${path} kubectl exec -n docker CONTAINER -- sh\n`);
-  if (agent.consoleUrl) process.stdout.write(`execlet: web console: ${agent.consoleUrl}\n`);
+  if (agent.consoleUrl) {
+    // The token goes only to a terminal: a log file or a pod log must never hold it.
+    const shown = process.stdout.isTTY ? agent.consoleUrl : `${serverUrl}/#token=<the token in ${join(loaded.settings.stateDir, 'token')}>`;
+    process.stdout.write(`execlet: web console: ${shown}\n`);
+  }
   // SIGHUP re-reads the token file and the policy; live sessions keep running.
   process.on('SIGHUP', () => agent.reload());
   await new Promise<void>((resolve) => {
