@@ -2,7 +2,7 @@
 // start with the connection hijacked, inspect), demultiplexes its output, and ends it by host PID.
 import type { Socket } from 'node:net';
 import { Writable } from 'node:stream';
-import Dockerode from 'dockerode';
+import { EngineClient, EngineError, type EngineExecInspect } from './engine-client.js';
 import { OutputStream } from './output-stream.js';
 import { killProcessTree } from './process-tree.js';
 import { StdcopyDemuxer, STDCOPY_STDERR, STDCOPY_STDOUT, STDCOPY_SYSTEMERR } from './stdcopy.js';
@@ -26,43 +26,26 @@ export interface DockerBackendOptions {
   onEngineError?: (operation: string) => void;
 }
 
-interface EngineError extends Error {
-  statusCode?: number;
-  code?: string;
-  json?: { message?: string } | null;
-}
-
-function engineMessage(err: EngineError): string {
-  return err.json?.message ?? err.message;
-}
-
-/** Turns a docker-modem error into a BackendError with the engine's own message. */
+/** Turns an engine error into a BackendError with the engine's own message. */
 export function toBackendError(err: unknown, action: string): BackendError {
-  const e = err as EngineError;
-  const message = `${action}: ${engineMessage(e)}`;
+  const e = err as Partial<EngineError> & Error;
+  const message = `${action}: ${e.message}`;
   if (e.statusCode === 404) return new BackendError(message, 'NotFound', { cause: err });
   if (e.statusCode === 409) return new BackendError(message, 'Conflict', { cause: err });
-  if (e.code === 'ECONNREFUSED' || e.code === 'ENOENT' || e.code === 'EACCES' || e.code === 'ECONNRESET') {
+  if (e.code === 'ECONNREFUSED' || e.code === 'ENOENT' || e.code === 'EACCES' || e.code === 'ECONNRESET' || e.code === 'EPIPE') {
     return new BackendError(`${action}: the Docker engine is unreachable (${e.code})`, 'Unavailable', { cause: err });
   }
   return new BackendError(message, 'Internal', { cause: err });
-}
-
-export function dockerodeOptions(dockerHost: string): Dockerode.DockerOptions {
-  const url = new URL(dockerHost);
-  if (url.protocol === 'unix:') return { socketPath: url.pathname };
-  const protocol = url.protocol === 'https:' ? 'https' : 'http';
-  return { host: url.hostname, port: Number(url.port || (protocol === 'https' ? 2376 : 2375)), protocol };
 }
 
 const EXIT_POLL_LIMIT_MS = 10_000;
 
 export class DockerBackend implements Backend, ContainerCatalog {
   readonly name = 'docker';
-  readonly docker: Dockerode;
+  readonly engine: EngineClient;
 
   constructor(private readonly options: DockerBackendOptions) {
-    this.docker = new Dockerode(dockerodeOptions(options.dockerHost));
+    this.engine = new EngineClient(options.dockerHost);
   }
 
   #failed(operation: string, err: unknown, action: string): BackendError {
@@ -72,16 +55,16 @@ export class DockerBackend implements Backend, ContainerCatalog {
 
   async ping(): Promise<void> {
     try {
-      await this.docker.ping();
+      await this.engine.ping();
     } catch (err) {
       throw this.#failed('ping', err, 'ping the Docker engine');
     }
   }
 
   async listContainers(): Promise<ContainerSummary[]> {
-    let list: Dockerode.ContainerInfo[];
+    let list: Awaited<ReturnType<EngineClient['listContainers']>>;
     try {
-      list = await this.docker.listContainers({ all: true });
+      list = await this.engine.listContainers();
     } catch (err) {
       throw this.#failed('list_containers', err, 'list containers');
     }
@@ -97,7 +80,7 @@ export class DockerBackend implements Backend, ContainerCatalog {
 
   async containerPid(containerId: string): Promise<number> {
     try {
-      const info = await this.docker.getContainer(containerId).inspect();
+      const info = await this.engine.inspectContainer(containerId);
       return info.State.Running ? info.State.Pid : 0;
     } catch (err) {
       throw this.#failed('inspect_container', err, `inspect container ${containerId.slice(0, 12)}`);
@@ -107,38 +90,32 @@ export class DockerBackend implements Backend, ContainerCatalog {
   async start(spec: ExecSpec): Promise<ExecProcess> {
     if (spec.place.kind !== 'container') throw new BackendError(`the docker backend runs processes in containers, not in ${spec.place.kind}`, 'Internal');
     const containerId = spec.place.containerId;
-    const consoleSize = spec.tty && spec.initialSize ? [spec.initialSize.height, spec.initialSize.width] : undefined;
-    let exec: Dockerode.Exec;
+    const consoleSize: [number, number] | undefined = spec.tty && spec.initialSize ? [spec.initialSize.height, spec.initialSize.width] : undefined;
+    let execId: string;
     try {
-      exec = await this.docker.getContainer(containerId).exec({
+      execId = await this.engine.createExec(containerId, {
         Cmd: spec.command,
         AttachStdin: spec.stdin,
         AttachStdout: spec.stdout,
         AttachStderr: spec.stderr && !spec.tty,
         Tty: spec.tty,
-        Env: spec.env,
-        // Honoured by engines with API ≥ 1.42; older ones get the size through resize() below.
+        ...(spec.env ? { Env: spec.env } : {}),
+        // Honoured by engines with API ≥ 1.42; older ones get the size through the resize below.
         ...(consoleSize ? { ConsoleSize: consoleSize } : {}),
-      } as Dockerode.ExecCreateOptions);
+      });
     } catch (err) {
       throw this.#failed('exec_create', err, `create exec in container ${containerId.slice(0, 12)}`);
     }
     // Engines before API 1.42 ignore ConsoleSize. A resize sent now waits in the engine until the
     // exec starts and lands as the process begins, well before it can ask for its terminal size.
-    const earlyResize = spec.tty && spec.initialSize ? exec.resize({ h: spec.initialSize.height, w: spec.initialSize.width }).catch(() => undefined) : null;
+    const earlyResize = consoleSize ? this.engine.resizeExec(execId, consoleSize[0], consoleSize[1]).catch(() => undefined) : null;
     let socket: Socket;
     try {
-      socket = (await exec.start({
-        hijack: true,
-        stdin: spec.stdin,
-        Detach: false,
-        Tty: spec.tty,
-        ...(consoleSize ? { ConsoleSize: consoleSize } : {}),
-      } as Dockerode.ExecStartOptions)) as unknown as Socket;
+      socket = await this.engine.startExec(execId, { tty: spec.tty, ...(consoleSize ? { consoleSize } : {}) });
     } catch (err) {
       throw this.#failed('exec_start', err, `start exec in container ${containerId.slice(0, 12)}`);
     }
-    const process = new DockerExecProcess(exec, socket, spec, this.options.killGraceMs, (operation) => this.options.onEngineError?.(operation));
+    const process = new DockerExecProcess(this.engine, execId, socket, spec, this.options.killGraceMs, (operation) => this.options.onEngineError?.(operation));
     // The session forwards stdin only after start() resolves, so typed input meets a sized terminal.
     if (earlyResize) await earlyResize;
     return process;
@@ -158,7 +135,8 @@ class DockerExecProcess implements ExecProcess {
   #killing: Promise<void> | null = null;
 
   constructor(
-    private readonly exec: Dockerode.Exec,
+    private readonly engine: EngineClient,
+    private readonly execId: string,
     private readonly socket: Socket,
     spec: ExecSpec,
     private readonly killGraceMs: number,
@@ -236,9 +214,9 @@ class DockerExecProcess implements ExecProcess {
     const deadline = Date.now() + EXIT_POLL_LIMIT_MS;
     let delay = 2;
     for (;;) {
-      let info: Dockerode.ExecInspectInfo;
+      let info: EngineExecInspect;
       try {
-        info = await this.exec.inspect();
+        info = await this.engine.inspectExec(this.execId);
       } catch (err) {
         this.onEngineError('exec_inspect');
         const cause = this.#socketError ? `${this.#socketError.message}; ` : '';
@@ -270,7 +248,7 @@ class DockerExecProcess implements ExecProcess {
         this.#pendingSize = null;
         try {
           // The engine holds this until the exec is running, so early sizes are queued, not lost.
-          await this.exec.resize({ h: next.height, w: next.width });
+          await this.engine.resizeExec(this.execId, next.height, next.width);
         } catch {
           // The process already ended, or never started: there is no terminal left to resize.
         }
@@ -286,14 +264,14 @@ class DockerExecProcess implements ExecProcess {
   }
 
   async #killTree(): Promise<void> {
-    let info: Dockerode.ExecInspectInfo;
+    let info: EngineExecInspect;
     try {
-      info = await this.exec.inspect();
+      info = await this.engine.inspectExec(this.execId);
     } catch {
       this.socket.destroy();
       return;
     }
-    const pid = (info as Dockerode.ExecInspectInfo & { Pid?: number }).Pid ?? 0;
+    const pid = info.Pid ?? 0;
     if (!info.Running || pid <= 1) {
       this.socket.destroy();
       return;

@@ -152,6 +152,7 @@ export async function startAgent(settings: Settings, overrides: AgentOverrides =
     stopReaper();
     stopWatching?.();
     await app.close();
+    docker.engine.close();
     audit.close();
   };
   return {
