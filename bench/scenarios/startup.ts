@@ -1,6 +1,9 @@
 // Scenario 6: agent start-up — process start until /readyz answers 200 — and its idle memory,
 // next to a bare `node -e 0` start measured in the same run.
+import { mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { timeProcess } from '../lib/clients.js';
 import type { BenchContext, ScenarioResult } from '../lib/context.js';
 import { percentile, round, rssBytes } from '../lib/stats.js';
@@ -21,15 +24,24 @@ export async function startup(ctx: BenchContext): Promise<ScenarioResult> {
   const agentMs: number[] = [];
   const nodeMs: number[] = [];
   const idleRss: number[] = [];
-  for (let i = 0; i < runs; i++) {
-    nodeMs.push((await timeProcess(process.execPath, ['-e', '0'])).ms);
-    const started = performance.now();
-    const agent = await ctx.startAgent();
-    while ((await readyz(agent.port)) !== 200) await new Promise((resolve) => setTimeout(resolve, 5));
-    agentMs.push(performance.now() - started);
-    await new Promise((resolve) => setTimeout(resolve, 2000));
-    idleRss.push(rssBytes(agent.process.pid!));
-    await agent.stop();
+  // The first start creates the CA, the serving certificate and the token; every later start (a
+  // restart, the usual case) finds them in the state dir. Both are reported; the goal is a restart.
+  const stateDir = mkdtempSync(join(tmpdir(), 'execlet-bench-startup-'));
+  let firstStartMs = 0;
+  try {
+    for (let i = 0; i <= runs; i++) {
+      nodeMs.push((await timeProcess(process.execPath, ['-e', '0'])).ms);
+      const started = performance.now();
+      const agent = await ctx.startAgent([], stateDir);
+      while ((await readyz(agent.port)) !== 200) await new Promise((resolve) => setTimeout(resolve, 5));
+      if (i === 0) firstStartMs = performance.now() - started;
+      else agentMs.push(performance.now() - started);
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+      if (i > 0) idleRss.push(rssBytes(agent.process.pid!));
+      await agent.stop();
+    }
+  } finally {
+    rmSync(stateDir, { recursive: true, force: true });
   }
   const ms = percentile(agentMs, 50);
   const rss = percentile(idleRss, 50);
@@ -37,13 +49,14 @@ export async function startup(ctx: BenchContext): Promise<ScenarioResult> {
     id: 'startup',
     title: 'Start-up until /readyz 200, and idle memory',
     figures: {
-      'agent start → /readyz ms (p50)': round(ms),
+      'agent restart → /readyz ms (p50)': round(ms),
+      'agent first start (makes the CA, certificate, token) → /readyz ms': round(firstStartMs),
       'node -e 0 ms (p50)': round(percentile(nodeMs, 50)),
       'agent / bare node start': round(ms / percentile(nodeMs, 50)),
       'agent idle RSS MB': round(rss / 1048576, 1),
     },
     goals: [
-      { text: 'start → /readyz < 1 s', met: ms < 1000, detail: `${round(ms)} ms` },
+      { text: 'start → /readyz < 1 s (a restart; the first start also makes keys)', met: ms < 1000, detail: `${round(ms)} ms; first start ${round(firstStartMs)} ms` },
       { text: 'idle RSS < 80 MB', met: rss < 80 * 1048576, detail: `${round(rss / 1048576, 1)} MB` },
     ],
     chart: { kind: 'bars', unit: 'ms', series: [{ label: 'agent → /readyz', values: [ms] }, { label: 'node -e 0', values: [percentile(nodeMs, 50)] }] },
