@@ -65,7 +65,8 @@ export async function buildRenderer(): Promise<string> {
         GO111MODULE: 'off',
         GOFLAGS: '',
         GOPROXY: 'off',
-        GOCACHE: process.env.GOCACHE ?? join(tmpdir(), 'execlet-test-gocache'),
+        // A build cache of its own, removed with the renderer: a test leaves nothing in /tmp.
+        GOCACHE: process.env.GOCACHE ?? join(dir, 'gocache'),
         CGO_ENABLED: '0',
       },
       timeout: 120_000,
