@@ -13,7 +13,7 @@ export const listenAddress = z
 
 const dockerHost = z
   .string()
-  .regex(/^(unix:\/\/\/.+|tcp:\/\/[^/]+|https?:\/\/[^/]+)$/, 'expected unix:///path/to/docker.sock or tcp://HOST:PORT');
+  .regex(/^(unix:\/\/\/.+|tcp:\/\/[^/]+|http:\/\/[^/]+)$/, 'expected unix:///path/to/docker.sock or tcp://HOST:PORT (TLS to the engine is not supported)');
 
 const optionalPath = z.string().min(1, 'must not be empty').optional();
 
