@@ -10,11 +10,14 @@ export interface ProcStat {
   startTime: string;
 }
 
-/** Parses /proc/PID/stat; the command name may hold spaces and parentheses, so split after the last ')'. */
-export function readProcStat(pid: number): ProcStat | null {
+/**
+ * Parses PROC/PID/stat; the command name may hold spaces and parentheses, so split after the last
+ * ')'. `procRoot` is /proc except in tests of code that scans it.
+ */
+export function readProcStat(pid: number, procRoot = '/proc'): ProcStat | null {
   let text: string;
   try {
-    text = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    text = readFileSync(`${procRoot}/${pid}/stat`, 'latin1');
   } catch {
     return null;
   }

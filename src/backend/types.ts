@@ -92,3 +92,11 @@ export interface ContainerCatalog {
   /** Host PID of the container's init process; 0 when it is not running. */
   containerPid(containerId: string): Promise<number>;
 }
+
+/** How each kind of backend refusal reads as HTTP: the code and the Kubernetes Status reason. */
+export const BACKEND_ERROR_HTTP: Readonly<Record<BackendError['kind'], { code: number; reason: string }>> = {
+  NotFound: { code: 404, reason: 'NotFound' },
+  Conflict: { code: 409, reason: 'Conflict' },
+  Unavailable: { code: 503, reason: 'ServiceUnavailable' },
+  Internal: { code: 500, reason: 'InternalError' },
+};

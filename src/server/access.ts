@@ -2,7 +2,7 @@
 // asks the policy, enforces the grant's session limit, and audits every refusal.
 import type { AuditLog, AuditTarget } from '../auth/audit.js';
 import type { Identity } from '../auth/authenticate.js';
-import type { Authorizer, Grant, PolicyMode, PolicyTarget } from '../auth/policy.js';
+import type { AccessRequest, Authorizer, Grant, PolicyMode, PolicyTarget } from '../auth/policy.js';
 import { metrics } from '../metrics.js';
 import { SessionLimitExceeded, type SessionRegistry } from '../session/registry.js';
 import { DOCKER_NAMESPACE } from '../target/pods.js';
@@ -65,18 +65,15 @@ export interface AccessQuestion {
   stdin: boolean;
 }
 
+/** The question in the policy's terms. */
+export function accessRequest({ identity, target, command, tty, stdin }: AccessQuestion): AccessRequest {
+  return { subject: { user: identity.user, groups: identity.groups }, mode: policyMode(target.mode), target: policyTarget(target), command, tty, stdin };
+}
+
 /** Returns the grant, or throws AccessDenied (403, or 429 beyond the grant's session limit) after auditing it. */
 export function authorize(deps: AccessDeps, question: AccessQuestion): Grant {
-  const { identity, target, command, tty, stdin } = question;
-  const mode = policyMode(target.mode);
-  const decision = deps.authorizer.decide({
-    subject: { user: identity.user, groups: identity.groups },
-    mode,
-    target: policyTarget(target),
-    command,
-    tty,
-    stdin,
-  });
+  const { identity, target, command } = question;
+  const decision = deps.authorizer.decide(accessRequest(question));
   const deny = (code: number, reason: string, message: string): never => {
     deps.audit.write({
       event: 'access.denied',

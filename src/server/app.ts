@@ -7,7 +7,7 @@ import type { AuditLog } from '../auth/audit.js';
 import type { Authenticator, Identity } from '../auth/authenticate.js';
 import type { Authorizer } from '../auth/policy.js';
 import type { StreamTokenCache } from '../auth/stream-tokens.js';
-import { BackendError, type Backend } from '../backend/types.js';
+import { BACKEND_ERROR_HTTP, BackendError, type Backend } from '../backend/types.js';
 import { metrics, registry as metricsRegistry } from '../metrics.js';
 import { negotiateSubprotocol } from '../protocol/subprotocols.js';
 import type { SessionRegistry } from '../session/registry.js';
@@ -157,9 +157,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   app.setNotFoundHandler((request, reply) => sendStatus(reply, 404, `the server could not find the requested resource (${request.method} ${redactUrl(request.url.split('?', 1)[0]!)})`));
   app.setErrorHandler((error: Error & { statusCode?: number }, request, reply) => {
     if (error instanceof BackendError) {
-      const code = { NotFound: 404, Conflict: 409, Unavailable: 503, Internal: 500 }[error.kind];
+      const { code, reason } = BACKEND_ERROR_HTTP[error.kind];
       if (code >= 500) request.log.warn({ err: error.message }, 'engine request failed');
-      return sendStatus(reply, code, error.message);
+      return sendStatus(reply, code, error.message, reason);
     }
     const code = error.statusCode && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500;
     if (code >= 500) request.log.error({ err: error }, 'request failed');
@@ -170,10 +170,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   app.get('/readyz', async (_request, reply) => {
     try {
       await options.checkEngine();
-      metrics.engineUp.set(1);
       return 'ok';
     } catch (err) {
-      metrics.engineUp.set(0);
       return sendStatus(reply, 503, `not ready: ${(err as Error).message}`);
     }
   });

@@ -15,7 +15,7 @@ import { runExecSession, type SessionStop } from '../session/exec-session.js';
 import type { SessionRegistry } from '../session/registry.js';
 import type { Target } from '../target/resolve.js';
 import type { Authorizer } from '../auth/policy.js';
-import { auditIdentity, auditTarget, policyMode, policyTarget } from './access.js';
+import { accessRequest, auditIdentity, auditTarget } from './access.js';
 
 /** Everything decided before the upgrade: who, where, what, and under which grant. */
 export interface ExecPlan {
@@ -92,15 +92,7 @@ export async function runPlannedSession(deps: RunnerDeps, plan: ExecPlan, traits
     startedAt: Date.now(),
     progress,
     end: (stop: SessionStop) => stopper.abort(stop),
-    stillAllowed: () =>
-      deps.authorizer.decide({
-        subject: { user: identity.user, groups: identity.groups },
-        mode: policyMode(target.mode),
-        target: policyTarget(target),
-        command: spec.command,
-        tty: spec.tty,
-        stdin: spec.stdin,
-      }).allowed,
+    stillAllowed: () => deps.authorizer.decide(accessRequest({ identity, target, command: spec.command, tty: spec.tty, stdin: spec.stdin })).allowed,
   });
   const startedAt = performance.now();
   metrics.sessionsStarted.inc({ mode: target.mode, protocol: traits.name });

@@ -2,7 +2,7 @@
 // backpressure, reports the exit as a Status, and makes sure the process is gone when it ends.
 import { constants as osConstants } from 'node:os';
 import type { Readable } from 'node:stream';
-import { BackendError, type Backend, type ExecProcess, type ExecSpec, type ExitStatus, type TerminalSize } from '../backend/types.js';
+import { BACKEND_ERROR_HTTP, BackendError, type Backend, type ExecProcess, type ExecSpec, type ExitStatus, type TerminalSize } from '../backend/types.js';
 import type { ClientChannels, OutputStreamName } from '../protocol/channel-connection.js';
 import { exitCodeStatus, failureStatus, type Status } from '../protocol/status.js';
 import type { SessionProgress } from './registry.js';
@@ -75,8 +75,7 @@ export function statusForExit(exit: ExitStatus): Status {
 
 export function statusForStartError(err: unknown): Status {
   if (err instanceof BackendError) {
-    const code = { NotFound: 404, Conflict: 409, Unavailable: 503, Internal: 500 }[err.kind];
-    const reason = { NotFound: 'NotFound', Conflict: 'Conflict', Unavailable: 'ServiceUnavailable', Internal: 'InternalError' }[err.kind];
+    const { code, reason } = BACKEND_ERROR_HTTP[err.kind];
     return failureStatus(reason, `error executing command in container: ${err.message}`, code);
   }
   return failureStatus('InternalError', `error executing command in container: ${(err as Error).message}`, 500);

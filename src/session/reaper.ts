@@ -2,7 +2,7 @@
 // and kills those nobody owns any more: every process of an earlier agent instance (the agent was
 // killed, even with SIGKILL, and restarted) and every process of a session of this instance that
 // has ended. Works on host PIDs through /proc, like the backends' own kill path (process-tree.ts).
-import { closeSync, openSync, readdirSync, readFileSync, readSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readSync } from 'node:fs';
 
 import {
   descendantsOf,
@@ -30,22 +30,6 @@ const CHUNK_BYTES = 4096;
 const SKIPPED_ERRORS = new Set(['ENOENT', 'ESRCH', 'EACCES', 'EPERM']);
 /** How long killProcessTree itself waits after SIGKILL; the careful path waits as long. */
 const KILL_WAIT_MS = 2000;
-
-/**
- * The process's stat through `procRoot`. The real /proc goes through readProcStat; another root
- * (tests) is parsed the same way, since readProcStat has no root parameter.
- */
-function readStat(procRoot: string, pid: number): ProcStat | null {
-  if (procRoot === DEFAULT_PROC_ROOT) return readProcStat(pid);
-  let text: string;
-  try {
-    text = readFileSync(`${procRoot}/${pid}/stat`, 'latin1');
-  } catch {
-    return null;
-  }
-  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-  return { pid, state: fields[0] ?? '', ppid: Number(fields[1]), pgrp: Number(fields[2]), startTime: fields[19] ?? '' };
-}
 
 function isZombie(stat: ProcStat): boolean {
   return stat.state === 'Z' || stat.state === 'X';
@@ -113,7 +97,7 @@ export function findMarkedProcesses(scope: string, procRoot: string = DEFAULT_PR
   for (const entry of readdirSync(procRoot)) {
     if (!/^[1-9][0-9]*$/.test(entry)) continue;
     const pid = Number(entry);
-    const before = readStat(procRoot, pid);
+    const before = readProcStat(pid, procRoot);
     if (!before || isZombie(before)) continue;
     let value: string | null;
     try {
@@ -125,7 +109,7 @@ export function findMarkedProcesses(scope: string, procRoot: string = DEFAULT_PR
     if (value === null) continue;
     const marker = parseMarker(value);
     if (!marker || marker.scope !== scope) continue;
-    const after = readStat(procRoot, pid);
+    const after = readProcStat(pid, procRoot);
     if (!after || after.startTime !== before.startTime || isZombie(after)) continue;
     found.push({ pid, marker, startTime: before.startTime });
   }
