@@ -4,7 +4,6 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
-import { stringify as toYaml } from 'yaml';
 import { isLoopbackHost, splitListen, type Settings } from '../config/settings.js';
 import { certificateCovers, createCertificateAuthority, createServingCertificate, type KeyAndCert } from './self-signed.js';
 
@@ -104,17 +103,34 @@ function loadOrCreateToken(settings: Settings): string {
   return token;
 }
 
+/**
+ * The kubeconfig, written out directly (loading a YAML library at every start for it would cost the
+ * agent memory): every variable value is a double-quoted scalar, which JSON's string syntax is.
+ */
 function kubeconfigText(serverUrl: string, caPem: string | null, token: string, nodeName: string): string {
-  const context = `execlet@${nodeName}`;
-  return toYaml({
-    apiVersion: 'v1',
-    kind: 'Config',
-    clusters: [{ name: 'execlet', cluster: { server: serverUrl, ...(caPem ? { 'certificate-authority-data': Buffer.from(caPem).toString('base64') } : {}) } }],
-    // The yaml writer quotes whatever YAML would otherwise read as another type (a numeric token).
-    users: [{ name: 'execlet', user: { token } }],
-    contexts: [{ name: context, context: { cluster: 'execlet', user: 'execlet', namespace: 'docker' } }],
-    'current-context': context,
-  });
+  const quote = (value: string) => JSON.stringify(value);
+  const context = quote(`execlet@${nodeName}`);
+  return [
+    'apiVersion: v1',
+    'kind: Config',
+    'clusters:',
+    '  - name: execlet',
+    '    cluster:',
+    `      server: ${quote(serverUrl)}`,
+    ...(caPem ? [`      certificate-authority-data: ${quote(Buffer.from(caPem).toString('base64'))}`] : []),
+    'users:',
+    '  - name: execlet',
+    '    user:',
+    `      token: ${quote(token)}`,
+    'contexts:',
+    `  - name: ${context}`,
+    '    context:',
+    '      cluster: execlet',
+    '      user: execlet',
+    '      namespace: docker',
+    `current-context: ${context}`,
+    '',
+  ].join('\n');
 }
 
 /**

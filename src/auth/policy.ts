@@ -3,7 +3,7 @@
 // by a rule is denied. Denials name what was refused in the caller's terms and never reveal the
 // policy itself (no rule names, no other subjects, no patterns).
 import { readFileSync } from 'node:fs';
-import { parse as parseYaml } from 'yaml';
+import { parseYaml } from '../config/yaml.js';
 import { z } from 'zod';
 
 export type PolicyMode = 'exec' | 'nsenter' | 'node';

@@ -1,18 +1,24 @@
-// Issues the agent's own certificate authority and serving certificate when no TLS is configured.
-// Keys come from Node's crypto (fast, native); node-forge only assembles and signs the X.509 bodies.
-import { generateKeyPairSync, randomBytes, X509Certificate } from 'node:crypto';
+// Issues the agent's own certificate authority, serving certificate and mTLS client certificates:
+// ECDSA P-256 keys from node:crypto, X.509 bodies written and signed by x509.ts (no ASN.1 library).
+import { createPrivateKey, generateKeyPairSync, randomBytes, X509Certificate, type KeyObject } from 'node:crypto';
 import { isIP } from 'node:net';
-import { createRequire } from 'node:module';
-import type Forge from 'node-forge';
-
-// node-forge is loaded only when a certificate is actually issued (first start, or a re-issue):
-// an agent with certificates in place never pays its memory.
-const requireModule = createRequire(import.meta.url);
-let forgeModule: typeof Forge | null = null;
-function loadForge(): typeof Forge {
-  forgeModule ??= requireModule('node-forge') as typeof Forge;
-  return forgeModule;
-}
+import {
+  authorityKeyIdentifier,
+  basicConstraints,
+  extKeyUsage,
+  keyIdentifier,
+  KeyUsage,
+  keyUsage,
+  name,
+  OID,
+  signCertificate,
+  subjectAltName,
+  subjectKeyIdentifier,
+  subjectKeyIdentifierOf,
+  subjectNameOf,
+  toPem,
+  type NameAttribute,
+} from './x509.js';
 
 export interface KeyAndCert {
   keyPem: string;
@@ -21,75 +27,89 @@ export interface KeyAndCert {
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 
-function newRsaKey(): { keyPem: string; publicKey: Forge.pki.rsa.PublicKey } {
-  const { privateKey, publicKey } = generateKeyPairSync('rsa', {
-    modulusLength: 2048,
-    privateKeyEncoding: { type: 'pkcs1', format: 'pem' },
-    publicKeyEncoding: { type: 'spki', format: 'pem' },
-  });
-  return {
-    keyPem: privateKey,
-    publicKey: loadForge().pki.publicKeyFromPem(publicKey) as Forge.pki.rsa.PublicKey,
-  };
+/** A fresh P-256 key pair; the private key as PKCS#8 PEM ("BEGIN PRIVATE KEY"). */
+function newKey(): { privateKey: KeyObject; publicKey: KeyObject; keyPem: string } {
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  return { privateKey, publicKey, keyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string };
 }
 
-function serialNumber(): string {
+/** 16 random bytes, top bit clear (positive) and the next one set (non-zero, always 16 bytes). */
+function serialNumber(): Buffer {
   const bytes = randomBytes(16);
-  bytes[0] = bytes[0]! & 0x7f; // positive
-  return bytes.toString('hex');
+  bytes[0] = (bytes[0]! & 0x7f) | 0x40;
+  return bytes;
+}
+
+function validity(validDays: number): { notBefore: Date; notAfter: Date } {
+  const now = Date.now();
+  return { notBefore: new Date(now - 5 * 60 * 1000), notAfter: new Date(now + validDays * DAY_MS) };
 }
 
 export function createCertificateAuthority(commonName: string, validDays = 3650): KeyAndCert {
-  const forge = loadForge();
-  const { keyPem, publicKey } = newRsaKey();
-  const forgeKey = forge.pki.privateKeyFromPem(keyPem);
-  const cert = forge.pki.createCertificate();
-  cert.publicKey = publicKey;
-  cert.serialNumber = serialNumber();
-  cert.validity.notBefore = new Date(Date.now() - 5 * 60 * 1000);
-  cert.validity.notAfter = new Date(Date.now() + validDays * DAY_MS);
-  const subject = [{ name: 'commonName', value: commonName }, { name: 'organizationName', value: 'execlet' }];
-  cert.setSubject(subject);
-  cert.setIssuer(subject);
-  cert.setExtensions([
-    { name: 'basicConstraints', cA: true, critical: true },
-    { name: 'keyUsage', keyCertSign: true, cRLSign: true, digitalSignature: true, critical: true },
-    { name: 'subjectKeyIdentifier' },
+  const { privateKey, publicKey, keyPem } = newKey();
+  const subject = name([
+    ['CN', commonName],
+    ['O', 'execlet'],
   ]);
-  cert.sign(forgeKey, forge.md.sha256.create());
-  return { keyPem, certPem: forge.pki.certificateToPem(cert) };
+  const certificate = signCertificate(
+    {
+      serial: serialNumber(),
+      issuer: subject,
+      subject,
+      ...validity(validDays),
+      publicKey,
+      extensions: [
+        basicConstraints(true, true),
+        keyUsage([KeyUsage.digitalSignature, KeyUsage.keyCertSign, KeyUsage.cRLSign]),
+        subjectKeyIdentifier(keyIdentifier(publicKey)),
+      ],
+    },
+    privateKey,
+  );
+  return { keyPem, certPem: toPem(certificate) };
 }
 
-type SubjectAttribute = { name: string; value: string };
-
-/** A leaf certificate signed by `ca`: a fresh key, the subject, and the extensions that make it what it is. */
-function issueLeafCertificate(ca: KeyAndCert, subject: SubjectAttribute[], extensions: object[], validDays: number): KeyAndCert {
-  const forge = loadForge();
-  const { keyPem, publicKey } = newRsaKey();
-  const caCert = forge.pki.certificateFromPem(ca.certPem);
-  const caKey = forge.pki.privateKeyFromPem(ca.keyPem);
-  const cert = forge.pki.createCertificate();
-  cert.publicKey = publicKey;
-  cert.serialNumber = serialNumber();
-  cert.validity.notBefore = new Date(Date.now() - 5 * 60 * 1000);
-  cert.validity.notAfter = new Date(Date.now() + validDays * DAY_MS);
-  cert.setSubject(subject);
-  cert.setIssuer(caCert.subject.attributes);
-  cert.setExtensions([{ name: 'basicConstraints', cA: false }, { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true }, ...extensions]);
-  cert.sign(caKey, forge.md.sha256.create());
-  return { keyPem, certPem: forge.pki.certificateToPem(cert) };
+/**
+ * A leaf certificate signed by `ca` (whose key may be EC, or RSA from an older install): a fresh key,
+ * the subject, its extended key usage and any further extensions.
+ */
+function issueLeafCertificate(ca: KeyAndCert, subject: NameAttribute[], purpose: string, extensions: Buffer[], validDays: number): KeyAndCert {
+  const caCert = new X509Certificate(ca.certPem);
+  const caKey = createPrivateKey(ca.keyPem);
+  if (!caCert.checkPrivateKey(caKey)) throw new Error(`the CA key does not belong to the CA certificate ${caCert.subject}`);
+  const { publicKey, keyPem } = newKey();
+  // An RSA key would also encipher (RSA key exchange); an EC key only signs.
+  const usage = publicKey.asymmetricKeyType === 'rsa' ? [KeyUsage.digitalSignature, KeyUsage.keyEncipherment] : [KeyUsage.digitalSignature];
+  const certificate = signCertificate(
+    {
+      serial: serialNumber(),
+      issuer: subjectNameOf(caCert.raw),
+      subject: name(subject),
+      ...validity(validDays),
+      publicKey,
+      extensions: [
+        basicConstraints(false, false),
+        keyUsage(usage),
+        extKeyUsage([purpose]),
+        ...extensions,
+        authorityKeyIdentifier(subjectKeyIdentifierOf(caCert.raw) ?? keyIdentifier(caCert.publicKey)),
+      ],
+    },
+    caKey,
+  );
+  return { keyPem, certPem: toPem(certificate) };
 }
 
 /** A serving certificate for `hosts` (DNS names and IP addresses), signed by `ca`. */
 export function createServingCertificate(ca: KeyAndCert, commonName: string, hosts: string[], validDays = 365): KeyAndCert {
-  const altNames = [...new Set(hosts)].map((host) => (isIP(host) ? { type: 7, ip: host } : { type: 2, value: host }));
-  return issueLeafCertificate(ca, [{ name: 'commonName', value: commonName }], [{ name: 'extKeyUsage', serverAuth: true }, { name: 'subjectAltName', altNames }], validDays);
+  const names = [...new Set(hosts)];
+  return issueLeafCertificate(ca, [['CN', commonName]], OID.serverAuth, names.length > 0 ? [subjectAltName(names)] : [], validDays);
 }
 
 /** A client certificate for mTLS: the user in the subject CN, groups as O entries (as Kubernetes reads them). */
 export function createClientCertificate(ca: KeyAndCert, user: string, groups: string[] = [], validDays = 365): KeyAndCert {
-  const subject = [{ name: 'commonName', value: user }, ...groups.map((group) => ({ name: 'organizationName', value: group }))];
-  return issueLeafCertificate(ca, subject, [{ name: 'extKeyUsage', clientAuth: true }], validDays);
+  const subject: NameAttribute[] = [['CN', user], ...groups.map((group): NameAttribute => ['O', group])];
+  return issueLeafCertificate(ca, subject, OID.clientAuth, [], validDays);
 }
 
 /**

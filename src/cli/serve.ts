@@ -1,6 +1,6 @@
 // `execlet serve`: loads settings, starts the agent, and runs it until SIGTERM or SIGINT.
 import { join } from 'node:path';
-import { stringify as toYaml } from 'yaml';
+import { toYaml } from '../config/yaml.js';
 import { loadSettings } from '../config/load.js';
 import { startAgent } from './agent.js';
 import { serveHelp } from './help.js';

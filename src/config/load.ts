@@ -2,7 +2,7 @@
 // validates the result with the one zod schema; every error names the setting and where it came from.
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { parse as parseYaml } from 'yaml';
+import { parseYaml } from './yaml.js';
 import { z } from 'zod';
 import { defaultSettings, SETTINGS, settingsSchema, type SettingDescriptor, type Settings } from './settings.js';
 
