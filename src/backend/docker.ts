@@ -3,6 +3,7 @@
 import type { Socket } from 'node:net';
 import { Writable } from 'node:stream';
 import { EngineClient, EngineError, type EngineExecInspect } from './engine-client.js';
+import { EXEC_DIE_FILTERS, ExecExitEvents, type ExitExpectation } from './exec-exits.js';
 import { OutputStream } from './output-stream.js';
 import { killProcessTree } from './process-tree.js';
 import { StdcopyDemuxer, STDCOPY_STDERR, STDCOPY_STDOUT, STDCOPY_SYSTEMERR } from './stdcopy.js';
@@ -24,6 +25,8 @@ export interface DockerBackendOptions {
   killGraceMs: number;
   /** Told about every failed Engine API call, by operation (for metrics). */
   onEngineError?: (operation: string) => void;
+  /** Told when the engine's event stream (exit codes without an inspect) comes and goes. */
+  onExitEventsChange?: (connected: boolean, err?: Error) => void;
 }
 
 /** Turns an engine error into a BackendError with the engine's own message. */
@@ -39,13 +42,31 @@ export function toBackendError(err: unknown, action: string): BackendError {
 }
 
 const EXIT_POLL_LIMIT_MS = 10_000;
+/**
+ * How long after the output stream ends the exit code is awaited from the `exec_die` event before
+ * the exec is inspected instead. The engine sends the event as it closes the stream, so it is
+ * usually there first or within a millisecond; a late one only costs this wait.
+ */
+const EXIT_EVENT_GRACE_MS = 250;
 
 export class DockerBackend implements Backend, ContainerCatalog {
   readonly name = 'docker';
   readonly engine: EngineClient;
+  readonly #exits: ExecExitEvents;
 
   constructor(private readonly options: DockerBackendOptions) {
     this.engine = new EngineClient(options.dockerHost);
+    this.#exits = new ExecExitEvents((onEvent, onEnd) => this.engine.streamEvents(EXEC_DIE_FILTERS, onEvent, onEnd), options.onExitEventsChange);
+  }
+
+  /** Subscribes to the engine's exec_die events (reconnecting while the agent runs). */
+  watchExits(): void {
+    this.#exits.start();
+  }
+
+  close(): void {
+    this.#exits.close();
+    this.engine.close();
   }
 
   #failed(operation: string, err: unknown, action: string): BackendError {
@@ -109,13 +130,16 @@ export class DockerBackend implements Backend, ContainerCatalog {
     // Engines before API 1.42 ignore ConsoleSize. A resize sent now waits in the engine until the
     // exec starts and lands as the process begins, well before it can ask for its terminal size.
     const earlyResize = consoleSize ? this.engine.resizeExec(execId, consoleSize[0], consoleSize[1]).catch(() => undefined) : null;
+    // Registered before the start, so the exec's exec_die event cannot go by unheard.
+    const exitEvent = this.#exits.expect(execId);
     let socket: Socket;
     try {
       socket = await this.engine.startExec(execId, { tty: spec.tty, ...(consoleSize ? { consoleSize } : {}) });
     } catch (err) {
+      exitEvent?.cancel();
       throw this.#failed('exec_start', err, `start exec in container ${containerId.slice(0, 12)}`);
     }
-    const process = new DockerExecProcess(this.engine, execId, socket, spec, this.options.killGraceMs, (operation) => this.options.onEngineError?.(operation));
+    const process = new DockerExecProcess(this.engine, execId, socket, spec, this.options.killGraceMs, exitEvent, (operation) => this.options.onEngineError?.(operation));
     // The session forwards stdin only after start() resolves, so typed input meets a sized terminal.
     if (earlyResize) await earlyResize;
     return process;
@@ -140,6 +164,7 @@ class DockerExecProcess implements ExecProcess {
     private readonly socket: Socket,
     spec: ExecSpec,
     private readonly killGraceMs: number,
+    private readonly exitEvent: ExitExpectation | null,
     private readonly onEngineError: (operation: string) => void,
   ) {
     const resume = () => socket.resume();
@@ -211,6 +236,13 @@ class DockerExecProcess implements ExecProcess {
   }
 
   async #collectExit(): Promise<ExitStatus> {
+    const code = this.exitEvent ? await this.exitEvent.exitCode(EXIT_EVENT_GRACE_MS) : null;
+    if (code !== null) return this.#engineError ? { code, signal: null, error: this.#engineError.trim() } : { code, signal: null };
+    return this.#inspectExit();
+  }
+
+  /** The exit code from inspecting the exec, waiting (a while) for an exec whose stream ended early. */
+  async #inspectExit(): Promise<ExitStatus> {
     const deadline = Date.now() + EXIT_POLL_LIMIT_MS;
     let delay = 2;
     for (;;) {

@@ -1,6 +1,8 @@
 // Demultiplexes the Docker Engine's non-TTY attach stream (8-byte headers: stream type, 3 zero
 // bytes, big-endian length) into stdout/stderr payloads. Payloads are subarrays of the incoming
 // chunks, never copies; a frame split across chunks is delivered in pieces as the bytes arrive.
+// A payload that follows its header in the same chunk is marked as having a free byte in front.
+import { markPrefixRoom } from './prefix-room.js';
 
 export const STDCOPY_STDIN = 0;
 export const STDCOPY_STDOUT = 1;
@@ -26,17 +28,22 @@ export class StdcopyDemuxer {
   push(chunk: Buffer): void {
     let offset = 0;
     const length = chunk.length;
+    /** Where the current frame's header ended in this chunk (its last byte is free once parsed). */
+    let afterHeader = -1;
     while (offset < length) {
       if (this.#remaining > 0) {
         const end = Math.min(length, offset + this.#remaining);
         this.#remaining -= end - offset;
-        this.onFrame(this.#stream, chunk.subarray(offset, end));
+        const payload = chunk.subarray(offset, end);
+        if (offset === afterHeader) markPrefixRoom(payload);
+        this.onFrame(this.#stream, payload);
         offset = end;
         continue;
       }
       if (this.#headerFill === 0 && length - offset >= HEADER_LENGTH) {
         this.#startFrame(chunk[offset]!, chunk.readUInt32BE(offset + 4));
         offset += HEADER_LENGTH;
+        afterHeader = offset;
         continue;
       }
       const take = Math.min(HEADER_LENGTH - this.#headerFill, length - offset);

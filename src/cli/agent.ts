@@ -2,7 +2,7 @@
 // policy, audit, stream URLs and the HTTPS server. `serve` runs one; tests run one in-process.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { AuditLog, DEFAULT_REDACTIONS } from '../auth/audit.js';
 import { Authenticator } from '../auth/authenticate.js';
 import { prepareLocalCredentials, writeLocalKubeconfig, type LocalKubeconfig } from '../auth/local-credentials.js';
@@ -50,6 +50,10 @@ export async function startAgent(settings: Settings, overrides: AgentOverrides =
     dockerHost: settings.dockerHost,
     killGraceMs: settings.killGraceMs,
     onEngineError: (operation) => metrics.engineErrors.inc({ operation }),
+    onExitEventsChange: (connected, err) => {
+      if (connected) log.info({}, "subscribed to the engine's exec_die events: exit codes need no inspect");
+      else log.warn({ err: err?.message }, "the engine's event stream ended: exit codes come from inspecting each exec until it is back");
+    },
   });
   const nsenter = new NsenterBackend({ killGraceMs: settings.killGraceMs });
   if (nsenterEnabled) nsenter.tools(); // fail at start-up, not at the first session, when util-linux is missing
@@ -59,7 +63,8 @@ export async function startAgent(settings: Settings, overrides: AgentOverrides =
   const authorizer = new ReloadableAuthorizer(settings.policyFile ? Policy.load(settings.policyFile) : ALLOW_ALL);
   const clientCA = settings.tls.clientCAFile ? readFileSync(settings.tls.clientCAFile, 'utf8') : undefined;
   const auditFile = settings.audit.file === 'none' ? null : (settings.audit.file ?? join(settings.stateDir, 'audit.log'));
-  let log: { error(obj: object, msg: string): void } = { error: (obj, msg) => process.stderr.write(`execlet: ${msg} ${JSON.stringify(obj)}\n`) };
+  const early = (obj: object, msg: string) => process.stderr.write(`execlet: ${msg} ${JSON.stringify(obj)}\n`);
+  let log: Pick<FastifyBaseLogger, 'error' | 'warn' | 'info'> = { error: early, warn: early, info: () => undefined } as unknown as FastifyBaseLogger;
   const audit = new AuditLog({
     file: auditFile,
     stdout: settings.audit.stdout,
@@ -130,6 +135,7 @@ export async function startAgent(settings: Settings, overrides: AgentOverrides =
     else app.log.info({ tokens: tokenFile.size }, 'token file reloaded');
   });
 
+  docker.watchExits();
   await app.listen({ host, port });
   const address = app.server.address();
   const kubeconfig = writeLocalKubeconfig(settings, credentials, typeof address === 'object' && address ? address.port : port);
@@ -152,7 +158,7 @@ export async function startAgent(settings: Settings, overrides: AgentOverrides =
     stopReaper();
     stopWatching?.();
     await app.close();
-    docker.engine.close();
+    docker.close();
     audit.close();
   };
   return {
