@@ -2,9 +2,9 @@
 #
 # The execlet agent image: `docker build -t REGISTRY/execlet:VERSION .`
 #
-# Two stages: the build stage compiles the TypeScript and node-pty's native module (as an
-# unprivileged user) and prunes to production dependencies; the runtime stage holds Node.js,
-# util-linux (nsenter, setpriv, unshare for the nsenter modes) and the app, nothing else.
+# Two stages: the build stage compiles the TypeScript, node-pty's native module and the nsenter
+# modes' static helper (dist/native/execlet-nsenter) as an unprivileged user, and prunes to
+# production dependencies; the runtime stage holds Node.js and the app, nothing else.
 # No HEALTHCHECK: Kubernetes probes /healthz and /readyz (helm/execlet), and Docker's health check
 # would need the token-less HTTPS client the probes already are.
 
@@ -13,7 +13,8 @@ ARG NODE_VERSION=20
 # ---------------------------------------------------------------------------------------------
 FROM node:${NODE_VERSION}-bookworm AS build
 
-# The image's build tools (python3, make, g++) compile node-pty; nothing here runs as root.
+# The image's build tools (python3, make, gcc/g++, the static libc of libc6-dev) compile node-pty
+# and the helper; nothing here runs as root.
 WORKDIR /src
 RUN chown node:node /src
 USER node
@@ -25,9 +26,12 @@ RUN npm ci --no-audit --no-fund
 
 COPY --chown=node:node tsconfig.json ./
 COPY --chown=node:node src ./src
+COPY --chown=node:node native ./native
+# `npm run build` = tsc + native/build.sh (cc -static native/execlet-nsenter.c).
 RUN npm run build \
  && npm prune --omit=dev --no-audit --no-fund \
- && test -f node_modules/node-pty/build/Release/pty.node
+ && test -f node_modules/node-pty/build/Release/pty.node \
+ && test -x dist/native/execlet-nsenter
 
 # ---------------------------------------------------------------------------------------------
 FROM node:${NODE_VERSION}-bookworm-slim AS runtime
@@ -42,16 +46,16 @@ LABEL org.opencontainers.image.title="execlet" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.base.name="node:${NODE_VERSION}-bookworm-slim"
 
-# nsenter, setpriv and unshare (the nsenter, toolbox and node modes) come from util-linux, which
-# Debian always installs; fail the build if that ever changes rather than at the first session.
-RUN set -e; for tool in nsenter setpriv unshare; do command -v "$tool"; done
-
 WORKDIR /app
 # Owned by root and not writable by the agent: it writes only to its state dir (a host path).
 COPY --from=build /src/package.json ./package.json
 COPY --from=build /src/node_modules ./node_modules
 COPY --from=build /src/dist ./dist
 COPY web ./web
+# The nsenter, toolbox and node modes need no util-linux: they run dist/native/execlet-nsenter, a
+# static binary. Fail the build if it is missing or does not run here, rather than at the first
+# session (without arguments it names the problem and exits 125).
+RUN ./dist/native/execlet-nsenter 2>/dev/null; test $? -eq 125
 
 ENV NODE_ENV=production
 EXPOSE 10350

@@ -1,71 +1,59 @@
 // The nsenter backend: runs a process in the namespaces of a host process (a container's init, or
-// PID 1 for a node shell) but outside its cgroup, so it escapes a starved container's limits. With a
-// TTY it runs in a pseudo-terminal (node-pty), without one as a child with separate pipes.
+// PID 1 for a node shell) but outside its cgroup, so it escapes a starved container's limits. The
+// namespaces are entered by one small static helper, execlet-nsenter (native/execlet-nsenter.c,
+// compiled into dist/native/ by `npm run build`), in a single exec. With a TTY it runs in a
+// pseudo-terminal (node-pty), without one as a child with separate pipes.
 import { spawn as spawnChild, type ChildProcess } from 'node:child_process';
-import { accessSync, constants as fsConstants, existsSync, readSync } from 'node:fs';
+import { accessSync, constants as fsConstants, existsSync, readSync, statSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { Readable, Writable } from 'node:stream';
 import type { Socket } from 'node:net';
+import { fileURLToPath } from 'node:url';
 import * as pty from 'node-pty';
 import { OutputStream } from './output-stream.js';
 import { killProcessTree } from './process-tree.js';
-import { BackendError, type Backend, type ExecPlace, type ExecProcess, type ExecSpec, type ExitStatus, type TerminalSize } from './types.js';
+import { BackendError, type Backend, type ExecPlace, type ExecProcess, type ExecSpec, type ExitStatus, type LinuxNamespace, type TerminalSize } from './types.js';
 
 export interface NsenterBackendOptions {
   killGraceMs: number;
-  /** Directories searched for setpriv, nsenter and unshare (util-linux). */
-  searchPath?: string[];
+  /** The execlet-nsenter helper; by default the one `npm run build` puts in dist/native/. */
+  helperPath?: string;
 }
 
 /** The environment of every nsenter'd process: nothing of the agent's own leaks into it. */
 const BASE_ENV = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', HOME: '/root' };
-const DEFAULT_SEARCH_PATH = ['/usr/bin', '/bin', '/usr/sbin', '/sbin', '/usr/local/bin'];
 /** After the process exits, how long the pty is read for output still buffered (or held by children). */
 const PTY_DRAIN_LIMIT_MS = 2000;
 
-export interface UtilLinuxTools {
-  setpriv: string;
-  nsenter: string;
-  unshare: string;
-}
+/**
+ * Where `npm run build` puts the helper: beside the compiled code (dist/backend/nsenter.js →
+ * dist/native/execlet-nsenter), and for the TypeScript sources run directly (tsx, in tests)
+ * src/backend/nsenter.ts → dist/native/execlet-nsenter as well.
+ */
+export const DEFAULT_HELPER_PATH = fileURLToPath(new URL(import.meta.url.endsWith('.ts') ? '../../dist/native/execlet-nsenter' : '../native/execlet-nsenter', import.meta.url));
+
+/** The agent's namespace names (nsenter's options) as the helper takes them (/proc/PID/ns files). */
+const NS_FILE: Record<LinuxNamespace, string> = { mount: 'mnt', uts: 'uts', ipc: 'ipc', net: 'net', pid: 'pid', user: 'user', cgroup: 'cgroup' };
 
 type NamespacePlace = Extract<ExecPlace, { kind: 'namespaces' }>;
 
 /**
- * The argv that runs `command` in the place's namespaces, never through a shell. Every process in
- * the chain gets PR_SET_PDEATHSIG=SIGKILL (setpriv), so if the agent is killed the chain dies:
+ * The argv that runs `command` in the place's namespaces, never through a shell:
  *
- *   setpriv --pdeathsig KILL -- nsenter -t PID --pid --            (forks into the PID namespace)
- *     setpriv --pdeathsig KILL -- nsenter -t PID --mount … --     (enters the rest, no fork)
- *       [unshare --mount-proc --]                                 (toolbox: a fresh /proc)
- *         COMMAND
+ *   execlet-nsenter --target PID --ns mnt,uts,ipc,net,pid [--toolbox] -- COMMAND [ARG...]
  *
- * The second setpriv runs from the node's filesystem, before the mount namespace is entered, so the
- * target needs no tools of its own.
+ * One exec: the helper opens every /proc/PID/ns file, enters them in nsenter's order, forks into
+ * the PID namespace when `pid` is entered (the parent waits and reports the child's exit or
+ * signal), with --toolbox mounts a fresh /proc in a new mount namespace (unshare --mount-proc),
+ * then execs COMMAND. Every process it makes carries PR_SET_PDEATHSIG=SIGKILL, so if the agent is
+ * killed, the command dies with it. It runs from the node's filesystem, before the mount namespace
+ * is entered, so the target needs no tools of its own.
  */
-export function nsenterArgv(tools: UtilLinuxTools, place: NamespacePlace, command: string[]): string[] {
-  const pid = String(place.pid);
-  const others = place.namespaces.filter((ns) => ns !== 'pid').map((ns) => `--${ns}`);
-  const tail = place.toolbox ? [tools.unshare, '--mount-proc', '--', ...command] : command;
-  const deathsig = (rest: string[]) => [tools.setpriv, '--pdeathsig', 'KILL', '--', ...rest];
-  const enterOthers = (rest: string[]) => (others.length > 0 ? [tools.nsenter, '--target', pid, ...others, '--', ...rest] : rest);
-  if (place.namespaces.includes('pid')) {
-    return deathsig([tools.nsenter, '--target', pid, '--pid', '--', ...deathsig(enterOthers(tail))]);
-  }
-  return deathsig(enterOthers(tail));
-}
-
-function findTool(name: string, searchPath: string[]): string | null {
-  for (const dir of searchPath) {
-    const candidate = `${dir}/${name}`;
-    try {
-      accessSync(candidate, fsConstants.X_OK);
-      return candidate;
-    } catch {
-      // try the next directory
-    }
-  }
-  return null;
+export function nsenterArgv(helper: string, place: NamespacePlace, command: string[]): string[] {
+  if (place.namespaces.length === 0) throw new BackendError('no namespaces to enter', 'Internal');
+  if (command.length === 0) throw new BackendError('no command to run', 'Internal');
+  const namespaces = place.namespaces.map((ns) => NS_FILE[ns]).join(',');
+  return [helper, '--target', String(place.pid), '--ns', namespaces, ...(place.toolbox ? ['--toolbox'] : []), '--', ...command];
 }
 
 function signalName(signal: number | undefined | null): string | null {
@@ -76,21 +64,26 @@ function signalName(signal: number | undefined | null): string | null {
 
 export class NsenterBackend implements Backend {
   readonly name = 'nsenter';
-  #tools: UtilLinuxTools | null = null;
+  #helper: string | null = null;
 
   constructor(private readonly options: NsenterBackendOptions) {}
 
-  /** The util-linux tools, looked up once; a clear error when one is missing. */
-  tools(): UtilLinuxTools {
-    if (this.#tools) return this.#tools;
-    const searchPath = this.options.searchPath ?? DEFAULT_SEARCH_PATH;
-    const found = { setpriv: findTool('setpriv', searchPath), nsenter: findTool('nsenter', searchPath), unshare: findTool('unshare', searchPath) };
-    const missing = Object.entries(found).filter(([, path]) => path === null).map(([name]) => name);
-    if (missing.length > 0) {
-      throw new BackendError(`the nsenter mode needs ${missing.join(', ')} from util-linux, not found in ${searchPath.join(':')}`, 'Unavailable');
+  /** The execlet-nsenter helper, checked once; a clear error when it is missing or not executable. */
+  tools(): string {
+    if (this.#helper) return this.#helper;
+    const helper = this.options.helperPath ?? DEFAULT_HELPER_PATH;
+    let problem: string | null = null;
+    try {
+      if (!statSync(helper).isFile()) problem = 'not a file';
+      else accessSync(helper, fsConstants.X_OK);
+    } catch (err) {
+      problem = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'not found' : 'not executable';
     }
-    this.#tools = found as UtilLinuxTools;
-    return this.#tools;
+    if (problem) {
+      throw new BackendError(`the nsenter mode needs its helper ${helper}, ${problem}: \`npm run build\` compiles it from native/execlet-nsenter.c (with cc)`, 'Unavailable');
+    }
+    this.#helper = helper;
+    return helper;
   }
 
   async start(spec: ExecSpec): Promise<ExecProcess> {

@@ -291,7 +291,7 @@ describe('all-on values (nsenter enabled): + SYS_ADMIN and SYS_CHROOT suffice fo
     assert.equal(init?.trim(), 'sleep 100000', 'the container PID namespace');
   });
 
-  test('the toolbox: the container namespaces with a fresh /proc (unshare --mount-proc)', async () => {
+  test('the toolbox: the container namespaces with a fresh /proc in a mount namespace of its own', async () => {
     const result = await exec(agent, rootContainer, ['ps', '-o', 'pid,comm'], '.toolbox', ADMIN_TOKEN);
     assert.equal(exitCode(result), 0, `${result.error} ${text(result.stderr)}`);
     assert.match(text(result.stdout), /^\s*1\s+sleep$/m);

@@ -663,7 +663,7 @@ describe('the Dockerfile', () => {
     assert.match(runs, /node-pty\/build\/Release\/pty\.node/);
   });
 
-  test('the runtime holds dist, production node_modules, web and package.json, checks util-linux, runs as root, no HEALTHCHECK', () => {
+  test('the runtime holds dist, production node_modules, web and package.json, checks the nsenter helper runs, runs as root, no HEALTHCHECK', () => {
     const all = instructions();
     const runtime = all.filter((i) => i.stage === 'runtime');
     assert.equal(all.filter((i) => i.instruction === 'HEALTHCHECK').length, 0, 'Kubernetes probes it');
@@ -672,7 +672,8 @@ describe('the Dockerfile', () => {
       assert.ok(copies.some((c) => c.endsWith(part)), `COPY ${part}`);
     }
     assert.ok(runtime.some((i) => i.instruction === 'WORKDIR' && i.args === '/app'));
-    assert.ok(runtime.some((i) => i.instruction === 'RUN' && /nsenter setpriv unshare/.test(i.args)));
+    assert.ok(runtime.some((i) => i.instruction === 'RUN' && /dist\/native\/execlet-nsenter\b.*test \$\? -eq 125/.test(i.args)), 'the static nsenter helper runs in the runtime image');
+    assert.ok(!runtime.some((i) => i.instruction === 'RUN' && /\b(setpriv|unshare)\b/.test(i.args)), 'no util-linux needed');
     assert.equal(runtime.filter((i) => i.instruction === 'USER').pop()?.args, 'root');
     const labels = runtime.filter((i) => i.instruction === 'LABEL').map((i) => i.args).join(' ');
     for (const label of ['org.opencontainers.image.title', 'org.opencontainers.image.version', 'org.opencontainers.image.licenses']) assert.ok(labels.includes(label), label);
@@ -684,7 +685,7 @@ describe('the Dockerfile', () => {
   test('.dockerignore keeps the context to what the build reads', () => {
     const ignore = readFileSync(join(REPO_ROOT, '.dockerignore'), 'utf8').split('\n').filter((l) => l && !l.startsWith('#'));
     assert.equal(ignore[0], '*');
-    assert.deepEqual(sorted(ignore.slice(1)), sorted(['!package.json', '!package-lock.json', '!tsconfig.json', '!src', '!web']));
+    assert.deepEqual(sorted(ignore.slice(1)), sorted(['!package.json', '!package-lock.json', '!tsconfig.json', '!src', '!native', '!web']));
     const copiedFromContext = instructions()
       .filter((i) => i.instruction === 'COPY' && !i.args.includes('--from='))
       .flatMap((i) => i.args.replace(/--chown=\S+\s+/, '').split(/\s+/).slice(0, -1));

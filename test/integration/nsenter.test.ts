@@ -1,6 +1,7 @@
 // The nsenter backend against real containers: the cgroup escape (a starved container's limits do
 // not apply), real namespace choice, the toolbox view, the node shell, TTY sizes, no lost output,
-// and no process left behind on disconnect or when the agent is killed.
+// no process left behind on disconnect or when the agent is killed, and the one-exec helper between
+// the agent and the command.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -220,6 +221,37 @@ test('TTY output written just before exit survives a reader that stalls past nod
   assert.deepEqual(exit, { code: 0, signal: null });
   assert.equal(output.length, 70000);
   assert.match(output, /^x+$/);
+});
+
+describe('the helper', () => {
+  const parentOf = (pid: number) => Number(readFileSync(`/proc/${pid}/stat`, 'latin1').split(') ')[1]!.split(' ')[1]);
+  const argvOf = (pid: number) => readFileSync(`/proc/${pid}/cmdline`, 'latin1').split('\0').filter(Boolean);
+
+  test('one exec between the agent and the command: execlet-nsenter, whose fork in the PID namespace is the command', async () => {
+    const marker = 'sleep 1234501';
+    const ws = await openExec(agent, execPath('default', 'isolated', { command: marker.split(' '), container: 'app.nsenter', stdout: true }));
+    try {
+      await waitUntil(() => pidsWithCommandLine(marker).length === 1, 5000, `${marker} to start`);
+      // agent → execlet-nsenter (waits, outside the PID namespace) → its fork, which became the command.
+      const command = pidsWithCommandLine(marker)[0]!;
+      const helper = parentOf(command);
+      const argv = argvOf(helper);
+      assert.match(argv[0]!, /\/dist\/native\/execlet-nsenter$/);
+      assert.deepEqual(argv.slice(1), ['--target', String(isolated.hostPid), '--ns', 'mnt,uts,ipc,net,pid', '--', 'sleep', '1234501']);
+      assert.equal(parentOf(helper), agent.process.pid, 'the helper is the agent\'s child');
+    } finally {
+      const closed = once(ws, 'close');
+      ws.terminate();
+      await closed;
+      await waitUntil(() => pidsWithCommandLine(marker).length === 0, 2000, `${marker} to be gone`);
+    }
+  });
+
+  test('a command that is not there: 127 (not found) through the agent', async () => {
+    const r = await runExec(agent, 'default', 'isolated', { command: ['no-such-command'], container: 'app.nsenter', stdout: true, stderr: true });
+    assert.equal(exitCodeOf(r.error), 127);
+    assert.match(text(r.stderr), /execlet-nsenter: cannot run no-such-command: No such file or directory/);
+  });
 });
 
 describe('nothing left behind', () => {

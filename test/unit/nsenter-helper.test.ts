@@ -1,0 +1,182 @@
+// The execlet-nsenter helper itself (native/execlet-nsenter.c, built into dist/native/ by
+// `npm run build`), run directly: its argument errors (125, naming the problem), a command that
+// cannot run (127 not found, 126 not executable), exit codes and signals passed through with and
+// without the PID-namespace fork, no namespace fd leaked into the command, the death signal when its
+// parent is SIGKILLed, and the toolbox's fresh /proc. Entering namespaces needs root (CAP_SYS_ADMIN);
+// those tests skip without it. The end-to-end behaviour through the agent is in
+// test/integration/nsenter.test.ts.
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { DEFAULT_HELPER_PATH } from '../../src/backend/nsenter.js';
+import { pidsWithCommandLine, waitUntil } from '../helpers/proc-scan.js';
+import { runCommand, type CommandResult } from '../helpers/run-command.js';
+
+const HELPER = DEFAULT_HELPER_PATH;
+const built = existsSync(HELPER);
+const asRoot = process.getuid?.() === 0;
+const needsHelper = built ? false : `${HELPER} is not built (npm run build)`;
+const needsRoot = needsHelper || (asRoot ? false : 'entering namespaces needs root');
+const ENV = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' };
+
+const scratch = mkdtempSync(join(tmpdir(), 'execlet-nsenter-helper-'));
+const children: ChildProcess[] = [];
+const pids: number[] = [];
+after(() => {
+  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  rmSync(scratch, { recursive: true, force: true });
+});
+
+const run = (args: string[]): Promise<CommandResult> => runCommand(HELPER, args, { env: ENV, timeoutMs: 10_000 });
+const text = (b: Buffer) => b.toString('utf8');
+
+describe('argument errors: exit 125 and a message naming the problem', { skip: needsHelper }, () => {
+  const cases: Array<[string[], RegExp]> = [
+    [[], /missing '--' before the command/],
+    [['--target', '1', '--ns', 'net'], /missing '--' before the command/],
+    [['--ns', 'net', '--', 'true'], /missing --target PID/],
+    [['--target', '1', '--', 'true'], /missing --ns/],
+    [['--target', '1', '--ns', 'net', '--'], /missing the command after '--'/],
+    [['--target'], /--target needs a PID/],
+    [['--target', 'abc', '--ns', 'net', '--', 'true'], /--target needs a PID, not 'abc'/],
+    [['--target', '0', '--ns', 'net', '--', 'true'], /--target needs a PID, not '0'/],
+    [['--target', '-5', '--ns', 'net', '--', 'true'], /--target needs a PID, not '-5'/],
+    [['--target', '1', '--target', '2', '--ns', 'net', '--', 'true'], /--target given twice/],
+    [['--target', '1', '--ns', '', '--', 'true'], /empty namespace name in --ns ''/],
+    [['--target', '1', '--ns', 'net,,pid', '--', 'true'], /empty namespace name in --ns 'net,,pid'/],
+    [['--target', '1', '--ns', 'net,mount', '--', 'true'], /unknown namespace 'mount' in --ns \(choose from user, cgroup, ipc, uts, net, pid, mnt\)/],
+    [['--target', '1', '--ns', 'net,pid,net', '--', 'true'], /namespace 'net' given twice in --ns/],
+    [['--target', '1', '--ns', 'net', '--ns', 'pid', '--', 'true'], /--ns given twice/],
+    [['--target', '1', '--ns', 'net', '--toolbox', '--toolbox', '--', 'true'], /--toolbox given twice/],
+    [['--target', '1', '--ns', 'net', '--fork', '--', 'true'], /unknown option '--fork'/],
+    [['--target', '1', '--ns', 'net', 'true'], /unexpected argument 'true' before '--'/],
+  ];
+  for (const [args, message] of cases) {
+    test(`${JSON.stringify(args)}`, async () => {
+      const r = await run(args);
+      assert.equal(r.code, 125, text(r.stderr));
+      assert.match(text(r.stderr), /^execlet-nsenter: /);
+      assert.match(text(r.stderr), message);
+      assert.match(text(r.stderr), /usage: execlet-nsenter --target PID --ns NAME\[,NAME\.\.\.\] \[--toolbox\] -- COMMAND \[ARG\.\.\.\]/);
+      assert.equal(r.stdout.length, 0);
+    });
+  }
+
+  test('a process that does not exist: 125, naming the namespace file', async () => {
+    const gone = spawn('true');
+    await once(gone, 'exit');
+    const r = await run(['--target', String(gone.pid), '--ns', 'net', '--', 'true']);
+    assert.equal(r.code, 125);
+    assert.match(text(r.stderr), new RegExp(`cannot open /proc/${gone.pid}/ns/net: No such file or directory`));
+  });
+});
+
+describe('a command that cannot run', { skip: needsHelper }, () => {
+  // Its own user namespace is skipped (nothing to enter), so this needs no privileges.
+  const self = ['--target', String(process.pid), '--ns', 'user', '--'];
+
+  test('not found: 127', async () => {
+    const r = await run([...self, 'execlet-no-such-command']);
+    assert.equal(r.code, 127);
+    assert.equal(text(r.stderr), 'execlet-nsenter: cannot run execlet-no-such-command: No such file or directory\n');
+  });
+
+  test('found but not executable: 126', async () => {
+    const file = join(scratch, 'not-executable');
+    writeFileSync(file, '#!/bin/sh\n', { mode: 0o644 });
+    const r = await run([...self, file]);
+    assert.equal(r.code, 126);
+    assert.match(text(r.stderr), /cannot run .*not-executable: Permission denied/);
+  });
+
+  test('the command is found on the PATH given, with its arguments untouched', async () => {
+    const r = await run([...self, 'printf', '%s|', '--target', '$(x)', '']);
+    assert.equal(r.code, 0);
+    assert.equal(text(r.stdout), '--target|$(x)||');
+  });
+});
+
+describe('running in namespaces', { skip: needsRoot }, () => {
+  let isolated: ChildProcess;
+  let isolatedPid: number;
+
+  before(async () => {
+    // A fresh PID namespace with its own /proc, its PID 1 `sleep 1234401`.
+    isolated = spawn('unshare', ['--fork', '--kill-child', '--pid', '--mount-proc', 'sleep', '1234401'], { stdio: 'ignore' });
+    children.push(isolated);
+    await waitUntil(() => pidsWithCommandLine('sleep 1234401').length === 1, 5000, 'the target to start');
+    isolatedPid = pidsWithCommandLine('sleep 1234401')[0]!;
+    pids.push(isolatedPid);
+  });
+
+  for (const ns of ['net', 'net,pid']) {
+    test(`exit codes and signals pass through (--ns ${ns})`, async () => {
+      const self = ['--target', String(process.pid), '--ns', ns, '--'];
+      assert.equal((await run([...self, 'sh', '-c', 'exit 3'])).code, 3);
+      assert.equal((await run([...self, 'true'])).code, 0);
+      const killed = await run([...self, 'sh', '-c', 'kill -TERM $$']);
+      assert.deepEqual([killed.code, killed.signal], [null, 'SIGTERM']);
+      const other = await run([...self, 'sh', '-c', 'kill -USR1 $$']);
+      assert.deepEqual([other.code, other.signal], [null, 'SIGUSR1']);
+    });
+
+    test(`no namespace or pipe fd of its own reaches the command (--ns ${ns})`, async () => {
+      // The fds beyond stdio that `ls` sees, but its own directory fd: only those this test inherited.
+      const extraFds = (r: CommandResult) => {
+        assert.equal(r.code, 0, text(r.stderr));
+        const links = text(r.stdout).split('\n').map((line) => /(\d+) -> (.*)$/.exec(line)).filter((m) => m !== null);
+        return links.map((m) => `${m[1]} -> ${m[2]}`).filter((link) => Number(link.split(' ')[0]) > 2 && !link.includes('-> /proc/'));
+      };
+      const direct = extraFds(await runCommand('ls', ['-l', '/proc/self/fd/'], { env: ENV }));
+      const entered = extraFds(await run(['--target', String(process.pid), '--ns', ns, '--', 'ls', '-l', '/proc/self/fd/']));
+      assert.deepEqual(entered, direct);
+      assert.ok(!entered.some((link) => /-> (user|cgroup|ipc|uts|net|pid|mnt):\[/.test(link)), entered.join('\n'));
+    });
+
+    test(`SIGKILL of its parent kills the command (--ns ${ns})`, async () => {
+      const marker = `sleep ${ns === 'net' ? 1234411 : 1234412}`;
+      const parent = spawn('sh', ['-c', `"$0" --target ${process.pid} --ns ${ns} -- ${marker} & wait`, HELPER], { stdio: 'ignore', env: ENV });
+      children.push(parent);
+      await waitUntil(() => pidsWithCommandLine(marker).length === 1, 5000, `${marker} to start`);
+      parent.kill('SIGKILL');
+      await waitUntil(() => pidsWithCommandLine(marker).length === 0, 2000, `${marker} to die with the helper's parent`);
+    });
+  }
+
+  test('the pid namespace: the command is forked into it, its parent (the helper) stays outside', async () => {
+    const r = await run(['--target', String(isolatedPid), '--ns', 'pid', '--', 'sh', '-c', 'echo $$ $PPID']);
+    assert.equal(r.code, 0, text(r.stderr));
+    const [pid, parent] = text(r.stdout).trim().split(' ');
+    assert.ok(Number(pid) > 1 && Number(pid) < 100, `a low PID in the new namespace: ${pid}`);
+    assert.equal(parent, '0', 'the parent is not in the namespace');
+  });
+
+  test('--toolbox: a fresh /proc for the target PID namespace, the node\'s mounts untouched', async () => {
+    const mountsBefore = readFileSync('/proc/self/mountinfo', 'utf8');
+    const r = await run(['--target', String(isolatedPid), '--ns', 'pid', '--toolbox', '--', 'sh', '-c', 'tr "\\0" " " < /proc/1/cmdline; echo; ls /proc | grep -c "^[0-9]"']);
+    assert.equal(r.code, 0, text(r.stderr));
+    const [pid1, count] = text(r.stdout).split('\n');
+    assert.equal(pid1!.trim(), 'sleep 1234401');
+    assert.ok(Number(count) <= 4, `only the namespace's processes: ${count}`);
+    assert.equal(readFileSync('/proc/self/mountinfo', 'utf8'), mountsBefore);
+  });
+
+  test('the mount namespace: root and working directory at its root', async () => {
+    const r = await run(['--target', String(isolatedPid), '--ns', 'mnt', '--', 'sh', '-c', 'pwd; ls /proc | grep -c "^[0-9]"']);
+    assert.equal(r.code, 0, text(r.stderr));
+    const [cwd, count] = text(r.stdout).split('\n');
+    assert.equal(cwd, '/');
+    assert.ok(Number(count) <= 4, `the target's /proc: ${count} processes`);
+  });
+});
