@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { toYaml } from '../config/yaml.js';
 import { loadSettings } from '../config/load.js';
 import { startAgent } from './agent.js';
+import { allowYoungGenerationGrowth } from './young-generation.js';
 import { serveHelp } from './help.js';
 
 export async function serveCommand(argv: string[]): Promise<number> {
@@ -16,6 +17,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
     return 0;
   }
   const agent = await startAgent(loaded.settings);
+  allowYoungGenerationGrowth();
   const { serverUrl, path } = agent.kubeconfig;
   process.stdout.write(`execlet: serving ${serverUrl}; try: KUBECONFIG=${path} kubectl exec -n docker CONTAINER -- sh\n`);
   if (agent.consoleUrl) {
