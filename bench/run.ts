@@ -61,7 +61,7 @@ async function main(): Promise<number> {
       dockerCli: 'docker',
       dockerEnv: { ...process.env, DOCKER_HOST: docker.host },
       quick,
-      startAgent: async (extra = [], stateDir) => startAgent(docker, { args: [...agentArgs, ...extra], ...(stateDir ? { stateDir } : {}) }),
+      startAgent: async (extra = [], stateDir, env) => startAgent(docker, { args: [...agentArgs, ...extra], ...(stateDir ? { stateDir } : {}), ...(env ? { env } : {}) }),
       startContainer: async (name) => {
         const c = await startContainer(docker, { labels: podLabels('default', name, 'app') });
         containers.push(c);

@@ -2,6 +2,8 @@
 // client (create → start hijacked → inspect), one through the docker CLI, one nsenter process.
 import { spawn } from 'node:child_process';
 import type { Socket } from 'node:net';
+import type { ClientRequest } from 'node:http';
+import { createSecureContext, type SecureContext, type TLSSocket } from 'node:tls';
 import type Dockerode from 'dockerode';
 import WebSocket from 'ws';
 import type { TestAgent } from '../../test/helpers/agent.js';
@@ -11,20 +13,65 @@ export function execUrl(agent: TestAgent, namespace: string, pod: string, contai
   return `wss://127.0.0.1:${agent.port}/api/v1/namespaces/${namespace}/pods/${pod}/exec?${query}&container=${encodeURIComponent(container)}&${extra}`;
 }
 
-/** Opens an exec stream and resolves when the server closes it; counts stdout bytes. */
-export function agentExec(agent: TestAgent, url: string, onStdout?: (bytes: number) => void): Promise<{ ms: number; bytes: number; status: string }> {
+/**
+ * The client's TLS context, made once per agent as a long-lived client (kubectl's transport, a
+ * console's browser) makes it once: building one per connection would time the client, not the agent.
+ */
+const contexts = new WeakMap<TestAgent, SecureContext>();
+export function clientContext(agent: TestAgent): SecureContext {
+  let context = contexts.get(agent);
+  if (!context) contexts.set(agent, (context = createSecureContext({ ca: agent.caPem })));
+  return context;
+}
+
+export interface AgentExecResult {
+  /** From the request until the Status frame: the client knows how the command ended. */
+  ms: number;
+  /** Until the connection is closed as well (the close handshake is one more round trip). */
+  closedMs: number;
+  bytes: number;
+  status: string;
+}
+
+/** TLS sessions a client may resume, per agent (a browser or any long-lived client keeps them). */
+const sessions = new WeakMap<TestAgent, Buffer>();
+
+export interface AgentExecOptions {
+  /** Resume the last TLS session with this agent (an abbreviated handshake) instead of a full one. */
+  resumeTls?: boolean;
+  onStdout?: (bytes: number) => void;
+}
+
+/** Opens an exec stream (a new TLS connection every time) and resolves when the server closes it; counts stdout bytes. */
+export function agentExec(agent: TestAgent, url: string, options: AgentExecOptions = {}): Promise<AgentExecResult> {
   const started = performance.now();
+  const session = options.resumeTls ? sessions.get(agent) : undefined;
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, ['v5.channel.k8s.io'], { ca: agent.caPem, headers: { authorization: `Bearer ${agent.token}` }, perMessageDeflate: false });
+    const ws = new WebSocket(url, ['v5.channel.k8s.io'], {
+      // ws hands its options to tls.connect, which takes a ready context and a session to resume.
+      ...({ secureContext: clientContext(agent), ...(session ? { session } : {}) } as WebSocket.ClientOptions),
+      headers: { authorization: `Bearer ${agent.token}` },
+      perMessageDeflate: false,
+    });
+    (ws as unknown as { _req: ClientRequest })._req.once('socket', (socket: TLSSocket) => {
+      socket.on('session', (ticket: Buffer) => sessions.set(agent, ticket));
+    });
     let bytes = 0;
     let status = '';
+    let statusMs = 0;
     ws.on('message', (data: Buffer) => {
       if (data[0] === 1) {
         bytes += data.length - 1;
-        onStdout?.(data.length - 1);
-      } else if (data[0] === 3) status += data.subarray(1).toString();
+        options.onStdout?.(data.length - 1);
+      } else if (data[0] === 3) {
+        status += data.subarray(1).toString();
+        statusMs = performance.now() - started;
+      }
     });
-    ws.on('close', () => resolve({ ms: performance.now() - started, bytes, status }));
+    ws.on('close', () => {
+      const closedMs = performance.now() - started;
+      resolve({ ms: statusMs || closedMs, closedMs, bytes, status });
+    });
     ws.on('error', reject);
   });
 }

@@ -14,8 +14,8 @@ export interface BenchContext {
   dockerCli: string;
   dockerEnv: NodeJS.ProcessEnv;
   quick: boolean;
-  /** Starts another agent (for the start-up scenario), optionally on an existing state dir; stopped by the caller. */
-  startAgent(args?: string[], stateDir?: string): Promise<TestAgent>;
+  /** Starts another agent (start-up, concurrency), optionally on an existing state dir or with extra environment; stopped by the caller. */
+  startAgent(args?: string[], stateDir?: string, env?: NodeJS.ProcessEnv): Promise<TestAgent>;
   startContainer(name: string): Promise<TestContainer>;
 }
 

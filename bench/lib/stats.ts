@@ -45,3 +45,22 @@ export function fdCount(pid: number): number {
 }
 
 export const round = (value: number, digits = 2) => Math.round(value * 10 ** digits) / 10 ** digits;
+
+/**
+ * A process's RSS once it stops changing: sampled every second, after at least `minMs` (V8's memory
+ * reducer, which returns what a burst left committed, acts after several quiet seconds), until three
+ * samples in a row agree within 256 KiB, or `limitMs`. Returns the last sample and when it was taken.
+ */
+export async function settledRss(pid: number, { minMs, limitMs }: { minMs: number; limitMs: number }): Promise<{ bytes: number; afterMs: number }> {
+  const started = performance.now();
+  let last = rssBytes(pid);
+  let steady = 0;
+  while (performance.now() - started < limitMs) {
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const now = rssBytes(pid);
+    steady = Math.abs(now - last) <= 256 * 1024 ? steady + 1 : 0;
+    last = now;
+    if (performance.now() - started >= minMs && steady >= 2) break;
+  }
+  return { bytes: last, afterMs: performance.now() - started };
+}

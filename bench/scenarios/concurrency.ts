@@ -4,9 +4,12 @@
 import type { Socket } from 'node:net';
 import type Dockerode from 'dockerode';
 import WebSocket from 'ws';
+import type { TestAgent } from '../../test/helpers/agent.js';
 import type { TestContainer } from '../../test/helpers/containers.js';
 import { execUrl } from '../lib/clients.js';
 import type { BenchContext, ScenarioResult } from '../lib/context.js';
+import { collectGarbage, INSPECTABLE, memoryUsage } from '../lib/gc.js';
+import { tlsConnectionFloor } from '../lib/tls-baseline.js';
 import { fdCount, percentile, round, rssBytes } from '../lib/stats.js';
 
 interface Shell {
@@ -15,10 +18,10 @@ interface Shell {
   close(): void;
 }
 
-function agentShell(ctx: BenchContext, container: string, pod: string): Promise<Shell> {
+function agentShell(agent: TestAgent, container: string, pod: string): Promise<Shell> {
   return new Promise((resolve, reject) => {
-    const url = execUrl(ctx.agent, 'default', pod, container, ['sh'], 'stdin=true&stdout=true&tty=true');
-    const ws = new WebSocket(url, ['v5.channel.k8s.io'], { ca: ctx.agent.caPem, headers: { authorization: `Bearer ${ctx.agent.token}` }, perMessageDeflate: false });
+    const url = execUrl(agent, 'default', pod, container, ['sh'], 'stdin=true&stdout=true&tty=true');
+    const ws = new WebSocket(url, ['v5.channel.k8s.io'], { ca: agent.caPem, headers: { authorization: `Bearer ${agent.token}` }, perMessageDeflate: false });
     const listeners: Array<(text: string) => void> = [];
     let prompted = false;
     ws.on('open', () => ws.send(Buffer.concat([Buffer.from([4]), Buffer.from('{"Width":80,"Height":24}')])));
@@ -88,6 +91,7 @@ export async function concurrency(ctx: BenchContext): Promise<ScenarioResult> {
   const rounds = ctx.quick ? 3 : 5;
   const pods: string[] = [];
   const containers: TestContainer[] = [];
+  const agents: TestAgent[] = [];
   for (let i = 0; i < podCount; i++) {
     const name = `shells-${i}`;
     containers.push(await ctx.startContainer(name));
@@ -99,23 +103,33 @@ export async function concurrency(ctx: BenchContext): Promise<ScenarioResult> {
     const rawLatencies = await echoLatencies(rawShells, rounds);
     for (const shell of rawShells) shell.close();
 
-    const pid = ctx.agent.process.pid!;
-    const warm = await agentShell(ctx, 'app', pods[0]!);
+    // An agent of its own, with the inspector on, so its memory can be read after a full GC.
+    const agent = await ctx.startAgent([], undefined, INSPECTABLE);
+    agents.push(agent);
+    const pid = agent.process.pid!;
+    const warm = await agentShell(agent, 'app', pods[0]!);
     warm.close();
-    await new Promise((resolve) => setTimeout(resolve, 1000));
+    await collectGarbage(agent);
     const rssBefore = rssBytes(pid);
+    const heapBefore = await memoryUsage(agent);
     const fdsBefore = fdCount(pid);
     const shells: Shell[] = [];
     const opening: Array<Promise<void>> = [];
     for (let i = 0; i < sessions; i++) {
-      opening.push(agentShell(ctx, 'app', pods[i % podCount]!).then((shell) => void shells.push(shell)));
+      opening.push(agentShell(agent, 'app', pods[i % podCount]!).then((shell) => void shells.push(shell)));
       if (opening.length % 20 === 0) await Promise.all(opening.splice(0));
     }
     await Promise.all(opening);
-    await new Promise((resolve) => setTimeout(resolve, 2000)); // let the heap settle before measuring
-    const rssPerSession = (rssBytes(pid) - rssBefore) / sessions;
-    const fdsPerSession = (fdCount(pid) - fdsBefore) / sessions;
     const latencies = await echoLatencies(shells, rounds);
+    // After a full GC both times: what a burst left committed (V8's young generation grows under
+    // load) or not yet collected is not counted as the sessions' memory.
+    await collectGarbage(agent);
+    const rssPerSession = (rssBytes(pid) - rssBefore) / sessions;
+    const heapAfter = await memoryUsage(agent);
+    const heapPerSession = (heapAfter.heapUsed - heapBefore.heapUsed) / sessions;
+    const tlsFloor = await tlsConnectionFloor(agent, sessions);
+    const externalPerSession = (heapAfter.external - heapBefore.external) / sessions;
+    const fdsPerSession = (fdCount(pid) - fdsBefore) / sessions;
     for (const shell of shells) shell.close();
     const p99 = percentile(latencies, 99);
     return {
@@ -124,6 +138,9 @@ export async function concurrency(ctx: BenchContext): Promise<ScenarioResult> {
       figures: {
         sessions,
         'agent RSS per session KB': round(rssPerSession / 1024, 1),
+        'of which JS heap in use KB': round(heapPerSession / 1024, 1),
+        'of which external (buffers) KB': round(externalPerSession / 1024, 1),
+        'bare Node.js TLS server: RSS per open connection KB': round(tlsFloor / 1024, 1),
         'agent fds per session': round(fdsPerSession, 2),
         'agent echo p50 ms': round(percentile(latencies, 50)),
         'agent echo p99 ms': round(p99),
@@ -139,6 +156,7 @@ export async function concurrency(ctx: BenchContext): Promise<ScenarioResult> {
       chart: { kind: 'latency', unit: 'ms', series: [{ label: 'agent echo', values: latencies }, { label: 'raw engine echo', values: rawLatencies }] },
     };
   } finally {
+    for (const agent of agents) await agent.stop();
     for (const c of containers) await c.remove();
   }
 }

@@ -1,0 +1,40 @@
+// A full garbage collection in an agent, through the V8 inspector (HeapProfiler.collectGarbage is a
+// low-memory notification: everything collectable is collected and V8 gives back what a burst of work
+// left committed), so memory can be measured "after GC". Only agents started with --inspect, which
+// the bench does for the scenario that needs it.
+import WebSocket from 'ws';
+import type { TestAgent } from '../../test/helpers/agent.js';
+
+/** NODE_OPTIONS for an agent whose garbage the bench collects: the inspector on a kernel-chosen loopback port. */
+export const INSPECTABLE = { NODE_OPTIONS: '--inspect=127.0.0.1:0' };
+
+/** Sends one inspector command to the agent and resolves with its result. */
+async function inspect(agent: TestAgent, method: string, params: object = {}): Promise<unknown> {
+  const url = /Debugger listening on (ws:\/\/\S+)/.exec(agent.output())?.[1];
+  if (!url) throw new Error(`the agent was not started with the inspector (INSPECTABLE): cannot run ${method}`);
+  const ws = new WebSocket(url);
+  try {
+    return await new Promise<unknown>((resolve, reject) => {
+      ws.once('open', () => ws.send(JSON.stringify({ id: 1, method, params })));
+      ws.on('message', (data: Buffer) => {
+        const reply = JSON.parse(data.toString()) as { id?: number; result?: unknown; error?: { message: string } };
+        if (reply.id !== 1) return;
+        if (reply.error) reject(new Error(`${method}: ${reply.error.message}`));
+        else resolve(reply.result);
+      });
+      ws.once('error', reject);
+    });
+  } finally {
+    ws.close();
+  }
+}
+
+export async function collectGarbage(agent: TestAgent): Promise<void> {
+  await inspect(agent, 'HeapProfiler.collectGarbage');
+}
+
+/** The agent's process.memoryUsage(), read through the inspector. */
+export async function memoryUsage(agent: TestAgent): Promise<NodeJS.MemoryUsage> {
+  const result = (await inspect(agent, 'Runtime.evaluate', { expression: 'JSON.stringify(process.memoryUsage())', returnByValue: true })) as { result: { value: string } };
+  return JSON.parse(result.result.value) as NodeJS.MemoryUsage;
+}
