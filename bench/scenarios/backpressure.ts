@@ -8,7 +8,7 @@ import { round, rssBytes } from '../lib/stats.js';
 const HIGH_WATER_MARK = 1024 * 1024;
 
 export async function backpressure(ctx: BenchContext): Promise<ScenarioResult> {
-  const stallMs = ctx.quick ? 10_000 : 30_000;
+  const stallMs = ctx.quick ? 5_000 : 30_000;
   const pid = ctx.agent.process.pid!;
   const baseline = rssBytes(pid);
   const ws = new WebSocket(execUrl(ctx.agent, 'default', 'bench', 'app', ['yes'], 'stdout=true'), ['v5.channel.k8s.io'], {

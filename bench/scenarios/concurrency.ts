@@ -88,7 +88,7 @@ async function echoLatencies(shells: Shell[], rounds: number): Promise<number[]>
 export async function concurrency(ctx: BenchContext): Promise<ScenarioResult> {
   const sessions = ctx.quick ? 100 : 500;
   const podCount = ctx.quick ? 4 : 10;
-  const rounds = ctx.quick ? 3 : 5;
+  const rounds = ctx.quick ? 2 : 5;
   const pods: string[] = [];
   const containers: TestContainer[] = [];
   const agents: TestAgent[] = [];

@@ -22,7 +22,7 @@ function readyz(port: number): Promise<number> {
 }
 
 export async function startup(ctx: BenchContext): Promise<ScenarioResult> {
-  const runs = ctx.quick ? 2 : 5;
+  const runs = ctx.quick ? 1 : 5;
   const agentMs: number[] = [];
   const nodeMs: number[] = [];
   const idleRss: number[] = [];
@@ -41,7 +41,7 @@ export async function startup(ctx: BenchContext): Promise<ScenarioResult> {
       else agentMs.push(performance.now() - started);
       await new Promise((resolve) => setTimeout(resolve, 2000));
       if (i > 0) idleRss.push(rssBytes(agent.process.pid!));
-      if (i === runs) settled = await settledRss(agent.process.pid!, { minMs: ctx.quick ? 6_000 : 12_000, limitMs: ctx.quick ? 12_000 : 25_000 });
+      if (i === runs) settled = await settledRss(agent.process.pid!, { minMs: ctx.quick ? 2_000 : 12_000, limitMs: ctx.quick ? 4_000 : 25_000 });
       await agent.stop();
     }
   } finally {
