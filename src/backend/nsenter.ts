@@ -69,7 +69,7 @@ export class NsenterBackend implements Backend {
   constructor(private readonly options: NsenterBackendOptions) {}
 
   /** The execlet-nsenter helper, checked once; a clear error when it is missing or not executable. */
-  tools(): string {
+  helper(): string {
     if (this.#helper) return this.#helper;
     const helper = this.options.helperPath ?? DEFAULT_HELPER_PATH;
     let problem: string | null = null;
@@ -90,7 +90,7 @@ export class NsenterBackend implements Backend {
     const place = spec.place;
     if (place.kind !== 'namespaces') throw new BackendError(`the nsenter backend enters namespaces of a host process, not a ${place.kind}`, 'Internal');
     if (!existsSync(`/proc/${place.pid}/ns`)) throw new BackendError(`process ${place.pid} does not exist (it may have exited)`, 'NotFound');
-    const argv = nsenterArgv(this.tools(), place, spec.command);
+    const argv = nsenterArgv(this.helper(), place, spec.command);
     const env = { ...BASE_ENV, ...(spec.tty ? { TERM: 'xterm' } : {}), ...Object.fromEntries((spec.env ?? []).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)])) };
     return spec.tty ? startInPty(argv, env, spec, this.options.killGraceMs) : startWithPipes(argv, env, spec, this.options.killGraceMs);
   }

@@ -56,7 +56,7 @@ export async function startAgent(settings: Settings, overrides: AgentOverrides =
     },
   });
   const nsenter = new NsenterBackend({ killGraceMs: settings.killGraceMs });
-  if (nsenterEnabled) nsenter.tools(); // fail at start-up, not at the first session, when the nsenter helper was not built
+  if (nsenterEnabled) nsenter.helper(); // fail at start-up, not at the first session, when the nsenter helper was not built
   const nodePid = nodeNamespacePid();
   setEngineProbe(() => docker.ping().then(() => true, () => false));
   const tokenFile = settings.tokenFile ? TokenFile.load(settings.tokenFile) : null;

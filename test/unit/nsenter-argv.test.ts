@@ -53,7 +53,7 @@ describe('the helper check', () => {
   test('a missing helper is Unavailable, and the message says how to build it', () => {
     const missing = join(scratch, 'nope', 'execlet-nsenter');
     assert.throws(
-      () => new NsenterBackend({ killGraceMs: 100, helperPath: missing }).tools(),
+      () => new NsenterBackend({ killGraceMs: 100, helperPath: missing }).helper(),
       (err: unknown) => err instanceof BackendError && err.kind === 'Unavailable' && err.message.includes(missing) && /not found/.test(err.message) && /npm run build/.test(err.message),
     );
   });
@@ -63,8 +63,8 @@ describe('the helper check', () => {
     writeFileSync(plain, '');
     chmodSync(plain, 0o644);
     // No x bit at all: not executable for root either (access(2) with X_OK).
-    assert.throws(() => new NsenterBackend({ killGraceMs: 100, helperPath: plain }).tools(), (err: unknown) => err instanceof BackendError && err.kind === 'Unavailable' && /not executable/.test(err.message));
-    assert.throws(() => new NsenterBackend({ killGraceMs: 100, helperPath: scratch }).tools(), (err: unknown) => err instanceof BackendError && /not a file/.test(err.message));
+    assert.throws(() => new NsenterBackend({ killGraceMs: 100, helperPath: plain }).helper(), (err: unknown) => err instanceof BackendError && err.kind === 'Unavailable' && /not executable/.test(err.message));
+    assert.throws(() => new NsenterBackend({ killGraceMs: 100, helperPath: scratch }).helper(), (err: unknown) => err instanceof BackendError && /not a file/.test(err.message));
   });
 
   test('an executable helper is accepted and remembered', () => {
@@ -72,8 +72,8 @@ describe('the helper check', () => {
     writeFileSync(helper, '#!/bin/sh\n');
     chmodSync(helper, 0o755);
     const backend = new NsenterBackend({ killGraceMs: 100, helperPath: helper });
-    assert.equal(backend.tools(), helper);
+    assert.equal(backend.helper(), helper);
     rmSync(helper);
-    assert.equal(backend.tools(), helper, 'checked once, at start-up');
+    assert.equal(backend.helper(), helper, 'checked once, at start-up');
   });
 });
