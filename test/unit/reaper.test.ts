@@ -16,7 +16,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { descendantsOf } from '../../src/backend/process-tree.js';
-import { findMarkedProcesses, reapOrphans, startPeriodicReaper, type MarkedProcess, type ReapResult } from '../../src/session/reaper.js';
+import { findMarkedProcesses, findMarkedProcessesYielding, reapOrphans, startPeriodicReaper, type MarkedProcess, type ReapResult } from '../../src/session/reaper.js';
 import {
   MARKER_VARIABLE,
   formatMarker,
@@ -324,6 +324,27 @@ describe('findMarkedProcesses', () => {
         ],
       );
       assert.deepEqual(findMarkedProcesses('ffffffffffff', root).map((p) => p.pid), [104]);
+    });
+
+    it('the yielding scan finds the same processes and hands the event loop back while it runs', async () => {
+      const entries: Record<string, { stat?: string; environ?: string }> = {};
+      for (let pid = 200; pid < 400; pid++) {
+        entries[String(pid)] = { stat: statLine(pid), environ: pid % 3 === 0 ? `A=1\0${valid(`s${pid}`)}\0` : 'A=1\0' };
+      }
+      const root = fakeProc(entries);
+      let turns = 0;
+      let counting = true;
+      const count = () => {
+        turns++;
+        if (counting) setImmediate(count);
+      };
+      setImmediate(count);
+      const found = await findMarkedProcessesYielding(scope, root, 0); // a slice of 0 ms: yield after every process
+      counting = false;
+      const pids = (list: MarkedProcess[]) => list.map((p) => p.pid).sort((a, b) => a - b);
+      assert.deepEqual(pids(found), pids(findMarkedProcesses(scope, root)));
+      assert.equal(found.length, 67);
+      assert.ok(turns >= 100, `the loop ran ${turns} times during the scan`);
     });
 
     it('skips entries it may not read (EACCES) without failing', () => {
