@@ -2,7 +2,7 @@
 // bytes, big-endian length) into stdout/stderr payloads. Payloads are subarrays of the incoming
 // chunks, never copies; a frame split across chunks is delivered in pieces as the bytes arrive.
 // A payload that follows its header in the same chunk is marked as having a free byte in front.
-import { markPrefixRoom } from './prefix-room.js';
+import { markPrefixRoom } from '../prefix-room.js';
 
 export const STDCOPY_STDIN = 0;
 export const STDCOPY_STDOUT = 1;

@@ -3,7 +3,7 @@
 // nothing about processes; a session drives it through the ClientChannels interface.
 import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
-import { prefixed } from '../backend/prefix-room.js';
+import { prefixed } from '../prefix-room.js';
 import { decodeClientMessage, encodeBase64Message } from './framing.js';
 import { ResizeDecoder, type TerminalSize } from './resize.js';
 import { encodeStatusForChannel, type Status } from './status.js';

@@ -5,7 +5,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { markPrefixRoom, prefixed } from '../../src/backend/prefix-room.js';
+import { markPrefixRoom, prefixed } from '../../src/prefix-room.js';
 import { StdcopyDemuxer, STDCOPY_STDERR, STDCOPY_STDOUT } from '../../src/backend/stdcopy.js';
 
 function frame(stream: number, payload: string): Buffer {

@@ -2,7 +2,9 @@
 // header before each payload; once parsed, its last byte is free, so a consumer that must prefix a
 // byte (the WebSocket channel id) can write it there and send the payload without copying it.
 // Only buffers registered here qualify; anything else (a TTY stream, chunks a stream concatenated,
-// a payload continuing from an earlier read) is copied as before.
+// a payload continuing from an earlier read) is copied as before. Shared by backend/ (the demuxer
+// marks) and protocol/ (the channels prefix): like metrics.ts it imports nothing of ours, so
+// neither layer imports the other.
 
 const withRoom = new WeakSet<Buffer>();
 
