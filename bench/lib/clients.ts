@@ -76,6 +76,24 @@ export function agentExec(agent: TestAgent, url: string, options: AgentExecOptio
   });
 }
 
+/** An exec's samples through the agent, each way a client can open its TLS connection. */
+export class AgentLatencies {
+  /** Until the Status, with a full TLS handshake. */
+  readonly full: number[] = [];
+  /** The same runs, until the connection is closed. */
+  readonly fullClosed: number[] = [];
+  /** Until the Status, resuming the client's last TLS session. */
+  readonly resumed: number[] = [];
+
+  /** One run each way (full handshake, then resumed), back to back so drift hits both. */
+  async sample(agent: TestAgent, url: string): Promise<void> {
+    const run = await agentExec(agent, url);
+    this.full.push(run.ms);
+    this.fullClosed.push(run.closedMs);
+    this.resumed.push((await agentExec(agent, url, { resumeTls: true })).ms);
+  }
+}
+
 /** create → start (hijacked) → read to the end → inspect, with dockerode over a keep-alive socket. */
 export async function rawEngineExec(docker: Dockerode, containerId: string, command: string[]): Promise<number> {
   const started = performance.now();

@@ -3,15 +3,13 @@
 // equivalent is its inspect answer), each exec on a new TLS connection: once with a full handshake
 // (what kubectl does) and once resuming the client's last TLS session (what a browser console or
 // any long-lived client does). The close handshake after the Status is reported beside it.
-import { agentExec, execUrl, rawEngineExec, timeProcess } from '../lib/clients.js';
+import { AgentLatencies, agentExec, execUrl, rawEngineExec, timeProcess } from '../lib/clients.js';
 import type { BenchContext, ScenarioResult } from '../lib/context.js';
 import { round, summarize } from '../lib/stats.js';
 
 export async function execLatency(ctx: BenchContext): Promise<ScenarioResult> {
   const runs = ctx.quick ? 20 : 150;
-  const full: number[] = [];
-  const fullClosed: number[] = [];
-  const resumed: number[] = [];
+  const agent = new AgentLatencies();
   const raw: number[] = [];
   const cli: number[] = [];
   const url = execUrl(ctx.agent, 'default', 'bench', 'app', ['true']);
@@ -20,15 +18,12 @@ export async function execLatency(ctx: BenchContext): Promise<ScenarioResult> {
   await rawEngineExec(ctx.dockerode, ctx.app.id, ['true']);
   for (let i = 0; i < runs; i++) {
     // Alternating, so drift in the machine's load hits every path alike.
-    const run = await agentExec(ctx.agent, url);
-    full.push(run.ms);
-    fullClosed.push(run.closedMs);
-    resumed.push((await agentExec(ctx.agent, url, { resumeTls: true })).ms);
+    await agent.sample(ctx.agent, url);
     raw.push(await rawEngineExec(ctx.dockerode, ctx.app.id, ['true']));
     cli.push((await timeProcess(ctx.dockerCli, ['exec', ctx.app.id, 'true'], ctx.dockerEnv)).ms);
   }
-  const f = summarize(full);
-  const s = summarize(resumed);
+  const f = summarize(agent.full);
+  const s = summarize(agent.resumed);
   const r = summarize(raw);
   const c = summarize(cli);
   const goal = (label: string, p50: number) => ({ text: `agent p50 ≤ raw Engine API p50 + 3 ms (${label})`, met: p50 <= r.p50 + 3, detail: `${round(p50)} ms vs ${round(r.p50)} + 3 ms` });
@@ -38,7 +33,7 @@ export async function execLatency(ctx: BenchContext): Promise<ScenarioResult> {
     figures: {
       'agent p50 ms, full TLS handshake': round(f.p50),
       'agent p90 ms, full TLS handshake': round(f.p90),
-      'agent p50 ms, full handshake, to the closed connection': round(summarize(fullClosed).p50),
+      'agent p50 ms, full handshake, to the closed connection': round(summarize(agent.fullClosed).p50),
       'agent p50 ms, resumed TLS session': round(s.p50),
       'agent p90 ms, resumed TLS session': round(s.p90),
       'raw Engine API p50 ms': round(r.p50),
@@ -55,8 +50,8 @@ export async function execLatency(ctx: BenchContext): Promise<ScenarioResult> {
       kind: 'latency',
       unit: 'ms',
       series: [
-        { label: 'agent, full TLS handshake', values: full },
-        { label: 'agent, resumed TLS session', values: resumed },
+        { label: 'agent, full TLS handshake', values: agent.full },
+        { label: 'agent, resumed TLS session', values: agent.resumed },
         { label: 'raw Engine API', values: raw },
         { label: 'docker exec CLI', values: cli },
       ],

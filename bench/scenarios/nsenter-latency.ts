@@ -1,15 +1,13 @@
 // Scenario 2: nsenter round trip — the agent's nsenter mode vs `nsenter … true` as a process vs
 // docker exec. The agent is timed until the client holds the exit Status, each exec on a new TLS
 // connection, with a full handshake and with a resumed TLS session (see exec-latency.ts).
-import { agentExec, execUrl, timeProcess } from '../lib/clients.js';
+import { AgentLatencies, agentExec, execUrl, timeProcess } from '../lib/clients.js';
 import type { BenchContext, ScenarioResult } from '../lib/context.js';
 import { round, summarize } from '../lib/stats.js';
 
 export async function nsenterLatency(ctx: BenchContext): Promise<ScenarioResult> {
   const runs = ctx.quick ? 20 : 100;
-  const full: number[] = [];
-  const fullClosed: number[] = [];
-  const resumed: number[] = [];
+  const agent = new AgentLatencies();
   const direct: number[] = [];
   const cli: number[] = [];
   const url = execUrl(ctx.agent, 'default', 'bench', 'app.nsenter', ['true']);
@@ -17,15 +15,12 @@ export async function nsenterLatency(ctx: BenchContext): Promise<ScenarioResult>
   const nsenterArgs = ['--target', String(pid), '--mount', '--uts', '--ipc', '--net', '--pid', '--', 'true'];
   await agentExec(ctx.agent, url);
   for (let i = 0; i < runs; i++) {
-    const run = await agentExec(ctx.agent, url);
-    full.push(run.ms);
-    fullClosed.push(run.closedMs);
-    resumed.push((await agentExec(ctx.agent, url, { resumeTls: true })).ms);
+    await agent.sample(ctx.agent, url);
     direct.push((await timeProcess('nsenter', nsenterArgs)).ms);
     cli.push((await timeProcess(ctx.dockerCli, ['exec', ctx.app.id, 'true'], ctx.dockerEnv)).ms);
   }
-  const f = summarize(full);
-  const s = summarize(resumed);
+  const f = summarize(agent.full);
+  const s = summarize(agent.resumed);
   const d = summarize(direct);
   const c = summarize(cli);
   const goals = (label: string, p50: number) => [
@@ -38,7 +33,7 @@ export async function nsenterLatency(ctx: BenchContext): Promise<ScenarioResult>
     figures: {
       'agent nsenter p50 ms, full TLS handshake': round(f.p50),
       'agent nsenter p90 ms, full TLS handshake': round(f.p90),
-      'agent nsenter p50 ms, full handshake, to the closed connection': round(summarize(fullClosed).p50),
+      'agent nsenter p50 ms, full handshake, to the closed connection': round(summarize(agent.fullClosed).p50),
       'agent nsenter p50 ms, resumed TLS session': round(s.p50),
       'agent nsenter p90 ms, resumed TLS session': round(s.p90),
       'util-linux nsenter process p50 ms': round(d.p50),
@@ -52,8 +47,8 @@ export async function nsenterLatency(ctx: BenchContext): Promise<ScenarioResult>
       kind: 'latency',
       unit: 'ms',
       series: [
-        { label: 'agent nsenter, full TLS handshake', values: full },
-        { label: 'agent nsenter, resumed TLS session', values: resumed },
+        { label: 'agent nsenter, full TLS handshake', values: agent.full },
+        { label: 'agent nsenter, resumed TLS session', values: agent.resumed },
         { label: 'nsenter process', values: direct },
         { label: 'docker exec CLI', values: cli },
       ],

@@ -26,8 +26,8 @@ const RETRY_MAX_MS = 30_000;
 export const EXEC_DIE_FILTERS = { type: ['container'], event: ['exec_die'] };
 
 export class ExecExitEvents {
+  /** The open event stream; set exactly while connected. */
   #stream: { close(): void } | null = null;
-  #connected = false;
   #closed = false;
   #connecting = false;
   #retryMs = RETRY_MIN_MS;
@@ -41,7 +41,7 @@ export class ExecExitEvents {
 
   /** Connects now and keeps reconnecting (with backoff) until close(). */
   start(): void {
-    if (this.#closed || this.#connecting || this.#connected) return;
+    if (this.#closed || this.#connecting || this.connected) return;
     this.#connecting = true;
     this.open(
       (event) => this.#onEvent(event),
@@ -54,7 +54,6 @@ export class ExecExitEvents {
           return;
         }
         this.#stream = stream;
-        this.#connected = true;
         this.#retryMs = RETRY_MIN_MS;
         this.onStateChange(true);
       },
@@ -66,12 +65,12 @@ export class ExecExitEvents {
   }
 
   get connected(): boolean {
-    return this.#connected;
+    return this.#stream !== null;
   }
 
   /** Call after the exec is created and before it starts; null when the stream cannot vouch for it. */
   expect(execId: string): ExitExpectation | null {
-    if (!this.#connected) return null;
+    if (!this.connected) return null;
     const waiter: Waiter = { code: null, lost: false, deliver: null };
     this.#waiters.set(execId, waiter);
     return {
@@ -118,8 +117,7 @@ export class ExecExitEvents {
   }
 
   #onEnd(err: Error): void {
-    const wasConnected = this.#connected;
-    this.#connected = false;
+    const wasConnected = this.connected;
     this.#stream = null;
     this.#loseAll();
     if (this.#closed) return;

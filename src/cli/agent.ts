@@ -2,7 +2,7 @@
 // policy, audit, stream URLs and the HTTPS server. `serve` runs one; tests run one in-process.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { AuditLog, DEFAULT_REDACTIONS } from '../auth/audit.js';
 import { Authenticator } from '../auth/authenticate.js';
 import { prepareLocalCredentials, writeLocalKubeconfig, type LocalKubeconfig } from '../auth/local-credentials.js';
@@ -37,6 +37,13 @@ export interface Agent {
   close(): Promise<void>;
 }
 
+/** What the agent's own set-up logs through: stderr at first, then the server's logger. */
+interface AgentLog {
+  error(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  info(obj: object, msg: string): void;
+}
+
 export interface AgentOverrides {
   /** The clock of the stream URL cache (tests move it forward). */
   clock?: Clock;
@@ -63,8 +70,9 @@ export async function startAgent(settings: Settings, overrides: AgentOverrides =
   const authorizer = new ReloadableAuthorizer(settings.policyFile ? Policy.load(settings.policyFile) : ALLOW_ALL);
   const clientCA = settings.tls.clientCAFile ? readFileSync(settings.tls.clientCAFile, 'utf8') : undefined;
   const auditFile = settings.audit.file === 'none' ? null : (settings.audit.file ?? join(settings.stateDir, 'audit.log'));
-  const early = (obj: object, msg: string) => process.stderr.write(`execlet: ${msg} ${JSON.stringify(obj)}\n`);
-  let log: Pick<FastifyBaseLogger, 'error' | 'warn' | 'info'> = { error: early, warn: early, info: () => undefined } as unknown as FastifyBaseLogger;
+  // Until the server's logger exists, what must be said goes to stderr.
+  const early = (obj: object, msg: string) => void process.stderr.write(`execlet: ${msg} ${JSON.stringify(obj)}\n`);
+  let log: AgentLog = { error: early, warn: early, info: () => undefined };
   const audit = new AuditLog({
     file: auditFile,
     stdout: settings.audit.stdout,
