@@ -71,6 +71,7 @@ export function registerExecRoutes(app: FastifyInstance, deps: ExecRouteDeps): v
               ? { code: err.code, reason: err.reason }
               : null;
         if (!refusal) throw err;
+        if (err instanceof UpgradeRefused) reply.headers(err.headers);
         auditRefusal(deps.audit, identity, refusal.code, refusal.reason, (err as Error).message, { command: options?.command ?? [] });
         return sendStatus(reply, refusal.code, (err as Error).message, refusal.reason);
       }

@@ -126,7 +126,7 @@ export function registerSessionRoutes(app: FastifyInstance, deps: SessionRouteDe
         request.streamGrant = { grant, traits: checkUpgrade(request), receivedAt };
         return undefined;
       } catch (err) {
-        if (err instanceof UpgradeRefused) return sendStatus(reply, err.code, err.message);
+        if (err instanceof UpgradeRefused) return sendStatus(reply.headers(err.headers), err.code, err.message);
         throw err;
       }
     },

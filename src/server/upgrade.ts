@@ -1,5 +1,6 @@
 // What every exec-like route checks about the upgrade itself, before any WebSocket handshake: it
-// is a WebSocket GET (SPDY gets a clear refusal), and one offered subprotocol is one we speak.
+// is a WebSocket GET (SPDY gets a clear refusal) with the key and version the handshake needs,
+// and one offered subprotocol is one we speak.
 import type { FastifyRequest } from 'fastify';
 import { negotiateSubprotocol, parseOfferedSubprotocols, protocolTraits, SUPPORTED_SUBPROTOCOLS, type ProtocolTraits } from '../protocol/subprotocols.js';
 
@@ -7,6 +8,8 @@ export class UpgradeRefused extends Error {
   constructor(
     message: string,
     readonly code = 400,
+    /** Headers the refusal carries (RFC 6455 names the versions a server speaks). */
+    readonly headers: Record<string, string> = {},
   ) {
     super(message);
     this.name = 'UpgradeRefused';
@@ -17,12 +20,24 @@ const SPDY_REFUSAL =
   'SPDY is not supported by execlet yet: use a client that speaks the WebSocket exec protocol ' +
   '(kubectl 1.30 or newer, or kubectl 1.29 with KUBECTL_REMOTE_COMMAND_WEBSOCKETS=true)';
 export const UPGRADE_REQUIRED = 'Upgrade request required: exec needs a WebSocket (GET with Upgrade: websocket)';
+/** RFC 6455 §4.1: the base64 of 16 bytes (what the ws library accepts). */
+const WEBSOCKET_KEY = /^[+/0-9A-Za-z]{22}==$/;
+const WEBSOCKET_VERSIONS = ['13', '8'];
 
 /** The negotiated protocol's traits, or throws UpgradeRefused with a message a person understands. */
 export function checkUpgrade(request: FastifyRequest): ProtocolTraits {
   const upgrade = request.headers.upgrade?.toLowerCase();
   if (upgrade?.startsWith('spdy/')) throw new UpgradeRefused(SPDY_REFUSAL);
   if (upgrade !== 'websocket' || request.method !== 'GET') throw new UpgradeRefused(UPGRADE_REQUIRED);
+  if (!WEBSOCKET_KEY.test(request.headers['sec-websocket-key'] ?? '')) {
+    throw new UpgradeRefused('missing or invalid Sec-WebSocket-Key header: RFC 6455 asks for 16 random bytes in base64');
+  }
+  const version = request.headers['sec-websocket-version'];
+  if (!version || !WEBSOCKET_VERSIONS.includes(version)) {
+    throw new UpgradeRefused(`${version ? `Sec-WebSocket-Version ${version} is not supported` : 'missing Sec-WebSocket-Version header'}: execlet speaks 13`, 400, {
+      'sec-websocket-version': WEBSOCKET_VERSIONS.join(', '),
+    });
+  }
   const offered = parseOfferedSubprotocols(request.headers['sec-websocket-protocol']);
   const protocol = negotiateSubprotocol(offered);
   if (!protocol) {

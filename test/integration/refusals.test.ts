@@ -31,6 +31,7 @@ after(async () => {
 
 interface HttpResult {
   status: number;
+  headers?: Record<string, string | string[] | undefined>;
   body: string;
   json: { kind?: string; apiVersion?: string; status?: string; reason?: string; message?: string; code?: number };
 }
@@ -50,7 +51,7 @@ function httpRequest(method: string, path: string, headers: Record<string, strin
           } catch {
             // not JSON: the assertions below will say so
           }
-          resolve({ status: res.statusCode!, body, json });
+          resolve({ status: res.statusCode!, headers: res.headers, body, json });
         });
       },
     );
@@ -171,6 +172,18 @@ describe('transports', () => {
   test('no subprotocol offered, or none supported: 400 listing what execlet speaks', async () => {
     assertStatus(await refusedUpgrade(execPath('default', 'web', good), []), 400, 'BadRequest', /no WebSocket subprotocol was offered; execlet speaks v5\.channel\.k8s\.io/);
     assertStatus(await refusedUpgrade(execPath('default', 'web', good), ['v3.channel.k8s.io', 'v2.channel.k8s.io']), 400, 'BadRequest', /none of the offered subprotocols \(v3\.channel\.k8s\.io, v2\.channel\.k8s\.io\) is supported/);
+  });
+
+  test('a WebSocket upgrade with a malformed key or an unknown version: 400 Status naming the header', async () => {
+    const upgrade = { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-protocol': 'v5.channel.k8s.io' };
+    const key = 'dGhlIHNhbXBsZSBub25jZQ==';
+    assertStatus(await httpRequest('GET', execPath('default', 'web', good), { ...upgrade, 'sec-websocket-version': '13' }), 400, 'BadRequest', /missing or invalid Sec-WebSocket-Key/);
+    assertStatus(await httpRequest('GET', execPath('default', 'web', good), { ...upgrade, 'sec-websocket-version': '13', 'sec-websocket-key': 'short' }), 400, 'BadRequest', /missing or invalid Sec-WebSocket-Key/);
+    const noVersion = await httpRequest('GET', execPath('default', 'web', good), { ...upgrade, 'sec-websocket-key': key });
+    assertStatus(noVersion, 400, 'BadRequest', /missing Sec-WebSocket-Version header: execlet speaks 13/);
+    const oldVersion = await httpRequest('GET', execPath('default', 'web', good), { ...upgrade, 'sec-websocket-key': key, 'sec-websocket-version': '7' });
+    assertStatus(oldVersion, 400, 'BadRequest', /Sec-WebSocket-Version 7 is not supported: execlet speaks 13/);
+    assert.equal(oldVersion.headers?.['sec-websocket-version'], '13, 8');
   });
 
   test('exec without an upgrade: 400 Upgrade request required', async () => {
