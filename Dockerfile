@@ -2,9 +2,10 @@
 #
 # The execlet agent image: `docker build -t REGISTRY/execlet:VERSION .`
 #
-# Two stages: the build stage compiles the TypeScript, node-pty's native module and the nsenter
-# modes' static helper (dist/native/execlet-nsenter) as an unprivileged user, and prunes to
-# production dependencies; the runtime stage holds Node.js and the app, nothing else.
+# Two stages: the build stage compiles the TypeScript, node-pty's native module, the nsenter
+# modes' static helper (dist/native/execlet-nsenter) and the module that starts it
+# (dist/native/execlet-spawn.node) as an unprivileged user, and prunes to production dependencies;
+# the runtime stage holds Node.js and the app, nothing else.
 # No HEALTHCHECK: Kubernetes probes /healthz and /readyz (helm/execlet), and Docker's health check
 # would need the token-less HTTPS client the probes already are.
 
@@ -27,11 +28,13 @@ RUN npm ci --no-audit --no-fund
 COPY --chown=node:node tsconfig.json ./
 COPY --chown=node:node src ./src
 COPY --chown=node:node native ./native
-# `npm run build` = tsc + native/build.sh (cc -static native/execlet-nsenter.c).
+# `npm run build` = tsc + native/build.sh (cc -static native/execlet-nsenter.c; cc -shared
+# native/execlet-spawn.c against this Node.js's headers).
 RUN npm run build \
  && npm prune --omit=dev --no-audit --no-fund \
  && test -f node_modules/node-pty/build/Release/pty.node \
- && test -x dist/native/execlet-nsenter
+ && test -x dist/native/execlet-nsenter \
+ && test -f dist/native/execlet-spawn.node
 
 # ---------------------------------------------------------------------------------------------
 FROM node:${NODE_VERSION}-bookworm-slim AS runtime
@@ -56,6 +59,9 @@ COPY web ./web
 # static binary. Fail the build if it is missing or does not run here, rather than at the first
 # session (without arguments it names the problem and exits 125).
 RUN ./dist/native/execlet-nsenter 2>/dev/null; test $? -eq 125
+# The module that starts it without forking the agent must load here too (else the agent falls
+# back to child_process, and says so at start-up).
+RUN node -e "require('./dist/native/execlet-spawn.node')"
 
 ENV NODE_ENV=production
 EXPOSE 10350

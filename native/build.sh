@@ -1,8 +1,13 @@
 #!/bin/sh
-# Compiles the nsenter mode's helper, native/execlet-nsenter.c, into dist/native/execlet-nsenter
-# (`npm run build:native`, part of `npm run build`). Static: it runs in any image without a libc.
-# Needs a C compiler (cc, or $CC) and a static libc (Debian: libc6-dev); node-pty needs the former
-# at `npm ci` already.
+# Compiles the nsenter modes' native parts (`npm run build:native`, part of `npm run build`):
+#  - native/execlet-nsenter.c into dist/native/execlet-nsenter, the helper that enters the
+#    namespaces. Static: it runs in any image without a libc.
+#  - native/execlet-spawn.c into dist/native/execlet-spawn.node, the Node-API module that starts
+#    the helper with posix_spawn instead of forking the agent. Built against the headers of the
+#    Node.js that runs this script (Node-API: any later Node.js loads it too).
+# Needs a C compiler (cc, or $CC), a static libc (Debian: libc6-dev) and Node.js's headers (in
+# every Node.js release, include/node beside bin/node); node-pty needs the first and last at
+# `npm ci` already.
 set -eu
 cd "$(dirname "$0")/.."
 CC="${CC:-cc}"
@@ -11,11 +16,23 @@ if ! command -v "$CC" >/dev/null 2>&1; then
   exit 1
 fi
 mkdir -p dist/native
-# Built beside the target and renamed over it: a running helper is never overwritten in place.
+# Built beside the targets and renamed over them: a running helper or a loaded module is never
+# overwritten in place.
 tmp="dist/native/.execlet-nsenter.$$"
-trap 'rm -f "$tmp"' EXIT
+tmp_module="dist/native/.execlet-spawn.$$.node"
+trap 'rm -f "$tmp" "$tmp_module"' EXIT
 if ! "$CC" -O2 -static -Wall -Wextra -Werror -o "$tmp" native/execlet-nsenter.c; then
   echo "build:native: compiling native/execlet-nsenter.c with '$CC' failed (a static build needs a static libc: Debian's libc6-dev)" >&2
   exit 1
 fi
+node_include="$(node -p 'require("node:path").resolve(process.execPath, "../../include/node")')"
+if [ ! -f "$node_include/node_api.h" ]; then
+  echo "build:native: Node.js's headers are not in $node_include (node_api.h): native/execlet-spawn.c is compiled against them; use a Node.js release that ships include/node" >&2
+  exit 1
+fi
+if ! "$CC" -O2 -shared -fPIC -Wall -Wextra -Werror -I"$node_include" -o "$tmp_module" native/execlet-spawn.c; then
+  echo "build:native: compiling native/execlet-spawn.c with '$CC' failed" >&2
+  exit 1
+fi
 mv -f "$tmp" dist/native/execlet-nsenter
+mv -f "$tmp_module" dist/native/execlet-spawn.node

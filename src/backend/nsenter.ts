@@ -2,7 +2,8 @@
 // PID 1 for a node shell) but outside its cgroup, so it escapes a starved container's limits. The
 // namespaces are entered by one small static helper, execlet-nsenter (native/execlet-nsenter.c,
 // compiled into dist/native/ by `npm run build`), in a single exec. With a TTY it runs in a
-// pseudo-terminal (node-pty), without one as a child with separate pipes.
+// pseudo-terminal (node-pty), without one as a child with separate stdio: started with posix_spawn
+// (posix-spawn.ts) where that module loads, else with child_process.
 import { spawn as spawnChild, type ChildProcess } from 'node:child_process';
 import { accessSync, constants as fsConstants, existsSync, readSync, statSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
@@ -11,6 +12,7 @@ import type { Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import * as pty from 'node-pty';
 import { OutputStream } from './output-stream.js';
+import { PosixSpawner, SpawnError } from './posix-spawn.js';
 import { killProcessTree } from './process-tree.js';
 import { BackendError, type Backend, type ExecPlace, type ExecProcess, type ExecSpec, type ExitStatus, type LinuxNamespace, type TerminalSize } from './types.js';
 
@@ -18,6 +20,13 @@ export interface NsenterBackendOptions {
   killGraceMs: number;
   /** The execlet-nsenter helper; by default the one `npm run build` puts in dist/native/. */
   helperPath?: string;
+  /**
+   * How a session without a TTY starts the helper: `posix` (execlet-spawn.node, no fork of the
+   * agent) unless that module does not load, or `node` (child_process) always. Default: posix.
+   */
+  spawner?: 'posix' | 'node';
+  /** The execlet-spawn.node module; by default the one `npm run build` puts in dist/native/. */
+  spawnModulePath?: string;
 }
 
 /** The environment of every nsenter'd process: nothing of the agent's own leaks into it. */
@@ -65,8 +74,25 @@ function signalName(signal: number | undefined | null): string | null {
 export class NsenterBackend implements Backend {
   readonly name = 'nsenter';
   #helper: string | null = null;
+  readonly #spawner: PosixSpawner | null;
+  /** Why sessions without a TTY start the helper with child_process, when they do; null otherwise. */
+  readonly spawnerFallback: string | null;
 
-  constructor(private readonly options: NsenterBackendOptions) {}
+  constructor(private readonly options: NsenterBackendOptions) {
+    if (options.spawner === 'node') {
+      this.#spawner = null;
+      this.spawnerFallback = 'child_process was chosen';
+      return;
+    }
+    const loaded = PosixSpawner.load(options.spawnModulePath);
+    this.#spawner = loaded instanceof PosixSpawner ? loaded : null;
+    this.spawnerFallback = loaded instanceof PosixSpawner ? null : loaded.unavailable;
+  }
+
+  /** How sessions without a TTY start the helper. */
+  get spawner(): 'posix' | 'node' {
+    return this.#spawner ? 'posix' : 'node';
+  }
 
   /** The execlet-nsenter helper, checked once; a clear error when it is missing or not executable. */
   helper(): string {
@@ -92,8 +118,45 @@ export class NsenterBackend implements Backend {
     if (!existsSync(`/proc/${place.pid}/ns`)) throw new BackendError(`process ${place.pid} does not exist (it may have exited)`, 'NotFound');
     const argv = nsenterArgv(this.helper(), place, spec.command);
     const env = { ...BASE_ENV, ...(spec.tty ? { TERM: 'xterm' } : {}), ...Object.fromEntries((spec.env ?? []).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)])) };
-    return spec.tty ? startInPty(argv, env, spec, this.options.killGraceMs) : startWithPipes(argv, env, spec, this.options.killGraceMs);
+    if (spec.tty) return startInPty(argv, env, spec, this.options.killGraceMs);
+    return this.#spawner ? startWithPosixSpawn(this.#spawner, argv, env, spec, this.options.killGraceMs) : startWithPipes(argv, env, spec, this.options.killGraceMs);
   }
+}
+
+/**
+ * The helper without a TTY, started with posix_spawn in a session of its own (out of reach of
+ * signals meant for the agent). Its exit is reported, like child_process's 'close', once it has
+ * exited and its output is read to the end.
+ */
+function startWithPosixSpawn(spawner: PosixSpawner, argv: string[], env: Record<string, string>, spec: ExecSpec, killGraceMs: number): ExecProcess {
+  let child;
+  try {
+    child = spawner.spawn(argv, { env, cwd: '/', stdin: spec.stdin, stdout: spec.stdout, stderr: spec.stderr });
+  } catch (err) {
+    if (!(err instanceof SpawnError)) throw err;
+    throw new BackendError(`cannot run ${argv[0]}: ${err.message}`, 'Unavailable', { cause: err });
+  }
+  const { pid, stdin, stdout, stderr } = child;
+  const drained = (stream: Socket | null) => (stream ? new Promise<void>((resolve) => stream.once('close', () => resolve())) : Promise.resolve());
+  let exited = false;
+  const exit = Promise.all([child.exited, drained(stdout), drained(stderr)]).then(([{ code, signal }]): ExitStatus => {
+    if (code === null && signal === null) return { code: null, signal: null, error: `the exit status of ${argv[0]} (pid ${pid}) was lost: another process reaped it` };
+    return { code, signal: signalName(signal) };
+  });
+  void child.exited.then(() => (exited = true));
+  // The process closed its stdin; what the client still sends has nowhere to go.
+  stdin?.on('error', () => undefined);
+  let killing: Promise<void> | null = null;
+  return {
+    stdin,
+    stdout: stdout ?? Readable.from([]),
+    stderr,
+    resize: async () => {
+      // No terminal, nothing to resize.
+    },
+    kill: () => (killing ??= exited ? Promise.resolve() : killProcessTree(pid, killGraceMs)),
+    exit,
+  };
 }
 
 function startWithPipes(argv: string[], env: Record<string, string>, spec: ExecSpec, killGraceMs: number): Promise<ExecProcess> {

@@ -138,6 +138,9 @@ export async function startAgent(settings: Settings, overrides: AgentOverrides =
     onError: (err: Error) => app.log.error({ err: err.message }, 'the orphan sweep failed'),
   });
   if (nsenterEnabled && nodePid.note) app.log.warn({ nodePid: nodePid.pid }, nodePid.note);
+  if (nsenterEnabled && nsenter.spawnerFallback) {
+    app.log.warn({ reason: nsenter.spawnerFallback }, 'nsenter sessions without a TTY start their helper with child_process, a fork of the whole agent each');
+  }
   const stopWatching = tokenFile?.watch((error) => {
     if (error) app.log.error({ err: error.message }, 'token file not reloaded; the previous tokens stay in force');
     else app.log.info({ tokens: tokenFile.size }, 'token file reloaded');
@@ -154,6 +157,7 @@ export async function startAgent(settings: Settings, overrides: AgentOverrides =
       dockerHost: settings.dockerHost,
       nodeName: settings.nodeName,
       nsenter: nsenterEnabled,
+      ...(nsenterEnabled ? { nsenterSpawner: nsenter.spawner } : {}),
       policy: settings.policyFile ?? null,
       tokenFile: settings.tokenFile ?? null,
       clientCertificates: Boolean(clientCA),

@@ -663,7 +663,7 @@ describe('the Dockerfile', () => {
     assert.match(runs, /node-pty\/build\/Release\/pty\.node/);
   });
 
-  test('the runtime holds dist, production node_modules, web and package.json, checks the nsenter helper runs, runs as root, no HEALTHCHECK', () => {
+  test('the runtime holds dist, production node_modules, web and package.json, checks the nsenter helper runs and its spawn module loads, runs as root, no HEALTHCHECK', () => {
     const all = instructions();
     const runtime = all.filter((i) => i.stage === 'runtime');
     assert.equal(all.filter((i) => i.instruction === 'HEALTHCHECK').length, 0, 'Kubernetes probes it');
@@ -673,6 +673,7 @@ describe('the Dockerfile', () => {
     }
     assert.ok(runtime.some((i) => i.instruction === 'WORKDIR' && i.args === '/app'));
     assert.ok(runtime.some((i) => i.instruction === 'RUN' && /dist\/native\/execlet-nsenter\b.*test \$\? -eq 125/.test(i.args)), 'the static nsenter helper runs in the runtime image');
+    assert.ok(runtime.some((i) => i.instruction === 'RUN' && /require\('\.\/dist\/native\/execlet-spawn\.node'\)/.test(i.args)), 'the posix_spawn module loads in the runtime image');
     assert.ok(!runtime.some((i) => i.instruction === 'RUN' && /\b(setpriv|unshare)\b/.test(i.args)), 'no util-linux needed');
     assert.equal(runtime.filter((i) => i.instruction === 'USER').pop()?.args, 'root');
     const labels = runtime.filter((i) => i.instruction === 'LABEL').map((i) => i.args).join(' ');

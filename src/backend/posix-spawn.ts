@@ -1,0 +1,83 @@
+// Starts a program through execlet-spawn.node (native/execlet-spawn.c, compiled into dist/native/
+// by `npm run build`): posix_spawn with vfork semantics, so the agent is not forked for each
+// session as child_process does (a copy of its page tables on the event loop, longer the more
+// memory the agent holds). The child's stdio are unix socket pairs, as child_process makes them.
+import { createRequire } from 'node:module';
+import { Socket } from 'node:net';
+import { fileURLToPath } from 'node:url';
+
+/** Where `npm run build` puts the module (beside dist/native/execlet-nsenter; see nsenter.ts). */
+export const DEFAULT_SPAWN_MODULE_PATH = fileURLToPath(new URL(import.meta.url.endsWith('.ts') ? '../../dist/native/execlet-spawn.node' : '../native/execlet-spawn.node', import.meta.url));
+
+interface SpawnModule {
+  spawn(
+    file: string,
+    argv: string[],
+    envp: string[],
+    cwd: string,
+    stdio: [boolean, boolean, boolean],
+    onExit: (code: number | null, signal: number | null) => void,
+  ): { pid: number; fds: [number, number, number] };
+}
+
+export interface SpawnedProcess {
+  pid: number;
+  /** Null for a stream that was not asked for (/dev/null in the child). */
+  stdin: Socket | null;
+  stdout: Socket | null;
+  stderr: Socket | null;
+  /** Once the process has exited and been reaped; both null when its outcome is unknown. */
+  exited: Promise<{ code: number | null; signal: number | null }>;
+}
+
+export interface SpawnOptions {
+  env: Record<string, string>;
+  cwd: string;
+  stdin: boolean;
+  stdout: boolean;
+  stderr: boolean;
+}
+
+/** Thrown when the program cannot be started; `errno` is posix_spawn's (ENOENT, EACCES, …). */
+export class SpawnError extends Error {
+  constructor(
+    message: string,
+    readonly errno: number | undefined,
+  ) {
+    super(message);
+    this.name = 'SpawnError';
+  }
+}
+
+export class PosixSpawner {
+  private constructor(private readonly module: SpawnModule) {}
+
+  /** The spawner, or why it cannot be used (the module is missing or does not load here). */
+  static load(path = DEFAULT_SPAWN_MODULE_PATH): PosixSpawner | { unavailable: string } {
+    try {
+      return new PosixSpawner(createRequire(import.meta.url)(path) as SpawnModule);
+    } catch (err) {
+      return { unavailable: `${path} does not load: ${(err as Error).message.split('\n')[0]}` };
+    }
+  }
+
+  spawn(argv: string[], options: SpawnOptions): SpawnedProcess {
+    let resolveExit!: (status: { code: number | null; signal: number | null }) => void;
+    const exited = new Promise<{ code: number | null; signal: number | null }>((resolve) => (resolveExit = resolve));
+    const envp = Object.entries(options.env).map(([key, value]) => `${key}=${value}`);
+    let started: { pid: number; fds: [number, number, number] };
+    try {
+      started = this.module.spawn(argv[0]!, argv, envp, options.cwd, [options.stdin, options.stdout, options.stderr], (code, signal) => resolveExit({ code, signal }));
+    } catch (err) {
+      throw new SpawnError((err as Error).message, (err as { errno?: number }).errno);
+    }
+    const [stdin, stdout, stderr] = started.fds;
+    return {
+      pid: started.pid,
+      stdin: stdin >= 0 ? new Socket({ fd: stdin, readable: false, writable: true }) : null,
+      stdout: stdout >= 0 ? new Socket({ fd: stdout, readable: true, writable: false }) : null,
+      stderr: stderr >= 0 ? new Socket({ fd: stderr, readable: true, writable: false }) : null,
+      exited,
+    };
+  }
+}

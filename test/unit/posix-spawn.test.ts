@@ -1,0 +1,163 @@
+// Starting the nsenter helper without forking the agent: the posix_spawn module itself
+// (native/execlet-spawn.c through src/backend/posix-spawn.ts) — exit codes, signals, stdio as
+// socket pairs with stdin half-close, a new session, default signal dispositions, no inherited fds,
+// errors from posix_spawn — and the nsenter backend without a TTY behaving the same with it and
+// with child_process (its fallback). Entering namespaces needs root; those tests skip without it.
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { readdirSync } from 'node:fs';
+import type { Readable } from 'node:stream';
+import { after, describe, test } from 'node:test';
+import { NsenterBackend } from '../../src/backend/nsenter.js';
+import { PosixSpawner, SpawnError, type SpawnedProcess } from '../../src/backend/posix-spawn.js';
+import type { ExecProcess } from '../../src/backend/types.js';
+import { pidsWithCommandLine, waitUntil } from '../helpers/proc-scan.js';
+
+const ENV = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' };
+const needsRoot = process.getuid?.() === 0 ? false : 'entering namespaces needs root';
+
+const started: number[] = [];
+after(() => {
+  for (const pid of started) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+});
+
+function loadSpawner(): PosixSpawner {
+  const loaded = PosixSpawner.load();
+  assert.ok(loaded instanceof PosixSpawner, `execlet-spawn.node must load here (npm run build): ${'unavailable' in loaded ? loaded.unavailable : ''}`);
+  return loaded;
+}
+
+async function readAll(stream: Readable | null): Promise<string> {
+  if (!stream) return '';
+  const chunks: Buffer[] = [];
+  stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+  await once(stream, 'close');
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function run(spawner: PosixSpawner, script: string, stdio = { stdin: false, stdout: true, stderr: true }): SpawnedProcess {
+  const child = spawner.spawn(['/bin/sh', '-c', script], { env: ENV, cwd: '/', ...stdio });
+  started.push(child.pid);
+  return child;
+}
+
+describe('posix_spawn module', () => {
+  test('exit codes and signals come back as numbers', async () => {
+    const spawner = loadSpawner();
+    assert.deepEqual(await run(spawner, 'exit 7').exited, { code: 7, signal: null });
+    assert.deepEqual(await run(spawner, 'kill -TERM $$').exited, { code: null, signal: 15 });
+  });
+
+  test('stdout and stderr apart; stdin half-closed reaches the program as end of input', async () => {
+    const spawner = loadSpawner();
+    const child = run(spawner, 'cat; echo done >&2', { stdin: true, stdout: true, stderr: true });
+    const out = readAll(child.stdout);
+    const err = readAll(child.stderr);
+    child.stdin!.end('typed\n');
+    assert.equal(await out, 'typed\n');
+    assert.equal(await err, 'done\n');
+    assert.deepEqual(await child.exited, { code: 0, signal: null });
+  });
+
+  test('a stream not asked for is /dev/null, and the cwd and environment are the given ones', async () => {
+    const spawner = loadSpawner();
+    const child = spawner.spawn(['/bin/sh', '-c', 'readlink /proc/self/fd/0 /proc/self/fd/2; pwd; env'], { env: { ...ENV, ONLY: 'this' }, cwd: '/tmp', stdin: false, stdout: true, stderr: false });
+    started.push(child.pid);
+    assert.equal(child.stdin, null);
+    assert.equal(child.stderr, null);
+    const lines = (await readAll(child.stdout)).trim().split('\n');
+    assert.deepEqual(lines.slice(0, 3), ['/dev/null', '/dev/null', '/tmp']);
+    assert.deepEqual(lines.slice(3).filter((l) => !l.startsWith('PWD=') && !l.startsWith('SHLVL=')).sort(), [`PATH=${ENV.PATH}`, 'ONLY=this'].sort());
+  });
+
+  test('the child leads a new session, with no signal ignored or blocked and no fd of the agent but its stdio', async () => {
+    const spawner = loadSpawner();
+    // The agent (this process) ignores SIGPIPE, as every Node.js process does.
+    const child = run(spawner, 'cat /proc/self/stat; grep -E "^Sig(Ign|Blk)" /proc/self/status; ls /proc/self/fd');
+    const [stat, blk, ign, ...fds] = (await readAll(child.stdout)).trim().split('\n');
+    const fields = stat!.split(') ')[1]!.split(' ');
+    // Fields after the name: state, ppid, pgrp, session. `cat` is the shell's child, in its session.
+    assert.equal(Number(fields[3]), child.pid, 'the session is led by the spawned process');
+    // None of signals 1-31 ignored (the agent ignores SIGPIPE and SIGXFSZ); glibc's posix_spawn
+    // ignores its own reserved 32 and 33 in the child, which every glibc program reinstalls.
+    assert.equal(BigInt(`0x${ign!.split('\t')[1]}`) & 0x7fffffffn, 0n, ign);
+    assert.equal(blk, 'SigBlk:\t0000000000000000');
+    // 0-2, and the directory ls itself opened.
+    assert.deepEqual(fds.map(Number).sort(), [0, 1, 2, 3]);
+  });
+
+  test('a program that cannot be started: a SpawnError with posix_spawn\'s errno, and no fd left open', async () => {
+    const spawner = loadSpawner();
+    const openFds = () => readdirSync('/proc/self/fd').length;
+    const before = openFds();
+    assert.throws(
+      () => spawner.spawn(['/nonexistent/program'], { env: ENV, cwd: '/', stdin: true, stdout: true, stderr: true }),
+      (err: unknown) => err instanceof SpawnError && err.errno === 2 && /\/nonexistent\/program: No such file or directory/.test(err.message),
+    );
+    assert.equal(openFds(), before);
+  });
+});
+
+/** The helper in this process's own net and PID namespaces (the PID namespace makes it fork). */
+function startInOwnNamespaces(backend: NsenterBackend, command: string[], stdin = false): Promise<ExecProcess> {
+  return backend.start({ place: { kind: 'namespaces', pid: process.pid, namespaces: ['net', 'pid'], toolbox: false }, command, tty: false, stdin, stdout: true, stderr: true });
+}
+
+describe('the nsenter backend without a TTY', () => {
+  test('starts its helper with posix_spawn here; with child_process when told to or when the module does not load', () => {
+    assert.equal(new NsenterBackend({ killGraceMs: 100 }).spawner, 'posix');
+    assert.equal(new NsenterBackend({ killGraceMs: 100 }).spawnerFallback, null);
+    assert.equal(new NsenterBackend({ killGraceMs: 100, spawner: 'node' }).spawner, 'node');
+    const missing = new NsenterBackend({ killGraceMs: 100, spawnModulePath: '/nonexistent/execlet-spawn.node' });
+    assert.equal(missing.spawner, 'node');
+    assert.match(missing.spawnerFallback ?? '', /\/nonexistent\/execlet-spawn\.node does not load/);
+  });
+
+  for (const spawner of ['posix', 'node'] as const) {
+    describe(`started with ${spawner === 'posix' ? 'posix_spawn' : 'child_process'}`, { skip: needsRoot }, () => {
+      const backend = new NsenterBackend({ killGraceMs: 200, spawner });
+
+      test('exit codes, signals, and stdout and stderr apart', async () => {
+        const exited = await startInOwnNamespaces(backend, ['sh', '-c', 'echo out; echo err >&2; exit 3']);
+        const [out, err] = [readAll(exited.stdout), readAll(exited.stderr)];
+        assert.deepEqual(await exited.exit, { code: 3, signal: null });
+        assert.equal(await out, 'out\n');
+        assert.equal(await err, 'err\n');
+        const killed = await startInOwnNamespaces(backend, ['sh', '-c', 'kill -KILL $$']);
+        void readAll(killed.stdout);
+        void readAll(killed.stderr);
+        assert.deepEqual(await killed.exit, { code: null, signal: 'SIGKILL' });
+      });
+
+      test('stdin, half-closed, and output read to the end before the exit is reported', async () => {
+        const proc = await startInOwnNamespaces(backend, ['sh', '-c', 'cat; head -c 3000000 /dev/zero'], true);
+        let bytes = 0;
+        proc.stdout.on('data', (chunk: Buffer) => (bytes += chunk.length));
+        void readAll(proc.stderr);
+        proc.stdin!.end('abc');
+        assert.deepEqual(await proc.exit, { code: 0, signal: null });
+        assert.equal(bytes, 3 + 3_000_000);
+      });
+
+      test('kill() ends the helper and what the command started', async () => {
+        // Durations no other process here has, to find the two sleeps by their command lines.
+        const [background, foreground] = spawner === 'posix' ? [400001, 400002] : [400003, 400004];
+        const proc = await startInOwnNamespaces(backend, ['sh', '-c', `sleep ${background} & exec sleep ${foreground}`]);
+        void readAll(proc.stdout);
+        void readAll(proc.stderr);
+        const running = (seconds: number) => pidsWithCommandLine(`sleep ${seconds}`).length > 0;
+        await waitUntil(() => running(background) && running(foreground), 5000, 'both sleeps to start');
+        await proc.kill();
+        const exit = await proc.exit;
+        assert.ok(exit.signal !== null || (exit.code ?? 0) > 128, JSON.stringify(exit));
+        await waitUntil(() => !running(background) && !running(foreground), 5000, 'the process tree to be gone');
+      });
+    });
+  }
+});
