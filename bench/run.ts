@@ -1,14 +1,15 @@
 // `npm run bench`: starts a private Docker engine and an agent like the tests do, runs each scenario
 // against its baseline measured in the same run, prints a table, and writes bench/results/latest.json
 // with one SVG chart per scenario. `--quick` for a short run; `--only a,b` to pick scenarios.
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execFileSync } from 'node:child_process';
 import { startAgent } from '../test/helpers/agent.js';
 import { dockerClient, podLabels, startContainer } from '../test/helpers/containers.js';
 import { startPrivateDocker } from '../test/helpers/docker-daemon.js';
+import { processTimer, type ProcessTimer } from './lib/clients.js';
 import type { BenchContext, ScenarioResult } from './lib/context.js';
 import { chartFor } from './lib/svg.js';
 import { backpressure } from './scenarios/backpressure.js';
@@ -44,6 +45,15 @@ async function main(): Promise<number> {
   for (const name of only) if (!SCENARIOS[name]) throw new Error(`unknown scenario ${name}; choose from ${Object.keys(SCENARIOS).join(', ')}`);
 
   const started = Date.now();
+  const scratch = mkdtempSync(join(tmpdir(), 'execlet-bench-'));
+  try {
+    return await runScenarios(only, quick, started, processTimer(scratch));
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
+}
+
+async function runScenarios(only: string[], quick: boolean, started: number, timeProcess: ProcessTimer): Promise<number> {
   const docker = await startPrivateDocker();
   const agentArgs = ['--log-level', 'warn', '--max-sessions', '5000', '--max-sessions-per-user', '5000', '--session-rate-per-minute', '100000'];
   const agents: Array<{ stop(): Promise<void> }> = [];
@@ -61,6 +71,7 @@ async function main(): Promise<number> {
       dockerCli: 'docker',
       dockerEnv: { ...process.env, DOCKER_HOST: docker.host },
       quick,
+      timeProcess,
       startAgent: async (extra = [], stateDir, env) => startAgent(docker, { args: [...agentArgs, ...extra], ...(stateDir ? { stateDir } : {}), ...(env ? { env } : {}) }),
       startContainer: async (name) => {
         const c = await startContainer(docker, { labels: podLabels('default', name, 'app') });

@@ -1,6 +1,8 @@
 // The things being timed: one exec through the agent (v5 WebSocket), one through a raw Engine API
 // client (create → start hijacked → inspect), one through the docker CLI, one nsenter process.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Socket } from 'node:net';
 import type { ClientRequest } from 'node:http';
 import { createSecureContext, type SecureContext, type TLSSocket } from 'node:tls';
@@ -109,12 +111,32 @@ export async function rawEngineExec(docker: Dockerode, containerId: string, comm
   return performance.now() - started;
 }
 
-/** Runs a program to completion, output discarded; resolves with the wall time. */
-export function timeProcess(file: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ ms: number; code: number | null }> {
-  const started = performance.now();
-  return new Promise((resolve, reject) => {
-    const child = spawn(file, args, { stdio: ['ignore', 'ignore', 'ignore'], env });
-    child.on('error', reject);
-    child.on('exit', (code) => resolve({ ms: performance.now() - started, code }));
-  });
+/** Runs a program to completion, output discarded; resolves with its wall time and exit code. */
+export type ProcessTimer = (file: string, args: string[], env?: NodeJS.ProcessEnv) => Promise<{ ms: number; code: number | null }>;
+
+/**
+ * Compiles bench/native/time-once.c into `dir` and returns a ProcessTimer that runs programs through
+ * it: the time is taken by that small program around its own posix_spawn, so it does not include
+ * Node.js forking the bench's much larger process (milliseconds that the program itself does not cost).
+ */
+export function processTimer(dir: string): ProcessTimer {
+  const launcher = join(dir, 'time-once');
+  const source = fileURLToPath(new URL('../native/time-once.c', import.meta.url));
+  try {
+    execFileSync(process.env.CC ?? 'cc', ['-O2', '-Wall', '-Wextra', '-Werror', '-o', launcher, source], { stdio: ['ignore', 'ignore', 'pipe'] });
+  } catch (err) {
+    throw new Error(`bench: compiling ${source} failed (a C compiler is needed, as for npm run build): ${String((err as { stderr?: Buffer }).stderr ?? err)}`);
+  }
+  return (file, args, env = process.env) =>
+    new Promise((resolve, reject) => {
+      const child = spawn(launcher, [file, ...args], { stdio: ['ignore', 'pipe', 'inherit'], env });
+      let out = '';
+      child.stdout.setEncoding('utf8').on('data', (text: string) => (out += text));
+      child.on('error', reject);
+      child.on('close', (code) => {
+        const ms = Number.parseFloat(out);
+        if (Number.isNaN(ms)) reject(new Error(`bench: timing ${file} failed (exit ${String(code)})`));
+        else resolve({ ms, code });
+      });
+    });
 }

@@ -3,6 +3,7 @@ import type Dockerode from 'dockerode';
 import type { TestAgent } from '../../test/helpers/agent.js';
 import type { TestContainer } from '../../test/helpers/containers.js';
 import type { TestDocker } from '../../test/helpers/docker-daemon.js';
+import type { ProcessTimer } from './clients.js';
 
 export interface BenchContext {
   docker: TestDocker;
@@ -14,6 +15,8 @@ export interface BenchContext {
   dockerCli: string;
   dockerEnv: NodeJS.ProcessEnv;
   quick: boolean;
+  /** Times a program run (output discarded) from a small launcher, not from the bench's own process. */
+  timeProcess: ProcessTimer;
   /** Starts another agent (start-up, concurrency), optionally on an existing state dir or with extra environment; stopped by the caller. */
   startAgent(args?: string[], stateDir?: string, env?: NodeJS.ProcessEnv): Promise<TestAgent>;
   startContainer(name: string): Promise<TestContainer>;

@@ -3,7 +3,7 @@
 // equivalent is its inspect answer), each exec on a new TLS connection: once with a full handshake
 // (what kubectl does) and once resuming the client's last TLS session (what a browser console or
 // any long-lived client does). The close handshake after the Status is reported beside it.
-import { AgentLatencies, agentExec, execUrl, rawEngineExec, timeProcess } from '../lib/clients.js';
+import { AgentLatencies, agentExec, execUrl, rawEngineExec } from '../lib/clients.js';
 import type { BenchContext, ScenarioResult } from '../lib/context.js';
 import { round, summarize } from '../lib/stats.js';
 
@@ -20,7 +20,7 @@ export async function execLatency(ctx: BenchContext): Promise<ScenarioResult> {
     // Alternating, so drift in the machine's load hits every path alike.
     await agent.sample(ctx.agent, url);
     raw.push(await rawEngineExec(ctx.dockerode, ctx.app.id, ['true']));
-    cli.push((await timeProcess(ctx.dockerCli, ['exec', ctx.app.id, 'true'], ctx.dockerEnv)).ms);
+    cli.push((await ctx.timeProcess(ctx.dockerCli, ['exec', ctx.app.id, 'true'], ctx.dockerEnv)).ms);
   }
   const f = summarize(agent.full);
   const s = summarize(agent.resumed);

@@ -1,7 +1,10 @@
 // Scenario 2: nsenter round trip — the agent's nsenter mode vs `nsenter … true` as a process vs
 // docker exec. The agent is timed until the client holds the exit Status, each exec on a new TLS
-// connection, with a full handshake and with a resumed TLS session (see exec-latency.ts).
-import { AgentLatencies, agentExec, execUrl, timeProcess } from '../lib/clients.js';
+// connection, with a full handshake and with a resumed TLS session (see exec-latency.ts). The
+// agent's own helper, run as a process the same way, shows what of the agent's time is the helper.
+import { DEFAULT_HELPER_PATH, nsenterArgv } from '../../src/backend/nsenter.js';
+import { DEFAULT_NSENTER_NAMESPACES } from '../../src/target/modes.js';
+import { AgentLatencies, agentExec, execUrl } from '../lib/clients.js';
 import type { BenchContext, ScenarioResult } from '../lib/context.js';
 import { round, summarize } from '../lib/stats.js';
 
@@ -9,19 +12,23 @@ export async function nsenterLatency(ctx: BenchContext): Promise<ScenarioResult>
   const runs = ctx.quick ? 20 : 100;
   const agent = new AgentLatencies();
   const direct: number[] = [];
+  const helper: number[] = [];
   const cli: number[] = [];
   const url = execUrl(ctx.agent, 'default', 'bench', 'app.nsenter', ['true']);
   const pid = ctx.app.hostPid;
   const nsenterArgs = ['--target', String(pid), '--mount', '--uts', '--ipc', '--net', '--pid', '--', 'true'];
+  const [helperFile, ...helperArgs] = nsenterArgv(DEFAULT_HELPER_PATH, { kind: 'namespaces', pid, namespaces: [...DEFAULT_NSENTER_NAMESPACES], toolbox: false }, ['true']);
   await agentExec(ctx.agent, url);
   for (let i = 0; i < runs; i++) {
     await agent.sample(ctx.agent, url);
-    direct.push((await timeProcess('nsenter', nsenterArgs)).ms);
-    cli.push((await timeProcess(ctx.dockerCli, ['exec', ctx.app.id, 'true'], ctx.dockerEnv)).ms);
+    direct.push(await succeeded(ctx.timeProcess('nsenter', nsenterArgs), 'nsenter'));
+    helper.push(await succeeded(ctx.timeProcess(helperFile!, helperArgs), 'execlet-nsenter'));
+    cli.push((await ctx.timeProcess(ctx.dockerCli, ['exec', ctx.app.id, 'true'], ctx.dockerEnv)).ms);
   }
   const f = summarize(agent.full);
   const s = summarize(agent.resumed);
   const d = summarize(direct);
+  const h = summarize(helper);
   const c = summarize(cli);
   const goals = (label: string, p50: number) => [
     { text: `agent nsenter p50 ≤ 5 ms (${label})`, met: p50 <= 5, detail: `${round(p50)} ms` },
@@ -37,6 +44,7 @@ export async function nsenterLatency(ctx: BenchContext): Promise<ScenarioResult>
       'agent nsenter p50 ms, resumed TLS session': round(s.p50),
       'agent nsenter p90 ms, resumed TLS session': round(s.p90),
       'util-linux nsenter process p50 ms': round(d.p50),
+      'execlet-nsenter helper process p50 ms': round(h.p50),
       'docker CLI p50 ms': round(c.p50),
       'docker CLI / agent nsenter (p50), full handshake': round(c.p50 / f.p50),
       'docker CLI / agent nsenter (p50), resumed session': round(c.p50 / s.p50),
@@ -50,8 +58,16 @@ export async function nsenterLatency(ctx: BenchContext): Promise<ScenarioResult>
         { label: 'agent nsenter, full TLS handshake', values: agent.full },
         { label: 'agent nsenter, resumed TLS session', values: agent.resumed },
         { label: 'nsenter process', values: direct },
+        { label: 'execlet-nsenter helper process', values: helper },
         { label: 'docker exec CLI', values: cli },
       ],
     },
   };
+}
+
+/** A baseline that failed would time an error message: refuse it. */
+async function succeeded(run: Promise<{ ms: number; code: number | null }>, what: string): Promise<number> {
+  const { ms, code } = await run;
+  if (code !== 0) throw new Error(`bench: ${what} exited with ${String(code)}`);
+  return ms;
 }

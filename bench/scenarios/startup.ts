@@ -6,7 +6,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { timeProcess } from '../lib/clients.js';
 import type { BenchContext, ScenarioResult } from '../lib/context.js';
 import { percentile, round, rssBytes, settledRss } from '../lib/stats.js';
 
@@ -33,7 +32,7 @@ export async function startup(ctx: BenchContext): Promise<ScenarioResult> {
   let settled = { bytes: 0, afterMs: 0 };
   try {
     for (let i = 0; i <= runs; i++) {
-      nodeMs.push((await timeProcess(process.execPath, ['-e', '0'])).ms);
+      nodeMs.push((await ctx.timeProcess(process.execPath, ['-e', '0'])).ms);
       const started = performance.now();
       const agent = await ctx.startAgent([], stateDir);
       while ((await readyz(agent.port)) !== 200) await new Promise((resolve) => setTimeout(resolve, 5));

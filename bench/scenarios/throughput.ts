@@ -1,6 +1,6 @@
 // Scenario 3: output throughput of `dd bs=1M` in the container, received by a WebSocket client on
 // this machine, without and with a TTY — against the docker CLI writing to /dev/null.
-import { agentExec, execUrl, timeProcess } from '../lib/clients.js';
+import { agentExec, execUrl } from '../lib/clients.js';
 import type { BenchContext, ScenarioResult } from '../lib/context.js';
 import { cpuSeconds, round } from '../lib/stats.js';
 
@@ -27,7 +27,7 @@ export async function throughput(ctx: BenchContext): Promise<ScenarioResult> {
       if (run.bytes < megabytes * 1024 * 1024) throw new Error(`${label}: received ${run.bytes} bytes, expected ${megabytes} MiB`);
       results[label]!.mbps.push(megabytes / (run.ms / 1000));
       results[label]!.cpuPerGb.push(cpu / (megabytes / 1024));
-      const cli = await timeProcess(ctx.dockerCli, ['exec', ...(tty ? ['-t'] : []), ctx.app.id, ...command], ctx.dockerEnv);
+      const cli = await ctx.timeProcess(ctx.dockerCli, ['exec', ...(tty ? ['-t'] : []), ctx.app.id, ...command], ctx.dockerEnv);
       results[tty ? 'CLI TTY' : 'CLI non-TTY']!.mbps.push(megabytes / (cli.ms / 1000));
     }
   }
