@@ -5,7 +5,7 @@
 // any long-lived client does). The close handshake after the Status is reported beside it.
 import { AgentLatencies, agentExec, execUrl, rawEngineExec } from '../lib/clients.js';
 import type { BenchContext, ScenarioResult } from '../lib/context.js';
-import { round, summarize } from '../lib/stats.js';
+import { medianDifferenceInterval, round, summarize } from '../lib/stats.js';
 
 export async function execLatency(ctx: BenchContext): Promise<ScenarioResult> {
   const runs = ctx.quick ? 20 : 150;
@@ -26,6 +26,7 @@ export async function execLatency(ctx: BenchContext): Promise<ScenarioResult> {
   const s = summarize(agent.resumed);
   const r = summarize(raw);
   const c = summarize(cli);
+  const interval = (values: number[]) => medianDifferenceInterval(values, raw).map((v) => round(v, 1)).join(' … ');
   const goal = (label: string, p50: number) => ({ text: `agent p50 ≤ raw Engine API p50 + 3 ms (${label})`, met: p50 <= r.p50 + 3, detail: `${round(p50)} ms vs ${round(r.p50)} + 3 ms` });
   return {
     id: 'exec-latency',
@@ -41,7 +42,9 @@ export async function execLatency(ctx: BenchContext): Promise<ScenarioResult> {
       'docker CLI p50 ms': round(c.p50),
       'docker CLI p90 ms': round(c.p90),
       'agent − raw (p50) ms, full handshake': round(f.p50 - r.p50),
+      'agent − raw (p50) ms, full handshake, 95 % interval': interval(agent.full),
       'agent − raw (p50) ms, resumed session': round(s.p50 - r.p50),
+      'agent − raw (p50) ms, resumed session, 95 % interval': interval(agent.resumed),
       'agent / docker CLI (p50), full handshake': round(f.p50 / c.p50),
       runs,
     },
