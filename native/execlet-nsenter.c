@@ -18,8 +18,12 @@
  *  - The mount namespace puts the root and working directory at its root; chdir("/") says so.
  *  - The pid namespace applies to children only: with `pid`, it forks, and the parent waits and then
  *    exits with the child's code, or kills itself with the signal that killed the child (a stopped
- *    child stops the parent too), exactly as nsenter's parent does. The parent keeps default signal
- *    dispositions; the agent ends sessions by signalling the whole process tree.
+ *    child stops the parent too), as nsenter's parent does. Unlike nsenter's, the waiting parent
+ *    ignores SIGHUP, SIGINT, SIGQUIT and SIGTERM: the agent ends a session by signalling the whole
+ *    process tree (SIGHUP, then SIGKILL after a grace period) and a terminal signals its foreground
+ *    group (Ctrl-C), so the command gets those signals itself and decides; a parent that died of
+ *    them first would SIGKILL the command through its death signal, cutting short a shell's HUP
+ *    trap or an editor's Ctrl-C. SIGKILL still ends both.
  *  - --toolbox (unshare --mount-proc): in the process that runs COMMAND (inside the pid namespace),
  *    a new mount namespace, "/" made recursively private, a fresh proc mounted on /proc.
  *  - COMMAND is run with execvp(3) and the PATH of the environment given: no shell command line.
@@ -263,12 +267,21 @@ int main(int argc, char *argv[])
 		int pipe_fds[2];
 		signal(SIGCHLD, SIG_DFL);    /* an inherited SIG_IGN would make waitpid fail */
 		if (pipe2(pipe_fds, O_CLOEXEC) != 0) fail("pipe: %s", strerror(errno));
+		/* Held back over the fork, so the parent cannot die of one before it ignores them. */
+		static const int ending[] = { SIGHUP, SIGINT, SIGQUIT, SIGTERM };
+		sigset_t held, previous;
+		sigemptyset(&held);
+		for (size_t s = 0; s < sizeof(ending) / sizeof(ending[0]); s++) sigaddset(&held, ending[s]);
+		sigprocmask(SIG_BLOCK, &held, &previous);
 		pid_t child = fork();
 		if (child < 0) fail("fork: %s", strerror(errno));
 		if (child > 0) {
 			close(pipe_fds[0]);
+			for (size_t s = 0; s < sizeof(ending) / sizeof(ending[0]); s++) signal(ending[s], SIG_IGN);
+			sigprocmask(SIG_SETMASK, &previous, NULL);    /* any held one is discarded, now ignored */
 			wait_and_mirror(child);    /* keeps the write end open until it exits */
 		}
+		sigprocmask(SIG_SETMASK, &previous, NULL);    /* the command: dispositions as inherited */
 		close(pipe_fds[1]);
 		parent_pipe = pipe_fds[0];
 		arm_deathsig();    /* fork cleared it */

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { after, before, describe, test } from 'node:test';
 import { NsenterBackend } from '../../src/backend/nsenter.js';
@@ -269,6 +269,21 @@ describe('nothing left behind', () => {
       await closed;
       await waitUntil(() => pidsWithCommandLine(marker).length === 0, 2000, `${marker} to be gone`);
     }
+  });
+
+  test('a dropped client: the command gets SIGHUP and the grace period to clean up (PID namespace, helper waiting)', async () => {
+    const marker = 'sleep 1234211';
+    const file = `/tmp/cleaned-${process.pid}`;
+    // The trap takes 0.2 s, within the agent's 1 s between SIGHUP and SIGKILL.
+    const script = `trap "sleep 0.2; echo cleaned > ${file}; exit 0" HUP; ${marker} & wait; while :; do sleep 1; done`;
+    const ws = await openExec(agent, execPath('default', 'isolated', { command: ['sh', '-c', script], container: 'app.nsenter', stdout: true }));
+    await waitUntil(() => pidsWithCommandLine(marker).length === 1, 5000, `${marker} to start`);
+    const closed = once(ws, 'close');
+    ws.terminate();
+    await closed;
+    const inContainer = `/proc/${isolated.hostPid}/root${file}`;
+    await waitUntil(() => existsSync(inContainer), 3000, 'the trap to write its file in the container');
+    assert.equal(readFileSync(inContainer, 'utf8'), 'cleaned\n');
   });
 
   test('SIGKILL of the agent: the nsenter processes die with it within 2 s', async () => {

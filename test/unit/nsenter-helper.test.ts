@@ -154,6 +154,26 @@ describe('running in namespaces', { skip: needsRoot }, () => {
     });
   }
 
+  test('the pid namespace: SIGHUP, SIGINT or SIGTERM to the whole tree reach the command, whose handling is not cut short', async () => {
+    for (const signal of ['SIGHUP', 'SIGINT', 'SIGTERM'] as const) {
+      // A command that cleans up on the signal; its `sleep` is why the shell runs the trap only after
+      // up to 50 ms, by which time a helper that died of the signal would have had it SIGKILLed.
+      const helper = spawn(HELPER, ['--target', String(process.pid), '--ns', 'pid', '--', 'sh', '-c', `trap "echo cleaned up; exit 3" ${signal.slice(3)}; echo ready; while :; do sleep 0.05; done`], {
+        env: ENV,
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      children.push(helper);
+      let output = '';
+      helper.stdout!.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+      await waitUntil(() => output.includes('ready'), 5000, 'the command to start');
+      // As the agent's process-tree kill does: the helper and everything under it.
+      const tree = [helper.pid!, ...readFileSync(`/proc/${helper.pid}/task/${helper.pid}/children`, 'utf8').trim().split(' ').map(Number)];
+      for (const pid of tree) process.kill(pid, signal);
+      const [code, killedBy] = (await once(helper, 'exit')) as [number | null, NodeJS.Signals | null];
+      assert.deepEqual({ code, killedBy, output }, { code: 3, killedBy: null, output: 'ready\ncleaned up\n' }, signal);
+    }
+  });
+
   test('the pid namespace: the command is forked into it, its parent (the helper) stays outside', async () => {
     const r = await run(['--target', String(isolatedPid), '--ns', 'pid', '--', 'sh', '-c', 'echo $$ $PPID']);
     assert.equal(r.code, 0, text(r.stderr));
