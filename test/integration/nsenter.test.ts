@@ -170,30 +170,36 @@ describe('TTY and exit codes', () => {
 });
 
 describe('no lost tail', () => {
-  const TWENTY_MB = 20 * 1024 * 1024;
+  // Small enough to be held whole between the process and a client that reads nothing (~5 MB here,
+  // mostly the kernel's TCP buffers), so the process ends while all of its output is on the way.
+  // (20 MB, as before, blocked the writer until the client read: the test passed only when its
+  // check ran before the writer had even started.)
+  const SIZE = 2 * 1024 * 1024;
   let file: string;
   let expected: string;
 
   before(async () => {
     file = `/tmp/tail-${randomBytes(4).toString('hex')}`;
-    const made = await runExec(agent, 'default', 'isolated', { command: ['sh', '-c', `head -c ${TWENTY_MB} /dev/urandom > ${file} && sha256sum ${file}`], container: 'app', stdout: true });
+    const made = await runExec(agent, 'default', 'isolated', { command: ['sh', '-c', `head -c ${SIZE} /dev/urandom > ${file} && sha256sum ${file}`], container: 'app', stdout: true });
     expected = text(made.stdout).split(' ')[0]!;
     assert.match(expected, /^[0-9a-f]{64}$/);
   });
 
   for (const tty of [false, true]) {
-    test(`20 MB written by a process that exits at once all arrive (${tty ? 'TTY' : 'no TTY'}, slow client)`, async () => {
-      const command = tty ? ['sh', '-c', `stty raw -echo; exec cat ${file}`] : ['cat', file];
+    test(`2 MB written by a process that exits while its client reads nothing all arrive (${tty ? 'TTY' : 'no TTY'})`, async () => {
+      const done = `${file}.${tty ? 'tty' : 'pipe'}.done`;
+      const write = `cat ${file} && touch ${done}`;
+      const command = ['sh', '-c', tty ? `stty raw -echo; ${write}` : write];
       const ws = await openExec(agent, execPath('default', 'isolated', { command, container: 'app.nsenter', stdout: true, ...(tty ? { tty: true } : { stderr: true }) }));
-      // Stall reading so the process finishes writing while its output is held back by backpressure.
+      // Stall reading so the process finishes writing while its output is held back.
       const socket = (ws as unknown as { _socket: { pause(): void; resume(): void } })._socket;
       socket.pause();
       const result = collect(ws);
-      await waitUntil(() => pidsWithCommandLine(tty ? `cat ${file}` : `cat ${file}`).length === 0, 10_000, 'the writer to exit');
-      await new Promise((resolve) => setTimeout(resolve, 500)); // longer than node-pty's 200 ms teardown
+      await waitUntil(() => existsSync(`/proc/${isolated.hostPid}/root${done}`), 10_000, 'the writer to finish');
+      await new Promise((resolve) => setTimeout(resolve, 500)); // the process is gone; longer than a terminal's 200 ms teardown
       socket.resume();
       const r = await result;
-      assert.equal(r.stdout.length, TWENTY_MB);
+      assert.equal(r.stdout.length, SIZE);
       assert.equal(createHash('sha256').update(r.stdout).digest('hex'), expected);
       assert.equal(exitCodeOf(r.error), 0);
     });
