@@ -8,10 +8,13 @@
  * pauses only until the child has exec'd (~0.2 ms).
  *
  *   spawn(file, argv, envp, cwd, [stdin, stdout, stderr], onExit) -> { pid, fds: [in, out, err] }
+ *   spawnPty(file, argv, envp, cwd, cols, rows, onExit) -> { pid, master }
+ *   resize(master, cols, rows)
  *
- * Each stdio entry is true for a connected unix socket pair, as child_process makes (the agent's
- * end is returned, -1 otherwise; stdin can be half-closed with shutdown), or false for /dev/null.
- * Every other fd is closed in the child. The child starts in a new session (setsid: out of reach
+ * spawn: each stdio entry is true for a connected unix socket pair, as child_process makes (the
+ * agent's end is returned, -1 otherwise; stdin can be half-closed with shutdown), or false for
+ * /dev/null. spawnPty: a new pseudo-terminal with node-pty's settings, the child's controlling
+ * terminal and stdio; the agent gets the master. Every other fd is closed in the child. The child starts in a new session (setsid: out of reach
  * of signals meant for the agent), with every signal at its default and none blocked (glibc keeps
  * its two reserved signals ignored). onExit(code, signal) is called once, on the event loop, after
  * the child has been reaped (code: exit status or null; signal: number or null; both null if the
@@ -27,8 +30,12 @@
 #include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -148,46 +155,111 @@ static char **string_array(napi_env env, napi_value array) {
 	return result;
 }
 
+/* What every spawn takes first: file, argv, envp, cwd. */
+struct request {
+	char file[4096];
+	char cwd[4096];
+	char **argv;
+	char **envp;
+};
+
+static void free_request(struct request *request) {
+	free(request->argv);
+	free(request->envp);
+	request->argv = request->envp = NULL;
+}
+
+/* Reads args[0..3] into `request`; false (with a JS exception pending) when they are not valid. */
+static bool read_request(napi_env env, napi_value *args, struct request *request, const char *usage) {
+	size_t length;
+	if (napi_get_value_string_utf8(env, args[0], request->file, sizeof request->file, &length) != napi_ok || length >= sizeof request->file - 1 ||
+	    napi_get_value_string_utf8(env, args[3], request->cwd, sizeof request->cwd, &length) != napi_ok || length >= sizeof request->cwd - 1) {
+		napi_throw_type_error(env, NULL, usage);
+		return false;
+	}
+	request->argv = string_array(env, args[1]);
+	request->envp = string_array(env, args[2]);
+	if (!request->argv || !request->envp || !request->argv[0]) {
+		free_request(request);
+		napi_throw_type_error(env, NULL, usage);
+		return false;
+	}
+	return true;
+}
+
+/*
+ * posix_spawn with what every child gets: a new session, every signal at its default and none
+ * blocked, no fd beyond 0-2 (even one the agent inherited without close-on-exec: its own are all
+ * close-on-exec), the working directory. Returns 0 or an errno.
+ */
+static int spawn_child(struct request *request, posix_spawn_file_actions_t *actions, pid_t *pid) {
+	posix_spawnattr_t attr;
+	posix_spawnattr_init(&attr);
+	sigset_t all, none;
+	sigfillset(&all);
+	sigemptyset(&none);
+	int err = posix_spawn_file_actions_addclosefrom_np(actions, 3);
+	if (err == 0) err = posix_spawn_file_actions_addchdir_np(actions, request->cwd);
+	if (err == 0) err = posix_spawnattr_setsigdefault(&attr, &all);
+	if (err == 0) err = posix_spawnattr_setsigmask(&attr, &none);
+	/* glibc runs setsid before the file actions: a terminal opened by them becomes the controlling one. */
+	if (err == 0) err = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+	if (err == 0) err = posix_spawn(pid, request->file, actions, &attr, request->argv, request->envp);
+	posix_spawnattr_destroy(&attr);
+	return err;
+}
+
+/* Watches a started child for its exit; on failure (out of memory) ends it and throws. */
+static bool track_child(napi_env env, pid_t pid, napi_value on_exit) {
+	struct child *child = calloc(1, sizeof *child);
+	napi_value resource_name;
+	napi_create_string_utf8(env, "execlet-spawn", NAPI_AUTO_LENGTH, &resource_name);
+	if (!child || napi_create_reference(env, on_exit, 1, &child->on_exit) != napi_ok ||
+	    napi_async_init(env, NULL, resource_name, &child->async) != napi_ok) {
+		/* The child is not left running unwatched. */
+		kill(pid, SIGKILL);
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+		}
+		free(child);
+		throw_errno(env, "spawn: keeping track of the child", ENOMEM);
+		return false;
+	}
+	child->pid = pid;
+	child->env = env;
+	child->next = children;
+	children = child;
+	uv_ref((uv_handle_t *)&sigchld);
+	return true;
+}
+
+static void set_int(napi_env env, napi_value object, const char *name, int32_t number) {
+	napi_value value;
+	napi_create_int32(env, number, &value);
+	napi_set_named_property(env, object, name, value);
+}
+
 static napi_value spawn(napi_env env, napi_callback_info info) {
+	static const char usage[] = "spawn(file, argv, envp, cwd, [stdin, stdout, stderr], onExit): strings (of at most 4094 bytes), arrays of strings without NUL bytes (argv not empty), booleans, a function";
 	size_t argc = 6;
 	napi_value args[6];
 	napi_get_cb_info(env, info, &argc, args, NULL, NULL);
-	if (argc != 6) {
-		napi_throw_type_error(env, NULL, "spawn(file, argv, envp, cwd, stdio, onExit)");
-		return NULL;
-	}
-	char file[4096], cwd[4096];
-	size_t length;
-	if (napi_get_value_string_utf8(env, args[0], file, sizeof file, &length) != napi_ok || length >= sizeof file - 1 ||
-	    napi_get_value_string_utf8(env, args[3], cwd, sizeof cwd, &length) != napi_ok || length >= sizeof cwd - 1) {
-		napi_throw_type_error(env, NULL, "spawn: file and cwd are strings of at most 4094 bytes");
-		return NULL;
-	}
 	bool pipes[3];
-	for (uint32_t i = 0; i < 3; i++) {
+	for (uint32_t i = 0; i < 3 && argc == 6; i++) {
 		napi_value item;
-		if (napi_get_element(env, args[4], i, &item) != napi_ok || napi_get_value_bool(env, item, &pipes[i]) != napi_ok) {
-			napi_throw_type_error(env, NULL, "spawn: stdio is [boolean, boolean, boolean]");
-			return NULL;
-		}
+		if (napi_get_element(env, args[4], i, &item) != napi_ok || napi_get_value_bool(env, item, &pipes[i]) != napi_ok) argc = 0;
+	}
+	if (argc != 6) {
+		napi_throw_type_error(env, NULL, usage);
+		return NULL;
 	}
 	int err = start_watching(env);
 	if (err != 0) return throw_errno(env, "spawn: watching SIGCHLD", err);
-
-	char **argv = string_array(env, args[1]);
-	char **envp = string_array(env, args[2]);
-	if (!argv || !envp || !argv[0]) {
-		free(argv);
-		free(envp);
-		napi_throw_type_error(env, NULL, "spawn: argv (not empty) and envp are arrays of strings without NUL bytes");
-		return NULL;
-	}
+	struct request request;
+	if (!read_request(env, args, &request, usage)) return NULL;
 
 	int parent_fds[3] = {-1, -1, -1}, child_fds[3] = {-1, -1, -1};
 	posix_spawn_file_actions_t actions;
-	posix_spawnattr_t attr;
 	posix_spawn_file_actions_init(&actions);
-	posix_spawnattr_init(&attr);
 	for (int fd = 0; fd < 3 && err == 0; fd++) {
 		if (!pipes[fd]) {
 			err = posix_spawn_file_actions_addopen(&actions, fd, "/dev/null", O_RDWR, 0);
@@ -203,54 +275,30 @@ static napi_value spawn(napi_env env, napi_callback_info info) {
 		/* dup2 onto 0-2 clears close-on-exec there (glibc does so even when the numbers are equal). */
 		err = posix_spawn_file_actions_adddup2(&actions, child_fds[fd], fd);
 	}
-	/* Nothing of the agent's but the stdio reaches the child, even an fd it inherited without
-	 * close-on-exec (its own are all close-on-exec). */
-	if (err == 0) err = posix_spawn_file_actions_addclosefrom_np(&actions, 3);
-	if (err == 0) err = posix_spawn_file_actions_addchdir_np(&actions, cwd);
-	sigset_t all, none;
-	sigfillset(&all);
-	sigemptyset(&none);
-	if (err == 0) err = posix_spawnattr_setsigdefault(&attr, &all);
-	if (err == 0) err = posix_spawnattr_setsigmask(&attr, &none);
-	if (err == 0) err = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
 	pid_t pid = -1;
-	if (err == 0) err = posix_spawn(&pid, file, &actions, &attr, argv, envp);
+	if (err == 0) err = spawn_child(&request, &actions, &pid);
 	posix_spawn_file_actions_destroy(&actions);
-	posix_spawnattr_destroy(&attr);
-	free(argv);
-	free(envp);
 	for (int fd = 0; fd < 3; fd++) {
 		if (child_fds[fd] >= 0) close(child_fds[fd]);
 		if (err != 0 && parent_fds[fd] >= 0) close(parent_fds[fd]);
 	}
-	if (err != 0) return throw_errno(env, file, err);
-
-	struct child *child = calloc(1, sizeof *child);
-	napi_value resource_name;
-	napi_create_string_utf8(env, "execlet-spawn", NAPI_AUTO_LENGTH, &resource_name);
-	if (!child || napi_create_reference(env, args[5], 1, &child->on_exit) != napi_ok ||
-	    napi_async_init(env, NULL, resource_name, &child->async) != napi_ok) {
-		/* Out of memory: the child is not left running unwatched. */
-		kill(pid, SIGKILL);
-		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
-		}
+	if (err != 0) {
+		napi_value error = throw_errno(env, request.file, err);
+		free_request(&request);
+		return error;
+	}
+	free_request(&request);
+	if (!track_child(env, pid, args[5])) {
 		for (int fd = 0; fd < 3; fd++)
 			if (parent_fds[fd] >= 0) close(parent_fds[fd]);
-		free(child);
-		return throw_errno(env, "spawn: keeping track of the child", ENOMEM);
+		return NULL;
 	}
-	child->pid = pid;
-	child->env = env;
-	child->next = children;
-	children = child;
-	uv_ref((uv_handle_t *)&sigchld);
-
-	napi_value result, value, fds;
+	napi_value result, fds;
 	napi_create_object(env, &result);
-	napi_create_int32(env, pid, &value);
-	napi_set_named_property(env, result, "pid", value);
+	set_int(env, result, "pid", pid);
 	napi_create_array_with_length(env, 3, &fds);
 	for (uint32_t fd = 0; fd < 3; fd++) {
+		napi_value value;
 		napi_create_int32(env, parent_fds[fd], &value);
 		napi_set_element(env, fds, fd, value);
 	}
@@ -258,9 +306,122 @@ static napi_value spawn(napi_env env, napi_callback_info info) {
 	return result;
 }
 
+/* A terminal size from JS: 1..65535. */
+static bool read_size(napi_env env, napi_value value, unsigned short *size) {
+	uint32_t number;
+	if (napi_get_value_uint32(env, value, &number) != napi_ok || number < 1 || number > 65535) return false;
+	*size = (unsigned short)number;
+	return true;
+}
+
+/* The settings node-pty gives a new terminal (so sessions behave as they did with it). */
+static int set_terminal_modes(int master) {
+	struct termios t;
+	if (tcgetattr(master, &t) != 0) return errno;
+	t.c_iflag = ICRNL | IXON | IXANY | IMAXBEL | BRKINT | IUTF8;
+	t.c_oflag = OPOST | ONLCR;
+	t.c_cflag = CREAD | CS8 | HUPCL;
+	t.c_lflag = ICANON | ISIG | IEXTEN | ECHO | ECHOE | ECHOK | ECHOKE | ECHOCTL;
+	t.c_cc[VEOF] = 4;
+	t.c_cc[VEOL] = 0xff;
+	t.c_cc[VEOL2] = 0xff;
+	t.c_cc[VERASE] = 0x7f;
+	t.c_cc[VWERASE] = 23;
+	t.c_cc[VKILL] = 21;
+	t.c_cc[VREPRINT] = 18;
+	t.c_cc[VINTR] = 3;
+	t.c_cc[VQUIT] = 0x1c;
+	t.c_cc[VSUSP] = 26;
+	t.c_cc[VSTART] = 17;
+	t.c_cc[VSTOP] = 19;
+	t.c_cc[VLNEXT] = 22;
+	t.c_cc[VDISCARD] = 15;
+	t.c_cc[VMIN] = 1;
+	t.c_cc[VTIME] = 0;
+	cfsetispeed(&t, B38400);
+	cfsetospeed(&t, B38400);
+	return tcsetattr(master, TCSANOW, &t) == 0 ? 0 : errno;
+}
+
+/*
+ * spawnPty(file, argv, envp, cwd, cols, rows, onExit) -> { pid, master }: the child on a new
+ * pseudo-terminal of that size, its controlling terminal, as stdin, stdout and stderr. The agent
+ * keeps only the master (close-on-exec); once the child and whatever it started have closed the
+ * terminal, reading the master gives what is left, then EIO.
+ */
+static napi_value spawn_pty(napi_env env, napi_callback_info info) {
+	static const char usage[] = "spawnPty(file, argv, envp, cwd, cols, rows, onExit): strings (of at most 4094 bytes), arrays of strings without NUL bytes (argv not empty), sizes 1-65535, a function";
+	size_t argc = 7;
+	napi_value args[7];
+	napi_get_cb_info(env, info, &argc, args, NULL, NULL);
+	struct winsize size = {0};
+	if (argc != 7 || !read_size(env, args[4], &size.ws_col) || !read_size(env, args[5], &size.ws_row)) {
+		napi_throw_type_error(env, NULL, usage);
+		return NULL;
+	}
+	int err = start_watching(env);
+	if (err != 0) return throw_errno(env, "spawnPty: watching SIGCHLD", err);
+	struct request request;
+	if (!read_request(env, args, &request, usage)) return NULL;
+
+	char slave[128];
+	int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (master < 0) err = errno;
+	if (err == 0 && (grantpt(master) != 0 || unlockpt(master) != 0)) err = errno;
+	if (err == 0) err = ptsname_r(master, slave, sizeof slave);
+	if (err == 0) err = set_terminal_modes(master);
+	if (err == 0 && ioctl(master, TIOCSWINSZ, &size) != 0) err = errno;
+	posix_spawn_file_actions_t actions;
+	posix_spawn_file_actions_init(&actions);
+	if (err == 0) err = posix_spawn_file_actions_addopen(&actions, 0, slave, O_RDWR, 0);
+	if (err == 0) err = posix_spawn_file_actions_adddup2(&actions, 0, 1);
+	if (err == 0) err = posix_spawn_file_actions_adddup2(&actions, 0, 2);
+	pid_t pid = -1;
+	if (err == 0) err = spawn_child(&request, &actions, &pid);
+	posix_spawn_file_actions_destroy(&actions);
+	if (err != 0) {
+		if (master >= 0) close(master);
+		napi_value error = throw_errno(env, request.file, err);
+		free_request(&request);
+		return error;
+	}
+	free_request(&request);
+	if (!track_child(env, pid, args[6])) {
+		close(master);
+		return NULL;
+	}
+	napi_value result;
+	napi_create_object(env, &result);
+	set_int(env, result, "pid", pid);
+	set_int(env, result, "master", master);
+	return result;
+}
+
+/* resize(master, cols, rows): the terminal's new size (its foreground group gets SIGWINCH). */
+static napi_value resize(napi_env env, napi_callback_info info) {
+	size_t argc = 3;
+	napi_value args[3];
+	napi_get_cb_info(env, info, &argc, args, NULL, NULL);
+	int32_t master;
+	struct winsize size = {0};
+	if (argc != 3 || napi_get_value_int32(env, args[0], &master) != napi_ok || master < 0 || !read_size(env, args[1], &size.ws_col) || !read_size(env, args[2], &size.ws_row)) {
+		napi_throw_type_error(env, NULL, "resize(master, cols, rows): an fd, sizes 1-65535");
+		return NULL;
+	}
+	if (ioctl(master, TIOCSWINSZ, &size) != 0) return throw_errno(env, "resize: TIOCSWINSZ", errno);
+	return NULL;
+}
+
 NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
-	napi_value fn;
-	napi_create_function(env, "spawn", NAPI_AUTO_LENGTH, spawn, NULL, &fn);
-	napi_set_named_property(env, exports, "spawn", fn);
+	static const struct { const char *name; napi_callback function; } functions[] = {
+		{ "spawn", spawn },
+		{ "spawnPty", spawn_pty },
+		{ "resize", resize },
+	};
+	for (size_t i = 0; i < sizeof functions / sizeof functions[0]; i++) {
+		napi_value fn;
+		napi_create_function(env, functions[i].name, NAPI_AUTO_LENGTH, functions[i].function, NULL, &fn);
+		napi_set_named_property(env, exports, functions[i].name, fn);
+	}
 	return exports;
 }

@@ -2,13 +2,14 @@
 // PID 1 for a node shell) but outside its cgroup, so it escapes a starved container's limits. The
 // namespaces are entered by one small static helper, execlet-nsenter (native/execlet-nsenter.c,
 // compiled into dist/native/ by `npm run build`), in a single exec. With a TTY it runs in a
-// pseudo-terminal (node-pty), without one as a child with separate stdio: started with posix_spawn
-// (posix-spawn.ts) where that module loads, else with child_process.
+// pseudo-terminal, without one as a child with separate stdio; both are started with posix_spawn
+// (posix-spawn.ts) where that module loads, else with node-pty and child_process, which fork the agent.
 import { spawn as spawnChild, type ChildProcess } from 'node:child_process';
-import { accessSync, constants as fsConstants, existsSync, readSync, statSync } from 'node:fs';
+import { accessSync, constants as fsConstants, existsSync, readSync, statSync, writeSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { Readable, Writable } from 'node:stream';
 import type { Socket } from 'node:net';
+import { ReadStream as TerminalReadStream } from 'node:tty';
 import { fileURLToPath } from 'node:url';
 import * as pty from 'node-pty';
 import { OutputStream } from './output-stream.js';
@@ -21,8 +22,8 @@ export interface NsenterBackendOptions {
   /** The execlet-nsenter helper; by default the one `npm run build` puts in dist/native/. */
   helperPath?: string;
   /**
-   * How a session without a TTY starts the helper: `posix` (execlet-spawn.node, no fork of the
-   * agent) unless that module does not load, or `node` (child_process) always. Default: posix.
+   * How sessions start the helper: `posix` (execlet-spawn.node, no fork of the agent) unless that
+   * module does not load, or `node` (node-pty with a TTY, child_process without) always. Default: posix.
    */
   spawner?: 'posix' | 'node';
   /** The execlet-spawn.node module; by default the one `npm run build` puts in dist/native/. */
@@ -75,7 +76,7 @@ export class NsenterBackend implements Backend {
   readonly name = 'nsenter';
   #helper: string | null = null;
   readonly #spawner: PosixSpawner | null;
-  /** Why sessions without a TTY start the helper with child_process, when they do; null otherwise. */
+  /** Why sessions start the helper with node-pty and child_process, when they do; null otherwise. */
   readonly spawnerFallback: string | null;
 
   constructor(private readonly options: NsenterBackendOptions) {
@@ -89,7 +90,7 @@ export class NsenterBackend implements Backend {
     this.spawnerFallback = loaded instanceof PosixSpawner ? null : loaded.unavailable;
   }
 
-  /** How sessions without a TTY start the helper. */
+  /** How sessions start the helper. */
   get spawner(): 'posix' | 'node' {
     return this.#spawner ? 'posix' : 'node';
   }
@@ -118,8 +119,9 @@ export class NsenterBackend implements Backend {
     if (!existsSync(`/proc/${place.pid}/ns`)) throw new BackendError(`process ${place.pid} does not exist (it may have exited)`, 'NotFound');
     const argv = nsenterArgv(this.helper(), place, spec.command);
     const env = { ...BASE_ENV, ...(spec.tty ? { TERM: 'xterm' } : {}), ...Object.fromEntries((spec.env ?? []).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)])) };
-    if (spec.tty) return startInPty(argv, env, spec, this.options.killGraceMs);
-    return this.#spawner ? startWithPosixSpawn(this.#spawner, argv, env, spec, this.options.killGraceMs) : startWithPipes(argv, env, spec, this.options.killGraceMs);
+    const killGraceMs = this.options.killGraceMs;
+    if (this.#spawner) return spec.tty ? startInPosixPty(this.#spawner, argv, env, spec, killGraceMs) : startWithPosixSpawn(this.#spawner, argv, env, spec, killGraceMs);
+    return spec.tty ? startInPty(argv, env, spec, killGraceMs) : startWithPipes(argv, env, spec, killGraceMs);
   }
 }
 
@@ -193,6 +195,92 @@ function startWithPipes(argv: string[], env: Record<string, string>, spec: ExecS
   });
 }
 
+/** After the helper exits, how long a terminal still held by something it started is read before it is torn down. */
+const PTY_TEARDOWN_AFTER_EXIT_MS = 200;
+/** While the terminal's input is full (the process does not read), how often writing is retried. */
+const PTY_WRITE_RETRY_MS = 5;
+
+/**
+ * The helper on a pseudo-terminal started with posix_spawn. The master is read through a
+ * tty.ReadStream, which owns the fd; the exit is reported once the process has exited and the
+ * terminal is read to the end: EIO (nothing holds it any more), or, when something the process
+ * started still holds it, PTY_TEARDOWN_AFTER_EXIT_MS after the exit, with the tail drained (below).
+ * Input is written straight to the master from the event loop (non-blocking: a full terminal is
+ * retried, never waited on), never after the fd is closed.
+ */
+function startInPosixPty(spawner: PosixSpawner, argv: string[], env: Record<string, string>, spec: ExecSpec, killGraceMs: number): ExecProcess {
+  const size: TerminalSize = spec.initialSize ?? { width: 80, height: 24 };
+  const dimension = (value: number, otherwise: number) => Math.min(value || otherwise, 65535);
+  let terminal;
+  try {
+    terminal = spawner.spawnPty(argv, { env, cwd: '/', cols: dimension(size.width, 80), rows: dimension(size.height, 24) });
+  } catch (err) {
+    if (!(err instanceof SpawnError)) throw err;
+    throw new BackendError(`cannot start ${argv[0]} on a pseudo-terminal: ${err.message}`, 'Unavailable', { cause: err });
+  }
+  const { pid, master } = terminal;
+  const reader = new TerminalReadStream(master);
+  const open = () => !reader.destroyed;
+  const stdout = new OutputStream(() => reader.resume());
+  const deliver = (data: Buffer) => {
+    if (!stdout.push(data)) reader.pause();
+  };
+  reader.on('data', deliver);
+  // EIO: nothing holds the terminal any more; the stream closes either way.
+  reader.on('error', () => undefined);
+  drainBeforeDestroy(reader, master, deliver);
+  const readToEnd = new Promise<void>((resolve) => reader.once('close', () => resolve()));
+  let exited = false;
+  void terminal.exited.then(() => {
+    exited = true;
+    setTimeout(() => reader.destroy(), PTY_TEARDOWN_AFTER_EXIT_MS).unref();
+  });
+  const exit = Promise.all([terminal.exited, readToEnd]).then(([{ code, signal }]): ExitStatus => {
+    stdout.push(null);
+    if (code === null && signal === null) return { code: null, signal: null, error: `the exit status of ${argv[0]} (pid ${pid}) was lost: another process reaped it` };
+    return { code, signal: signalName(signal) };
+  });
+  const stdin = spec.stdin
+    ? new Writable({
+        write(chunk: Buffer, _encoding, callback) {
+          let offset = 0;
+          const writeSome = () => {
+            while (offset < chunk.length && open() && !exited) {
+              try {
+                offset += writeSync(master, chunk, offset);
+              } catch (err) {
+                if ((err as NodeJS.ErrnoException).code === 'EAGAIN') {
+                  setTimeout(writeSome, PTY_WRITE_RETRY_MS);
+                  return;
+                }
+                break; // EIO: the terminal is gone, and what was typed with it
+              }
+            }
+            callback();
+          };
+          writeSome();
+        },
+        // A terminal has no half-close: input ending leaves the session to the process.
+      })
+    : null;
+  let killing: Promise<void> | null = null;
+  return {
+    stdin,
+    stdout,
+    stderr: null,
+    resize: async (next) => {
+      if (exited || !open() || next.width <= 0 || next.height <= 0) return;
+      try {
+        terminal.resize(dimension(next.width, 80), dimension(next.height, 24));
+      } catch {
+        // The terminal went away meanwhile.
+      }
+    },
+    kill: () => (killing ??= exited ? Promise.resolve() : killProcessTree(pid, killGraceMs)),
+    exit,
+  };
+}
+
 async function startInPty(argv: string[], env: Record<string, string>, spec: ExecSpec, killGraceMs: number): Promise<ExecProcess> {
   const size: TerminalSize = spec.initialSize ?? { width: 80, height: 24 };
   let term: pty.IPty;
@@ -206,7 +294,10 @@ async function startInPty(argv: string[], env: Record<string, string>, spec: Exe
     if (!stdout.push(data)) term.pause();
   };
   (term.onData as unknown as (listener: (data: Buffer) => void) => void)(deliver);
-  keepTailOnExit(term, deliver);
+  // node-pty destroys its read stream 200 ms after the child exits.
+  const socket = (term as unknown as { _socket?: Socket })._socket;
+  const fd = (term as unknown as { _fd?: number })._fd;
+  if (socket && typeof fd === 'number') drainBeforeDestroy(socket, fd, deliver);
   const exit = new Promise<ExitStatus>((resolve) => {
     term.onExit(({ exitCode, signal }) => {
       stdout.push(null);
@@ -239,18 +330,16 @@ async function startInPty(argv: string[], env: Record<string, string>, spec: Exe
 }
 
 /**
- * Makes sure everything the process wrote reaches `deliver`, in order, before the pty is torn down.
- * Two things lose the tail otherwise: node-pty destroys its read stream 200 ms after the child exits
- * (output still held back by backpressure is dropped), and the pty read stream can see a spurious EOF
- * while the kernel still holds output (measured: up to ~14 KB of a 20 MB write). So whenever the
- * stream is about to be destroyed, the bytes it buffered are delivered first, then the master fd is
- * read directly until the kernel reports EIO (all writers gone, buffer empty); while it reports
- * EAGAIN (a child still holds the terminal), reading is retried for up to PTY_DRAIN_LIMIT_MS.
+ * Makes sure everything the process wrote reaches `deliver`, in order, before the pty's read stream
+ * (`socket`, which owns the master `fd`) is torn down. Two things lose the tail otherwise: the
+ * stream is destroyed a while after the child exits (output still held back by backpressure is
+ * dropped), and the pty read stream can see a spurious EOF while the kernel still holds output
+ * (measured: up to ~14 KB of a 20 MB write). So whenever the stream is about to be destroyed, the
+ * bytes it buffered are delivered first, then the master fd is read directly until the kernel
+ * reports EIO (all writers gone, buffer empty); while it reports EAGAIN (a child still holds the
+ * terminal), reading is retried for up to PTY_DRAIN_LIMIT_MS.
  */
-function keepTailOnExit(term: pty.IPty, deliver: (chunk: Buffer) => void): void {
-  const socket = (term as unknown as { _socket?: Socket })._socket;
-  const fd = (term as unknown as { _fd?: number })._fd;
-  if (!socket || typeof fd !== 'number') return;
+function drainBeforeDestroy(socket: Socket, fd: number, deliver: (chunk: Buffer) => void): void {
   const destroy = socket.destroy.bind(socket);
   const scratch = Buffer.allocUnsafe(64 * 1024);
   let drained = false;

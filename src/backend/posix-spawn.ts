@@ -1,7 +1,8 @@
 // Starts a program through execlet-spawn.node (native/execlet-spawn.c, compiled into dist/native/
 // by `npm run build`): posix_spawn with vfork semantics, so the agent is not forked for each
-// session as child_process does (a copy of its page tables on the event loop, longer the more
-// memory the agent holds). The child's stdio are unix socket pairs, as child_process makes them.
+// session as child_process and node-pty do (a copy of its page tables on the event loop, longer the
+// more memory the agent holds). The child's stdio are unix socket pairs, as child_process makes
+// them, or a new pseudo-terminal, its controlling terminal, of which the agent keeps the master.
 import { createRequire } from 'node:module';
 import { Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
@@ -18,7 +19,11 @@ interface SpawnModule {
     stdio: [boolean, boolean, boolean],
     onExit: (code: number | null, signal: number | null) => void,
   ): { pid: number; fds: [number, number, number] };
+  spawnPty(file: string, argv: string[], envp: string[], cwd: string, cols: number, rows: number, onExit: (code: number | null, signal: number | null) => void): { pid: number; master: number };
+  resize(master: number, cols: number, rows: number): void;
 }
+
+type ExitOutcome = { code: number | null; signal: number | null };
 
 export interface SpawnedProcess {
   pid: number;
@@ -27,7 +32,19 @@ export interface SpawnedProcess {
   stdout: Socket | null;
   stderr: Socket | null;
   /** Once the process has exited and been reaped; both null when its outcome is unknown. */
-  exited: Promise<{ code: number | null; signal: number | null }>;
+  exited: Promise<ExitOutcome>;
+}
+
+export interface SpawnedTerminal {
+  pid: number;
+  /**
+   * The terminal's master fd (close-on-exec), the caller's to read, write and close. Reading it
+   * gives what the process wrote, then EIO once nothing holds the terminal any more.
+   */
+  master: number;
+  exited: Promise<ExitOutcome>;
+  /** The terminal's new size; the process's foreground group gets SIGWINCH. Only while `master` is open. */
+  resize(cols: number, rows: number): void;
 }
 
 export interface SpawnOptions {
@@ -62,15 +79,8 @@ export class PosixSpawner {
   }
 
   spawn(argv: string[], options: SpawnOptions): SpawnedProcess {
-    let resolveExit!: (status: { code: number | null; signal: number | null }) => void;
-    const exited = new Promise<{ code: number | null; signal: number | null }>((resolve) => (resolveExit = resolve));
-    const envp = Object.entries(options.env).map(([key, value]) => `${key}=${value}`);
-    let started: { pid: number; fds: [number, number, number] };
-    try {
-      started = this.module.spawn(argv[0]!, argv, envp, options.cwd, [options.stdin, options.stdout, options.stderr], (code, signal) => resolveExit({ code, signal }));
-    } catch (err) {
-      throw new SpawnError((err as Error).message, (err as { errno?: number }).errno);
-    }
+    const [exited, onExit] = exitPromise();
+    const started = attempt(() => this.module.spawn(argv[0]!, argv, envp(options.env), options.cwd, [options.stdin, options.stdout, options.stderr], onExit));
     const [stdin, stdout, stderr] = started.fds;
     return {
       pid: started.pid,
@@ -80,4 +90,34 @@ export class PosixSpawner {
       exited,
     };
   }
+
+  /** The program on a new pseudo-terminal of `cols` × `rows`, its stdin, stdout, stderr and controlling terminal. */
+  spawnPty(argv: string[], options: TerminalOptions): SpawnedTerminal {
+    const [exited, onExit] = exitPromise();
+    const started = attempt(() => this.module.spawnPty(argv[0]!, argv, envp(options.env), options.cwd, options.cols, options.rows, onExit));
+    return { pid: started.pid, master: started.master, exited, resize: (cols, rows) => this.module.resize(started.master, cols, rows) };
+  }
 }
+
+export interface TerminalOptions {
+  env: Record<string, string>;
+  cwd: string;
+  cols: number;
+  rows: number;
+}
+
+function exitPromise(): [Promise<ExitOutcome>, (code: number | null, signal: number | null) => void] {
+  let resolve!: (outcome: ExitOutcome) => void;
+  const exited = new Promise<ExitOutcome>((r) => (resolve = r));
+  return [exited, (code, signal) => resolve({ code, signal })];
+}
+
+function attempt<T>(start: () => T): T {
+  try {
+    return start();
+  } catch (err) {
+    throw new SpawnError((err as Error).message, (err as { errno?: number }).errno);
+  }
+}
+
+const envp = (env: Record<string, string>) => Object.entries(env).map(([key, value]) => `${key}=${value}`);

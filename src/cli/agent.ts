@@ -139,7 +139,7 @@ export async function startAgent(settings: Settings, overrides: AgentOverrides =
   });
   if (nsenterEnabled && nodePid.note) app.log.warn({ nodePid: nodePid.pid }, nodePid.note);
   if (nsenterEnabled && nsenter.spawnerFallback) {
-    app.log.warn({ reason: nsenter.spawnerFallback }, 'nsenter sessions without a TTY start their helper with child_process, a fork of the whole agent each');
+    app.log.warn({ reason: nsenter.spawnerFallback }, 'nsenter sessions start their helper with node-pty and child_process, a fork of the whole agent each');
   }
   const stopWatching = tokenFile?.watch((error) => {
     if (error) app.log.error({ err: error.message }, 'token file not reloaded; the previous tokens stay in force');

@@ -206,28 +206,31 @@ describe('no lost tail', () => {
   }
 });
 
-test('TTY output written just before exit survives a reader that stalls past node-pty teardown', async () => {
-  const backend = new NsenterBackend({ killGraceMs: 100 });
-  const proc = await backend.start({
-    place: { kind: 'namespaces', pid: process.pid, namespaces: ['net', 'pid'], toolbox: false },
-    command: ['sh', '-c', 'stty raw -echo; head -c 70000 /dev/zero | tr "\\0" x'],
-    tty: true,
-    stdin: false,
-    stdout: true,
-    stderr: false,
-    initialSize: { width: 80, height: 24 },
+for (const spawner of ['posix', 'node'] as const) {
+  const how = spawner === 'posix' ? 'posix_spawn' : 'node-pty';
+  test(`TTY output written just before exit survives a reader that stalls past the terminal's teardown (${how})`, async () => {
+    const backend = new NsenterBackend({ killGraceMs: 100, spawner });
+    const proc = await backend.start({
+      place: { kind: 'namespaces', pid: process.pid, namespaces: ['net', 'pid'], toolbox: false },
+      command: ['sh', '-c', 'stty raw -echo; head -c 70000 /dev/zero | tr "\\0" x'],
+      tty: true,
+      stdin: false,
+      stdout: true,
+      stderr: false,
+      initialSize: { width: 80, height: 24 },
+    });
+    // Nobody reads for a second: the pty is paused by backpressure when the process exits.
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const chunks: Buffer[] = [];
+    proc.stdout.on('data', (chunk: Buffer) => chunks.push(chunk));
+    const exit = await proc.exit;
+    await new Promise((resolve) => (proc.stdout.readableEnded ? resolve(null) : proc.stdout.once('end', resolve)));
+    const output = Buffer.concat(chunks).toString('latin1');
+    assert.deepEqual(exit, { code: 0, signal: null });
+    assert.equal(output.length, 70000);
+    assert.match(output, /^x+$/);
   });
-  // Nobody reads for a second: the pty is paused by backpressure when the process exits.
-  await new Promise((resolve) => setTimeout(resolve, 1000));
-  const chunks: Buffer[] = [];
-  proc.stdout.on('data', (chunk: Buffer) => chunks.push(chunk));
-  const exit = await proc.exit;
-  await new Promise((resolve) => (proc.stdout.readableEnded ? resolve(null) : proc.stdout.once('end', resolve)));
-  const output = Buffer.concat(chunks).toString('latin1');
-  assert.deepEqual(exit, { code: 0, signal: null });
-  assert.equal(output.length, 70000);
-  assert.match(output, /^x+$/);
-});
+}
 
 describe('the helper', () => {
   const parentOf = (pid: number) => Number(readFileSync(`/proc/${pid}/stat`, 'latin1').split(') ')[1]!.split(' ')[1]);

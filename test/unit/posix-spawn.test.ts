@@ -1,8 +1,9 @@
 // Starting the nsenter helper without forking the agent: the posix_spawn module itself
 // (native/execlet-spawn.c through src/backend/posix-spawn.ts) — exit codes, signals, stdio as
 // socket pairs with stdin half-close, a new session, default signal dispositions, no inherited fds,
-// errors from posix_spawn — and the nsenter backend without a TTY behaving the same with it and
-// with child_process (its fallback). Entering namespaces needs root; those tests skip without it.
+// errors from posix_spawn, a pseudo-terminal as the controlling terminal — and the nsenter backend,
+// with and without a TTY, behaving the same with it and with node-pty and child_process (its
+// fallback). Entering namespaces needs root; those tests skip without it.
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { readdirSync } from 'node:fs';
@@ -105,8 +106,23 @@ describe('posix_spawn module', () => {
 });
 
 /** The helper in this process's own net and PID namespaces (the PID namespace makes it fork). */
-function startInOwnNamespaces(backend: NsenterBackend, command: string[], stdin = false): Promise<ExecProcess> {
-  return backend.start({ place: { kind: 'namespaces', pid: process.pid, namespaces: ['net', 'pid'], toolbox: false }, command, tty: false, stdin, stdout: true, stderr: true });
+function startInOwnNamespaces(backend: NsenterBackend, command: string[], stdin = false, tty = false): Promise<ExecProcess> {
+  return backend.start({
+    place: { kind: 'namespaces', pid: process.pid, namespaces: ['net', 'pid'], toolbox: false },
+    command,
+    tty,
+    stdin,
+    stdout: true,
+    stderr: !tty,
+    ...(tty ? { initialSize: { width: 80, height: 24 } } : {}),
+  });
+}
+
+/** A terminal's output as it arrives, and a way to wait for some of it. */
+function terminalOutput(proc: ExecProcess): { text(): string; waitFor(what: string): Promise<void> } {
+  let text = '';
+  proc.stdout.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
+  return { text: () => text, waitFor: (what) => waitUntil(() => text.includes(what), 5000, JSON.stringify(what)).then(() => undefined) };
 }
 
 describe('the nsenter backend without a TTY', () => {
@@ -143,6 +159,29 @@ describe('the nsenter backend without a TTY', () => {
         proc.stdin!.end('abc');
         assert.deepEqual(await proc.exit, { code: 0, signal: null });
         assert.equal(bytes, 3 + 3_000_000);
+      });
+
+      test('with a TTY: its controlling terminal at the initial size, resized, input echoed, Ctrl-C reaching the command', async () => {
+        const script = 'cut -d" " -f7 /proc/self/stat; stty size; trap "echo interrupted; exit 7" INT; read line; echo "got:$line"; stty size; echo ready; while :; do sleep 0.05; done';
+        const proc = await startInOwnNamespaces(backend, ['sh', '-c', script], true, true);
+        const output = terminalOutput(proc);
+        await output.waitFor('24 80\r\n');
+        assert.notEqual(output.text().split('\r\n')[0], '0', 'a controlling terminal (tty_nr of /proc/self/stat)');
+        await proc.resize({ width: 100, height: 30 });
+        proc.stdin!.write('hello\r');
+        await output.waitFor('ready');
+        proc.stdin!.write('\x03');
+        assert.deepEqual(await proc.exit, { code: 7, signal: null });
+        assert.match(output.text(), /hello\r\ngot:hello\r\n30 100\r\nready\r\n.*interrupted\r\n$/s);
+      });
+
+      test('with a TTY: output written just before the exit arrives whole', async () => {
+        const proc = await startInOwnNamespaces(backend, ['sh', '-c', 'head -c 3000000 /dev/zero | tr "\\0" x; exit 2'], false, true);
+        let bytes = 0;
+        proc.stdout.on('data', (chunk: Buffer) => (bytes += chunk.length));
+        assert.deepEqual(await proc.exit, { code: 2, signal: null });
+        await new Promise((resolve) => (proc.stdout.readableEnded ? resolve(null) : proc.stdout.once('end', resolve)));
+        assert.equal(bytes, 3_000_000);
       });
 
       test('kill() ends the helper and what the command started', async () => {
