@@ -4,7 +4,8 @@
 #    namespaces. Static: it runs in any image without a libc.
 #  - native/execlet-spawn.c into dist/native/execlet-spawn.node, the Node-API module that starts
 #    the helper with posix_spawn instead of forking the agent. Built against the headers of the
-#    Node.js that runs this script (Node-API: any later Node.js loads it too).
+#    Node.js that runs this script (Node-API: any later Node.js loads it too); left out, with a
+#    warning, where it cannot be built.
 # Needs a C compiler (cc, or $CC), a static libc (Debian: libc6-dev) and Node.js's headers (in
 # every Node.js release, include/node beside bin/node); node-pty needs the first and last at
 # `npm ci` already.
@@ -26,13 +27,14 @@ if ! "$CC" -O2 -static -Wall -Wextra -Werror -o "$tmp" native/execlet-nsenter.c;
   exit 1
 fi
 node_include="$(node -p 'require("node:path").resolve(process.execPath, "../../include/node")')"
+# The spawn module spares the agent a fork per nsenter session: where it cannot be built (no Node
+# headers, a glibc before 2.34) the agent starts the helper with node-pty and child_process instead,
+# and says so at start-up (a module of an earlier build is removed: it would not match the code).
 if [ ! -f "$node_include/node_api.h" ]; then
-  echo "build:native: Node.js's headers are not in $node_include (node_api.h): native/execlet-spawn.c is compiled against them; use a Node.js release that ships include/node" >&2
-  exit 1
-fi
-if ! "$CC" -O2 -shared -fPIC -Wall -Wextra -Werror -I"$node_include" -o "$tmp_module" native/execlet-spawn.c; then
-  echo "build:native: compiling native/execlet-spawn.c with '$CC' failed" >&2
-  exit 1
+  echo "build:native: warning: Node.js's headers are not in $node_include (node_api.h), so native/execlet-spawn.c is not built: nsenter sessions will fork the agent to start their helper" >&2
+elif ! "$CC" -O2 -shared -fPIC -Wall -Wextra -Werror -I"$node_include" -o "$tmp_module" native/execlet-spawn.c; then
+  echo "build:native: warning: compiling native/execlet-spawn.c with '$CC' failed (it needs glibc 2.34 or later), so nsenter sessions will fork the agent to start their helper" >&2
+  rm -f "$tmp_module"
 fi
 mv -f "$tmp" dist/native/execlet-nsenter
-mv -f "$tmp_module" dist/native/execlet-spawn.node
+if [ -f "$tmp_module" ]; then mv -f "$tmp_module" dist/native/execlet-spawn.node; else rm -f dist/native/execlet-spawn.node; fi

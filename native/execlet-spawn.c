@@ -1,11 +1,11 @@
 /*
  * execlet-spawn.node: starts a program with posix_spawn, for the nsenter modes' helper.
  *
- * Node's child_process forks the whole agent to start a program: page tables for ~75 MB or more
- * are copied and every page is write-protected, on the event loop, for every session (measured:
- * 1.3 ms at 57 MB of RSS, 4.3 ms at 190 MB, and more as sessions add memory). glibc's posix_spawn
- * starts the child with vfork semantics instead (CLONE_VM | CLONE_VFORK, its own stack): the agent
- * pauses only until the child has exec'd (~0.2 ms).
+ * Node's child_process (and node-pty) fork the whole agent to start a program: page tables for
+ * ~75 MB or more are copied and every page is write-protected, on the event loop, for every
+ * session (measured: 1.3 ms at 57 MB of RSS, 4.3 ms at 190 MB, and more as sessions add memory).
+ * glibc's posix_spawn starts the child with vfork semantics instead (CLONE_VM | CLONE_VFORK, its
+ * own stack): the agent pauses only until the child has exec'd (~0.2 ms).
  *
  *   spawn(file, argv, envp, cwd, [stdin, stdout, stderr], onExit) -> { pid, fds: [in, out, err] }
  *   spawnPty(file, argv, envp, cwd, cols, rows, onExit) -> { pid, master }
@@ -14,13 +14,18 @@
  * spawn: each stdio entry is true for a connected unix socket pair, as child_process makes (the
  * agent's end is returned, -1 otherwise; stdin can be half-closed with shutdown), or false for
  * /dev/null. spawnPty: a new pseudo-terminal with node-pty's settings, the child's controlling
- * terminal and stdio; the agent gets the master. Every other fd is closed in the child. The child starts in a new session (setsid: out of reach
- * of signals meant for the agent), with every signal at its default and none blocked (glibc keeps
- * its two reserved signals ignored). onExit(code, signal) is called once, on the event loop, after
- * the child has been reaped (code: exit status or null; signal: number or null; both null if the
- * child was reaped by someone else). Children are reaped on SIGCHLD, through a libuv signal watcher
- * of this module: each waitpid() names one of its own children, so those of child_process are left
- * to libuv. One Node.js environment (the main thread) may use the module.
+ * terminal and stdio; the agent gets the master, non-blocking. Every other fd is closed in the
+ * child. The child starts in a new session (setsid: out of reach of signals meant for the agent),
+ * with every signal at its default and none blocked (glibc keeps its two reserved signals
+ * ignored). onExit(code, signal) is called once, on the event loop, after the child has been
+ * reaped (code: exit status or null; signal: number or null; both null if the child was reaped by
+ * someone else). Children are reaped on SIGCHLD, through a libuv signal watcher of this module:
+ * each waitpid() names one of its own children, so those of child_process are left to libuv. Only
+ * the main thread may spawn.
+ *
+ * Needs glibc 2.34 (posix_spawn_file_actions_addclosefrom_np); native/build.sh leaves the module
+ * out where it does not compile, and the agent then starts the helper with node-pty and
+ * child_process, saying so at start-up.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -49,6 +54,7 @@ struct child {
 
 static struct child *children;
 static uv_signal_t sigchld;
+static bool sigchld_initialized;
 static napi_env watching_env;
 
 static napi_value throw_errno(napi_env env, const char *what, int err) {
@@ -111,11 +117,20 @@ static void on_sigchld(uv_signal_t *handle, int signum) {
 	if (!children) uv_unref((uv_handle_t *)&sigchld);
 }
 
+/*
+ * Starts the SIGCHLD watcher, once, on the main thread's loop. A worker thread may not spawn: its
+ * loop ends with it (the static watcher would outlive it), and a child's death signal follows the
+ * thread that started it.
+ */
 static int start_watching(napi_env env) {
 	if (watching_env) return watching_env == env ? 0 : EINVAL;
 	uv_loop_t *loop;
-	if (napi_get_uv_event_loop(env, &loop) != napi_ok) return EINVAL;
-	int err = uv_signal_init(loop, &sigchld);
+	if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop != uv_default_loop()) return EINVAL;
+	int err = 0;
+	if (!sigchld_initialized) {
+		err = uv_signal_init(loop, &sigchld);
+		sigchld_initialized = err == 0;
+	}
 	if (err == 0) err = uv_signal_start(&sigchld, on_sigchld, SIGCHLD);
 	if (err != 0) return -err;
 	/* Like a libuv process handle, the watcher keeps the loop alive only while a child is running. */
@@ -128,31 +143,40 @@ static int start_watching(napi_env env) {
 static char **string_array(napi_env env, napi_value array) {
 	uint32_t count;
 	if (napi_get_array_length(env, array, &count) != napi_ok) return NULL;
+	size_t *lengths = calloc(count + 1, sizeof *lengths);
+	if (!lengths) return NULL;
 	size_t bytes = (count + 1) * sizeof(char *);
 	for (uint32_t i = 0; i < count; i++) {
 		napi_value item;
-		size_t length;
-		if (napi_get_element(env, array, i, &item) != napi_ok || napi_get_value_string_utf8(env, item, NULL, 0, &length) != napi_ok) return NULL;
-		bytes += length + 1;
-	}
-	char **result = malloc(bytes);
-	if (!result) return NULL;
-	char *text = (char *)(result + count + 1);
-	for (uint32_t i = 0; i < count; i++) {
-		napi_value item;
-		size_t length;
-		napi_get_element(env, array, i, &item);
-		napi_get_value_string_utf8(env, item, NULL, 0, &length);
-		napi_get_value_string_utf8(env, item, text, length + 1, &length);
-		if (strlen(text) != length) { /* a NUL inside an argument: refuse rather than cut it */
-			free(result);
+		if (napi_get_element(env, array, i, &item) != napi_ok || napi_get_value_string_utf8(env, item, NULL, 0, &lengths[i]) != napi_ok) {
+			free(lengths);
 			return NULL;
 		}
-		result[i] = text;
-		text += length + 1;
+		bytes += lengths[i] + 1;
 	}
-	result[count] = NULL;
+	char **result = malloc(bytes);
+	char *text = result ? (char *)(result + count + 1) : NULL;
+	for (uint32_t i = 0; result && i < count; i++) {
+		napi_value item;
+		size_t copied;
+		/* Copied into exactly the room measured; a NUL inside an argument is refused, not cut. */
+		if (napi_get_element(env, array, i, &item) != napi_ok || napi_get_value_string_utf8(env, item, text, lengths[i] + 1, &copied) != napi_ok ||
+		    copied != lengths[i] || strlen(text) != copied) {
+			free(result);
+			result = NULL;
+			break;
+		}
+		result[i] = text;
+		text += lengths[i] + 1;
+	}
+	if (result) result[count] = NULL;
+	free(lengths);
 	return result;
+}
+
+static bool is_function(napi_env env, napi_value value) {
+	napi_valuetype type;
+	return napi_typeof(env, value, &type) == napi_ok && type == napi_function;
 }
 
 /* What every spawn takes first: file, argv, envp, cwd. */
@@ -202,7 +226,7 @@ static int spawn_child(struct request *request, posix_spawn_file_actions_t *acti
 	if (err == 0) err = posix_spawn_file_actions_addchdir_np(actions, request->cwd);
 	if (err == 0) err = posix_spawnattr_setsigdefault(&attr, &all);
 	if (err == 0) err = posix_spawnattr_setsigmask(&attr, &none);
-	/* glibc runs setsid before the file actions: a terminal opened by them becomes the controlling one. */
+	/* glibc runs setsid before the file actions: a terminal they open becomes the controlling one. */
 	if (err == 0) err = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
 	if (err == 0) err = posix_spawn(pid, request->file, actions, &attr, request->argv, request->envp);
 	posix_spawnattr_destroy(&attr);
@@ -214,9 +238,10 @@ static bool track_child(napi_env env, pid_t pid, napi_value on_exit) {
 	struct child *child = calloc(1, sizeof *child);
 	napi_value resource_name;
 	napi_create_string_utf8(env, "execlet-spawn", NAPI_AUTO_LENGTH, &resource_name);
-	if (!child || napi_create_reference(env, on_exit, 1, &child->on_exit) != napi_ok ||
-	    napi_async_init(env, NULL, resource_name, &child->async) != napi_ok) {
+	bool referenced = child && napi_create_reference(env, on_exit, 1, &child->on_exit) == napi_ok;
+	if (!referenced || napi_async_init(env, NULL, resource_name, &child->async) != napi_ok) {
 		/* The child is not left running unwatched. */
+		if (referenced) napi_delete_reference(env, child->on_exit);
 		kill(pid, SIGKILL);
 		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
 		}
@@ -253,8 +278,12 @@ static napi_value spawn(napi_env env, napi_callback_info info) {
 		return NULL;
 	}
 	int err = start_watching(env);
-	if (err != 0) return throw_errno(env, "spawn: watching SIGCHLD", err);
+	if (err != 0) return throw_errno(env, "spawn: watching SIGCHLD (from the main thread only)", err);
 	struct request request;
+	if (!is_function(env, args[5])) {
+		napi_throw_type_error(env, NULL, usage);
+		return NULL;
+	}
 	if (!read_request(env, args, &request, usage)) return NULL;
 
 	int parent_fds[3] = {-1, -1, -1}, child_fds[3] = {-1, -1, -1};
@@ -355,18 +384,22 @@ static napi_value spawn_pty(napi_env env, napi_callback_info info) {
 	napi_value args[7];
 	napi_get_cb_info(env, info, &argc, args, NULL, NULL);
 	struct winsize size = {0};
-	if (argc != 7 || !read_size(env, args[4], &size.ws_col) || !read_size(env, args[5], &size.ws_row)) {
+	if (argc != 7 || !read_size(env, args[4], &size.ws_col) || !read_size(env, args[5], &size.ws_row) || !is_function(env, args[6])) {
 		napi_throw_type_error(env, NULL, usage);
 		return NULL;
 	}
 	int err = start_watching(env);
-	if (err != 0) return throw_errno(env, "spawnPty: watching SIGCHLD", err);
+	if (err != 0) return throw_errno(env, "spawnPty: watching SIGCHLD (from the main thread only)", err);
 	struct request request;
 	if (!read_request(env, args, &request, usage)) return NULL;
 
 	char slave[128];
 	int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
 	if (master < 0) err = errno;
+	/* Non-blocking, so neither reading nor writing it can stall the event loop (libuv sets that only
+	 * on a terminal fd it can reopen, which a master is not). */
+	int flags = err == 0 ? fcntl(master, F_GETFL) : -1;
+	if (err == 0 && (flags < 0 || fcntl(master, F_SETFL, flags | O_NONBLOCK) != 0)) err = errno;
 	if (err == 0 && (grantpt(master) != 0 || unlockpt(master) != 0)) err = errno;
 	if (err == 0) err = ptsname_r(master, slave, sizeof slave);
 	if (err == 0) err = set_terminal_modes(master);
@@ -376,6 +409,10 @@ static napi_value spawn_pty(napi_env env, napi_callback_info info) {
 	if (err == 0) err = posix_spawn_file_actions_addopen(&actions, 0, slave, O_RDWR, 0);
 	if (err == 0) err = posix_spawn_file_actions_adddup2(&actions, 0, 1);
 	if (err == 0) err = posix_spawn_file_actions_adddup2(&actions, 0, 2);
+#if __GLIBC_PREREQ(2, 35)
+	/* Fails the spawn unless the terminal did become the controlling one (not left to glibc's order). */
+	if (err == 0) err = posix_spawn_file_actions_addtcsetpgrp_np(&actions, 0);
+#endif
 	pid_t pid = -1;
 	if (err == 0) err = spawn_child(&request, &actions, &pid);
 	posix_spawn_file_actions_destroy(&actions);

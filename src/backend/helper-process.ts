@@ -3,7 +3,7 @@
 // child_process. Each way reports the exit only once the output is read to the end, and ends the
 // process and whatever it started by process tree.
 import { spawn as spawnChild, type ChildProcess } from 'node:child_process';
-import { readSync, writeSync } from 'node:fs';
+import { closeSync, readSync, writeSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { constants as osConstants } from 'node:os';
 import { Readable, Writable } from 'node:stream';
@@ -46,7 +46,11 @@ export function startWithPosixSpawn(spawner: PosixSpawner, argv: string[], env: 
   const drained = (stream: Socket | null) => (stream ? new Promise<void>((resolve) => stream.once('close', () => resolve())) : Promise.resolve());
   let exited = false;
   const exit = Promise.all([child.exited, drained(stdout), drained(stderr)]).then(([outcome]) => exitStatusOf(outcome, argv[0]!, pid));
-  void child.exited.then(() => (exited = true));
+  void child.exited.then(() => {
+    exited = true;
+    // As child_process does: the process is gone, and so is the use of its stdin (and its fd).
+    stdin?.destroy();
+  });
   // The process closed its stdin; what the client still sends has nowhere to go.
   stdin?.on('error', () => undefined);
   let killing: Promise<void> | null = null;
@@ -120,7 +124,14 @@ export function startInPosixPty(spawner: PosixSpawner, argv: string[], env: Reco
     throw new BackendError(`cannot start ${argv[0]} on a pseudo-terminal: ${err.message}`, 'Unavailable', { cause: err });
   }
   const { pid, master } = terminal;
-  const reader = new TerminalReadStream(master);
+  let reader: TerminalReadStream;
+  try {
+    reader = new TerminalReadStream(master);
+  } catch (err) {
+    closeSync(master);
+    void killProcessTree(pid, 0);
+    throw new BackendError(`cannot read the pseudo-terminal of ${argv[0]}: ${(err as Error).message}`, 'Internal', { cause: err });
+  }
   const open = () => !reader.destroyed;
   const stdout = new OutputStream(() => reader.resume());
   const deliver = (data: Buffer) => {
@@ -258,19 +269,28 @@ function drainBeforeDestroy(socket: Socket, fd: number, deliver: (chunk: Buffer)
     }
   };
 
+  // Once the stream is really destroyed its fd is closed, and the number may be another session's.
+  let retry: NodeJS.Timeout | null = null;
+  const destroyNow = (error?: Error) => {
+    if (retry) clearTimeout(retry);
+    retry = null;
+    return destroy(error);
+  };
   socket.destroy = ((error?: Error) => {
-    if (drained || socket.destroyed) return destroy(error);
+    if (drained || socket.destroyed) return destroyNow(error);
     drained = true;
     for (let chunk = socket.read() as Buffer | null; chunk !== null; chunk = socket.read() as Buffer | null) {
-      // read() in paused mode emits 'data' too: node-pty's listener delivers it.
+      // read() in paused mode emits 'data' too: the stream's listener delivers it.
     }
-    if (readKernelBuffer()) return destroy(error);
+    if (readKernelBuffer()) return destroyNow(error);
     const deadline = Date.now() + PTY_DRAIN_LIMIT_MS;
-    const retry = () => {
-      if (readKernelBuffer() || Date.now() > deadline) destroy(error);
-      else setTimeout(retry, 10);
+    const readAgain = () => {
+      retry = null;
+      if (socket.destroyed) return;
+      if (readKernelBuffer() || Date.now() > deadline) destroyNow(error);
+      else retry = setTimeout(readAgain, 10);
     };
-    setTimeout(retry, 10);
+    retry = setTimeout(readAgain, 10);
     return socket;
   }) as typeof socket.destroy;
 }

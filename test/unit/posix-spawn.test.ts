@@ -6,11 +6,12 @@
 // fallback). Entering namespaces needs root; those tests skip without it.
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { readdirSync } from 'node:fs';
+import { closeSync, readdirSync, readFileSync } from 'node:fs';
+import { Worker } from 'node:worker_threads';
 import type { Readable } from 'node:stream';
 import { after, describe, test } from 'node:test';
 import { NsenterBackend } from '../../src/backend/nsenter.js';
-import { PosixSpawner, SpawnError, type SpawnedProcess } from '../../src/backend/posix-spawn.js';
+import { DEFAULT_SPAWN_MODULE_PATH, PosixSpawner, SpawnError, type SpawnedProcess } from '../../src/backend/posix-spawn.js';
 import type { ExecProcess } from '../../src/backend/types.js';
 import { pidsWithCommandLine, waitUntil } from '../helpers/proc-scan.js';
 
@@ -93,6 +94,28 @@ describe('posix_spawn module', () => {
     assert.deepEqual(fds.map(Number).sort(), [0, 1, 2, 3]);
   });
 
+  test('spawning from a worker thread is refused with an error, not a crash', async () => {
+    const worker = new Worker(
+      `const { createRequire } = require('node:module');
+       const spawner = createRequire(${JSON.stringify(import.meta.url)})(${JSON.stringify(DEFAULT_SPAWN_MODULE_PATH)});
+       try { spawner.spawn('/bin/true', ['true'], [], '/', [false, false, false], () => {}); require('node:worker_threads').parentPort.postMessage('spawned'); }
+       catch (err) { require('node:worker_threads').parentPort.postMessage(err.message); }`,
+      { eval: true },
+    );
+    const [message] = (await once(worker, 'message')) as [string];
+    await once(worker, 'exit');
+    assert.match(message, /watching SIGCHLD \(from the main thread only\)/);
+  });
+
+  test('a pseudo-terminal\'s master is non-blocking: reading or writing it never stalls the event loop', async () => {
+    const terminal = loadSpawner().spawnPty(['/bin/sh', '-c', 'exit 0'], { env: ENV, cwd: '/', cols: 80, rows: 24 });
+    started.push(terminal.pid);
+    const flags = Number.parseInt(/flags:\s+(\d+)/.exec(readFileSync(`/proc/self/fdinfo/${terminal.master}`, 'utf8'))![1]!, 8);
+    closeSync(terminal.master);
+    await terminal.exited;
+    assert.equal(flags & 0o4000, 0o4000, `O_NONBLOCK in ${flags.toString(8)}`);
+  });
+
   test('a program that cannot be started: a SpawnError with posix_spawn\'s errno, and no fd left open', async () => {
     const spawner = loadSpawner();
     const openFds = () => readdirSync('/proc/self/fd').length;
@@ -125,8 +148,8 @@ function terminalOutput(proc: ExecProcess): { text(): string; waitFor(what: stri
   return { text: () => text, waitFor: (what) => waitUntil(() => text.includes(what), 5000, JSON.stringify(what)).then(() => undefined) };
 }
 
-describe('the nsenter backend without a TTY', () => {
-  test('starts its helper with posix_spawn here; with child_process when told to or when the module does not load', () => {
+describe('the nsenter backend', () => {
+  test('starts its helper with posix_spawn here; with node-pty and child_process when told to or when the module does not load', () => {
     assert.equal(new NsenterBackend({ killGraceMs: 100 }).spawner, 'posix');
     assert.equal(new NsenterBackend({ killGraceMs: 100 }).spawnerFallback, null);
     assert.equal(new NsenterBackend({ killGraceMs: 100, spawner: 'node' }).spawner, 'node');
@@ -182,6 +205,41 @@ describe('the nsenter backend without a TTY', () => {
         assert.deepEqual(await proc.exit, { code: 2, signal: null });
         await new Promise((resolve) => (proc.stdout.readableEnded ? resolve(null) : proc.stdout.once('end', resolve)));
         assert.equal(bytes, 3_000_000);
+      });
+
+      test('with a TTY: a job that outlives the command holds the terminal without stalling the event loop', async () => {
+        let longestGap = 0;
+        let last = performance.now();
+        const ticker = setInterval(() => {
+          const now = performance.now();
+          longestGap = Math.max(longestGap, now - last);
+          last = now;
+        }, 5);
+        try {
+          // The background sleep keeps the terminal open for 1.5 s after the command exits.
+          const proc = await startInOwnNamespaces(backend, ['sh', '-c', "trap '' HUP; sleep 1.5 & echo started"], false, true);
+          const output = terminalOutput(proc);
+          assert.deepEqual(await proc.exit, { code: 0, signal: null });
+          assert.match(output.text(), /started/);
+        } finally {
+          clearInterval(ticker);
+        }
+        assert.ok(longestGap < 500, `the event loop stalled for ${Math.round(longestGap)} ms`);
+      });
+
+      test('without a TTY: stdin the client never ends is closed with the process (no fd left per session)', async () => {
+        const openFds = () => readdirSync('/proc/self/fd').length;
+        const run = async () => {
+          const proc = await startInOwnNamespaces(backend, ['true'], true);
+          void readAll(proc.stdout);
+          void readAll(proc.stderr);
+          await proc.exit;
+          if (proc.stdin && !proc.stdin.destroyed) await once(proc.stdin, 'close');
+        };
+        await run();
+        const before = openFds();
+        for (let i = 0; i < 5; i++) await run();
+        assert.equal(openFds(), before);
       });
 
       test('kill() ends the helper and what the command started', async () => {
