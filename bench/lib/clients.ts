@@ -87,6 +87,14 @@ export class AgentLatencies {
   /** Until the Status, resuming the client's last TLS session. */
   readonly resumed: number[] = [];
 
+  /** The two latency series for a chart, as `what, full TLS handshake` and `what, resumed TLS session`. */
+  series(what: string): Array<{ label: string; values: number[] }> {
+    return [
+      { label: `${what}, full TLS handshake`, values: this.full },
+      { label: `${what}, resumed TLS session`, values: this.resumed },
+    ];
+  }
+
   /** One run each way (full handshake, then resumed), back to back so drift hits both. */
   async sample(agent: TestAgent, url: string): Promise<void> {
     const run = await agentExec(agent, url);

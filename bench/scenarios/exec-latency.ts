@@ -53,8 +53,7 @@ export async function execLatency(ctx: BenchContext): Promise<ScenarioResult> {
       kind: 'latency',
       unit: 'ms',
       series: [
-        { label: 'agent, full TLS handshake', values: agent.full },
-        { label: 'agent, resumed TLS session', values: agent.resumed },
+        ...agent.series('agent'),
         { label: 'raw Engine API', values: raw },
         { label: 'docker exec CLI', values: cli },
       ],

@@ -55,8 +55,7 @@ export async function nsenterLatency(ctx: BenchContext): Promise<ScenarioResult>
       kind: 'latency',
       unit: 'ms',
       series: [
-        { label: 'agent nsenter, full TLS handshake', values: agent.full },
-        { label: 'agent nsenter, resumed TLS session', values: agent.resumed },
+        ...agent.series('agent nsenter'),
         { label: 'nsenter process', values: direct },
         { label: 'execlet-nsenter helper process', values: helper },
         { label: 'docker exec CLI', values: cli },

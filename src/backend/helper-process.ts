@@ -30,6 +30,21 @@ function exitStatusOf({ code, signal }: { code: number | null; signal: number | 
 }
 
 /**
+ * kill() of an ExecProcess: the process tree once (later calls get the same promise), nothing once
+ * the process has exited (its pid may be another's by then).
+ */
+function treeKiller(pid: () => number | undefined, running: () => boolean, killGraceMs: number): () => Promise<void> {
+  let killing: Promise<void> | null = null;
+  return () => {
+    const target = pid();
+    return (killing ??= running() && target ? killProcessTree(target, killGraceMs) : Promise.resolve());
+  };
+}
+
+/** The size a terminal starts at when the client gave none. */
+const DEFAULT_TERMINAL_SIZE: TerminalSize = { width: 80, height: 24 };
+
+/**
  * The helper without a TTY, started with posix_spawn in a session of its own (out of reach of
  * signals meant for the agent). Its exit is reported, like child_process's 'close', once it has
  * exited and its output is read to the end.
@@ -53,7 +68,6 @@ export function startWithPosixSpawn(spawner: PosixSpawner, argv: string[], env: 
   });
   // The process closed its stdin; what the client still sends has nowhere to go.
   stdin?.on('error', () => undefined);
-  let killing: Promise<void> | null = null;
   return {
     stdin,
     stdout: stdout ?? Readable.from([]),
@@ -61,7 +75,7 @@ export function startWithPosixSpawn(spawner: PosixSpawner, argv: string[], env: 
     resize: async () => {
       // No terminal, nothing to resize.
     },
-    kill: () => (killing ??= exited ? Promise.resolve() : killProcessTree(pid, killGraceMs)),
+    kill: treeKiller(() => pid, () => !exited, killGraceMs),
     exit,
   };
 }
@@ -75,7 +89,6 @@ export function startWithChildProcess(argv: string[], env: Record<string, string
       detached: true,
       stdio: [spec.stdin ? 'pipe' : 'ignore', spec.stdout ? 'pipe' : 'ignore', spec.stderr ? 'pipe' : 'ignore'],
     });
-    let killing: Promise<void> | null = null;
     const exit = new Promise<ExitStatus>((resolveExit) => {
       child.once('error', (err) => resolveExit({ code: null, signal: null, error: `cannot run ${argv[0]}: ${err.message}` }));
       // 'close' comes after the process exited and its output pipes are drained.
@@ -92,7 +105,7 @@ export function startWithChildProcess(argv: string[], env: Record<string, string
         resize: async () => {
           // No terminal, nothing to resize.
         },
-        kill: () => (killing ??= child.exitCode === null && child.signalCode === null && child.pid ? killProcessTree(child.pid, killGraceMs) : Promise.resolve()),
+        kill: treeKiller(() => child.pid, () => child.exitCode === null && child.signalCode === null, killGraceMs),
         exit,
       });
     });
@@ -114,7 +127,7 @@ const PTY_WRITE_RETRY_MS = 5;
  * retried, never waited on), never after the fd is closed.
  */
 export function startInPosixPty(spawner: PosixSpawner, argv: string[], env: Record<string, string>, spec: ExecSpec, killGraceMs: number): ExecProcess {
-  const size: TerminalSize = spec.initialSize ?? { width: 80, height: 24 };
+  const size = spec.initialSize ?? DEFAULT_TERMINAL_SIZE;
   const dimension = (value: number, otherwise: number) => Math.min(value || otherwise, 65535);
   let terminal;
   try {
@@ -174,7 +187,6 @@ export function startInPosixPty(spawner: PosixSpawner, argv: string[], env: Reco
         // A terminal has no half-close: input ending leaves the session to the process.
       })
     : null;
-  let killing: Promise<void> | null = null;
   return {
     stdin,
     stdout,
@@ -187,13 +199,13 @@ export function startInPosixPty(spawner: PosixSpawner, argv: string[], env: Reco
         // The terminal went away meanwhile.
       }
     },
-    kill: () => (killing ??= exited ? Promise.resolve() : killProcessTree(pid, killGraceMs)),
+    kill: treeKiller(() => pid, () => !exited, killGraceMs),
     exit,
   };
 }
 
 export async function startInNodePty(argv: string[], env: Record<string, string>, spec: ExecSpec, killGraceMs: number): Promise<ExecProcess> {
-  const size: TerminalSize = spec.initialSize ?? { width: 80, height: 24 };
+  const size = spec.initialSize ?? DEFAULT_TERMINAL_SIZE;
   let term: pty.IPty;
   try {
     term = pty.spawn(argv[0]!, argv.slice(1), { name: 'xterm', cols: size.width || 80, rows: size.height || 24, cwd: '/', env, encoding: null });
@@ -227,7 +239,6 @@ export async function startInNodePty(argv: string[], env: Record<string, string>
         // A terminal has no half-close: input ending leaves the session to the process.
       })
     : null;
-  let killing: Promise<void> | null = null;
   return {
     stdin,
     stdout,
@@ -235,7 +246,7 @@ export async function startInNodePty(argv: string[], env: Record<string, string>
     resize: async (next) => {
       if (!exited && next.width > 0 && next.height > 0) term.resize(next.width, next.height);
     },
-    kill: () => (killing ??= exited ? Promise.resolve() : killProcessTree(term.pid, killGraceMs)),
+    kill: treeKiller(() => term.pid, () => !exited, killGraceMs),
     exit,
   };
 }
