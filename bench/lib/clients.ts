@@ -8,6 +8,7 @@ import type { ClientRequest } from 'node:http';
 import { createSecureContext, type SecureContext, type TLSSocket } from 'node:tls';
 import type Dockerode from 'dockerode';
 import WebSocket from 'ws';
+import { percentile } from './stats.js';
 import type { TestAgent } from '../../test/helpers/agent.js';
 
 export function execUrl(agent: TestAgent, namespace: string, pod: string, container: string, command: string[], extra = 'stdout=true&stderr=true'): string {
@@ -26,9 +27,20 @@ export function clientContext(agent: TestAgent): SecureContext {
   return context;
 }
 
+/** When the client reached each step of opening the exec stream, in ms from `new WebSocket`. */
+export interface ClientPhases {
+  /** TCP connected. */
+  connected: number;
+  /** TLS handshake done. */
+  secured: number;
+  /** The 101 Switching Protocols received: the agent has checked, authorized and accepted the exec. */
+  upgraded: number;
+}
+
 export interface AgentExecResult {
   /** From the request until the Status frame: the client knows how the command ended. */
   ms: number;
+  phases: ClientPhases;
   /** Until the connection is closed as well (the close handshake is one more round trip). */
   closedMs: number;
   bytes: number;
@@ -55,9 +67,13 @@ export function agentExec(agent: TestAgent, url: string, options: AgentExecOptio
       headers: { authorization: `Bearer ${agent.token}` },
       perMessageDeflate: false,
     });
+    const phases: ClientPhases = { connected: 0, secured: 0, upgraded: 0 };
     (ws as unknown as { _req: ClientRequest })._req.once('socket', (socket: TLSSocket) => {
       socket.on('session', (ticket: Buffer) => sessions.set(agent, ticket));
+      socket.once('connect', () => (phases.connected = performance.now() - started));
+      socket.once('secureConnect', () => (phases.secured = performance.now() - started));
     });
+    ws.once('upgrade', () => (phases.upgraded = performance.now() - started));
     let bytes = 0;
     let status = '';
     let statusMs = 0;
@@ -72,7 +88,7 @@ export function agentExec(agent: TestAgent, url: string, options: AgentExecOptio
     });
     ws.on('close', () => {
       const closedMs = performance.now() - started;
-      resolve({ ms: statusMs || closedMs, closedMs, bytes, status });
+      resolve({ ms: statusMs || closedMs, phases, closedMs, bytes, status });
     });
     ws.on('error', reject);
   });
@@ -86,6 +102,9 @@ export class AgentLatencies {
   readonly fullClosed: number[] = [];
   /** Until the Status, resuming the client's last TLS session. */
   readonly resumed: number[] = [];
+  /** Where the client was in each run, full handshake and resumed. */
+  readonly fullPhases: ClientPhases[] = [];
+  readonly resumedPhases: ClientPhases[] = [];
 
   /** The two latency series for a chart, as `what, full TLS handshake` and `what, resumed TLS session`. */
   series(what: string): Array<{ label: string; values: number[] }> {
@@ -100,23 +119,50 @@ export class AgentLatencies {
     const run = await agentExec(agent, url);
     this.full.push(run.ms);
     this.fullClosed.push(run.closedMs);
-    this.resumed.push((await agentExec(agent, url, { resumeTls: true })).ms);
+    this.fullPhases.push(run.phases);
+    const resumed = await agentExec(agent, url, { resumeTls: true });
+    this.resumed.push(resumed.ms);
+    this.resumedPhases.push(resumed.phases);
+  }
+
+  /**
+   * The client's timeline at the median, as `TCP connected / TLS done / 101 received / Status` (ms,
+   * each the median of its own step): how much of a round trip is opening the connection.
+   */
+  timeline(which: 'full' | 'resumed'): string {
+    const phases = which === 'full' ? this.fullPhases : this.resumedPhases;
+    const totals = which === 'full' ? this.full : this.resumed;
+    const median = (values: number[]) => percentile(values, 50).toFixed(1);
+    return [median(phases.map((p) => p.connected)), median(phases.map((p) => p.secured)), median(phases.map((p) => p.upgraded)), median(totals)].join(' / ');
   }
 }
 
+/** When the raw client reached each step, in ms from its first request. */
+export interface RawPhases {
+  /** The exec created. */
+  created: number;
+  /** The start answered (101, hijacked): the process is being started. */
+  started: number;
+  /** The output stream ended: the process has exited. */
+  ended: number;
+}
+
 /** create → start (hijacked) → read to the end → inspect, with dockerode over a keep-alive socket. */
-export async function rawEngineExec(docker: Dockerode, containerId: string, command: string[]): Promise<number> {
+export async function rawEngineExec(docker: Dockerode, containerId: string, command: string[]): Promise<{ ms: number; phases: RawPhases }> {
   const started = performance.now();
   const exec = await docker.getContainer(containerId).exec({ Cmd: command, AttachStdout: true, AttachStderr: true });
+  const created = performance.now() - started;
   const socket = (await exec.start({ hijack: true, stdin: false } as Dockerode.ExecStartOptions)) as unknown as Socket;
+  const hijacked = performance.now() - started;
   await new Promise<void>((resolve, reject) => {
     socket.on('data', () => undefined);
     socket.on('end', resolve);
     socket.on('close', () => resolve());
     socket.on('error', reject);
   });
+  const ended = performance.now() - started;
   await exec.inspect();
-  return performance.now() - started;
+  return { ms: performance.now() - started, phases: { created, started: hijacked, ended } };
 }
 
 /** Runs a program to completion, output discarded; resolves with its wall time and exit code. */

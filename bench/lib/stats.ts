@@ -56,6 +56,13 @@ export function cpuSeconds(pid: number): number {
   return ticks / 100; // USER_HZ is 100 on Linux
 }
 
+/** The whole machine's CPU time so far, in seconds summed over its CPUs (the `cpu` line of /proc/stat). */
+export function machineCpu(): { busy: number; idle: number; steal: number } {
+  const line = readFileSync('/proc/stat', 'latin1').split('\n', 1)[0]!;
+  const [user, nice, system, idle, iowait, irq, softirq, steal] = line.trim().split(/\s+/).slice(1).map(Number) as number[];
+  return { busy: (user! + nice! + system! + irq! + softirq!) / 100, idle: (idle! + iowait!) / 100, steal: steal! / 100 };
+}
+
 export function rssBytes(pid: number): number {
   return Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
 }

@@ -1,11 +1,13 @@
 // Scenario 4: many concurrent interactive shells, each echoing a keystroke every second: the agent's
 // memory and file descriptors per session, and the echo latency — next to the same echo measured on
-// a raw hijacked Engine API connection (no agent in between).
+// as many raw hijacked Engine API connections (no agent in between), so the engine's and the
+// machine's own tail at that load is known; and what the agent's event loop and GC did meanwhile.
 import type { Socket } from 'node:net';
 import type Dockerode from 'dockerode';
 import WebSocket from 'ws';
 import type { TestAgent } from '../../test/helpers/agent.js';
 import type { TestContainer } from '../../test/helpers/containers.js';
+import { EVENT_LOOP_SAMPLE_MS, scrapeMetrics, total } from '../lib/agent-metrics.js';
 import { execUrl } from '../lib/clients.js';
 import type { BenchContext, ScenarioResult } from '../lib/context.js';
 import { collectGarbage, INSPECTABLE, memoryUsage } from '../lib/gc.js';
@@ -85,6 +87,18 @@ async function echoLatencies(shells: Shell[], rounds: number): Promise<number[]>
   return latencies;
 }
 
+/** Opens `count` shells, 20 at a time (the engine starts ~20 execs per second per container). */
+async function openShells(count: number, open: (index: number) => Promise<Shell>): Promise<Shell[]> {
+  const shells: Shell[] = [];
+  const opening: Array<Promise<void>> = [];
+  for (let i = 0; i < count; i++) {
+    opening.push(open(i).then((shell) => void shells.push(shell)));
+    if (opening.length % 20 === 0) await Promise.all(opening.splice(0));
+  }
+  await Promise.all(opening);
+  return shells;
+}
+
 export async function concurrency(ctx: BenchContext): Promise<ScenarioResult> {
   const sessions = ctx.quick ? 100 : 500;
   const podCount = ctx.quick ? 4 : 10;
@@ -98,8 +112,8 @@ export async function concurrency(ctx: BenchContext): Promise<ScenarioResult> {
     pods.push(name);
   }
   try {
-    // Baseline: the same echo on raw engine connections (a few, no agent).
-    const rawShells = await Promise.all(containers.slice(0, 2).flatMap((c) => [rawEngineShell(ctx.dockerode, c), rawEngineShell(ctx.dockerode, c)]));
+    // Baseline: the same echo on as many raw engine connections (no agent), over the same containers.
+    const rawShells = await openShells(sessions, (i) => rawEngineShell(ctx.dockerode, containers[i % podCount]!));
     const rawLatencies = await echoLatencies(rawShells, rounds);
     for (const shell of rawShells) shell.close();
 
@@ -113,14 +127,13 @@ export async function concurrency(ctx: BenchContext): Promise<ScenarioResult> {
     const rssBefore = rssBytes(pid);
     const heapBefore = await memoryUsage(agent);
     const fdsBefore = fdCount(pid);
-    const shells: Shell[] = [];
-    const opening: Array<Promise<void>> = [];
-    for (let i = 0; i < sessions; i++) {
-      opening.push(agentShell(agent, 'app', pods[i % podCount]!).then((shell) => void shells.push(shell)));
-      if (opening.length % 20 === 0) await Promise.all(opening.splice(0));
-    }
-    await Promise.all(opening);
+    const shells = await openShells(sessions, (i) => agentShell(agent, 'app', pods[i % podCount]!));
+    const metricsBefore = await scrapeMetrics(agent); // also starts a new event-loop delay window
     const latencies = await echoLatencies(shells, rounds);
+    const metricsAfter = await scrapeMetrics(agent);
+    const loopDelay = (name: string) => round(Math.max(0, metricsAfter.get(name)! * 1000 - EVENT_LOOP_SAMPLE_MS), 1);
+    const gcPauses = total(metricsAfter, 'nodejs_gc_duration_seconds_count') - total(metricsBefore, 'nodejs_gc_duration_seconds_count');
+    const gcMs = (total(metricsAfter, 'nodejs_gc_duration_seconds_sum') - total(metricsBefore, 'nodejs_gc_duration_seconds_sum')) * 1000;
     // After a full GC both times: what a burst left committed (V8's young generation grows under
     // load) or not yet collected is not counted as the sessions' memory.
     await collectGarbage(agent);
@@ -147,6 +160,9 @@ export async function concurrency(ctx: BenchContext): Promise<ScenarioResult> {
         'raw engine echo p50 ms': round(percentile(rawLatencies, 50)),
         'raw engine echo p99 ms': round(percentile(rawLatencies, 99)),
         'agent / raw engine echo (p50)': round(percentile(latencies, 50) / percentile(rawLatencies, 50)),
+        // The agent's own share of a slow echo: how late its event loop ran, and its GC pauses.
+        'agent event-loop delay during the echoes, p99 / max ms': `${loopDelay('nodejs_eventloop_lag_p99_seconds')} / ${loopDelay('nodejs_eventloop_lag_max_seconds')}`,
+        'agent GC during the echoes: pauses / total ms': `${gcPauses} / ${round(gcMs, 1)}`,
       },
       goals: [
         { text: '≤ 25 KB agent RSS per session', met: rssPerSession <= 25 * 1024, detail: `${round(rssPerSession / 1024, 1)} KB` },

@@ -3,14 +3,15 @@
 // equivalent is its inspect answer), each exec on a new TLS connection: once with a full handshake
 // (what kubectl does) and once resuming the client's last TLS session (what a browser console or
 // any long-lived client does). The close handshake after the Status is reported beside it.
-import { AgentLatencies, agentExec, execUrl, rawEngineExec } from '../lib/clients.js';
+import { AgentLatencies, agentExec, execUrl, rawEngineExec, type RawPhases } from '../lib/clients.js';
 import type { BenchContext, ScenarioResult } from '../lib/context.js';
-import { medianDifferenceInterval, round, summarize } from '../lib/stats.js';
+import { medianDifferenceInterval, percentile, round, summarize } from '../lib/stats.js';
 
 export async function execLatency(ctx: BenchContext): Promise<ScenarioResult> {
   const runs = ctx.quick ? 20 : 150;
   const agent = new AgentLatencies();
   const raw: number[] = [];
+  const rawPhases: RawPhases[] = [];
   const cli: number[] = [];
   const url = execUrl(ctx.agent, 'default', 'bench', 'app', ['true']);
   // Warm-up: TLS session, engine connections, page cache.
@@ -19,13 +20,17 @@ export async function execLatency(ctx: BenchContext): Promise<ScenarioResult> {
   for (let i = 0; i < runs; i++) {
     // Alternating, so drift in the machine's load hits every path alike.
     await agent.sample(ctx.agent, url);
-    raw.push(await rawEngineExec(ctx.dockerode, ctx.app.id, ['true']));
+    const rawRun = await rawEngineExec(ctx.dockerode, ctx.app.id, ['true']);
+    raw.push(rawRun.ms);
+    rawPhases.push(rawRun.phases);
     cli.push((await ctx.timeProcess(ctx.dockerCli, ['exec', ctx.app.id, 'true'], ctx.dockerEnv)).ms);
   }
   const f = summarize(agent.full);
   const s = summarize(agent.resumed);
   const r = summarize(raw);
   const c = summarize(cli);
+  const median = (values: number[]) => round(percentile(values, 50), 1);
+  const rawTimeline = [median(rawPhases.map((p) => p.created)), median(rawPhases.map((p) => p.started)), median(rawPhases.map((p) => p.ended)), median(raw)].join(' / ');
   const interval = (values: number[]) => medianDifferenceInterval(values, raw).map((v) => round(v, 1)).join(' … ');
   const goal = (label: string, p50: number) => ({ text: `agent p50 ≤ raw Engine API p50 + 3 ms (${label})`, met: p50 <= r.p50 + 3, detail: `${round(p50)} ms vs ${round(r.p50)} + 3 ms` });
   return {
@@ -46,6 +51,12 @@ export async function execLatency(ctx: BenchContext): Promise<ScenarioResult> {
       'agent − raw (p50) ms, resumed session': round(s.p50 - r.p50),
       'agent − raw (p50) ms, resumed session, 95 % interval': interval(agent.resumed),
       'agent / docker CLI (p50), full handshake': round(f.p50 / c.p50),
+      // Where the time goes (medians of each step): opening the stream is the client's and the
+      // agent's; after the 101 the agent drives the engine as the raw client does, minus its inspect.
+      'agent client timeline p50 ms, full handshake: TCP / TLS / 101 / Status': agent.timeline('full'),
+      'agent client timeline p50 ms, resumed session: TCP / TLS / 101 / Status': agent.timeline('resumed'),
+      'agent p50 ms from the 101 to the Status, full handshake': median(agent.fullPhases.map((p, i) => agent.full[i]! - p.upgraded)),
+      'raw Engine API timeline p50 ms: created / started / output ended / inspected': rawTimeline,
       runs,
     },
     goals: [goal('full TLS handshake', f.p50), goal('resumed TLS session', s.p50)],

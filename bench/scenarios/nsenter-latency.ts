@@ -46,6 +46,8 @@ export async function nsenterLatency(ctx: BenchContext): Promise<ScenarioResult>
       'util-linux nsenter process p50 ms': round(d.p50),
       'execlet-nsenter helper process p50 ms': round(h.p50),
       'docker CLI p50 ms': round(c.p50),
+      'agent client timeline p50 ms, full handshake: TCP / TLS / 101 / Status': agent.timeline('full'),
+      'agent client timeline p50 ms, resumed session: TCP / TLS / 101 / Status': agent.timeline('resumed'),
       'docker CLI / agent nsenter (p50), full handshake': round(c.p50 / f.p50),
       'docker CLI / agent nsenter (p50), resumed session': round(c.p50 / s.p50),
       runs,

@@ -1,0 +1,34 @@
+// Reads an agent's /metrics (Prometheus text) into name{labels} → value, so a scenario can tell what
+// the agent itself did during a window: prom-client resets its event-loop delay histogram at every
+// scrape, so two scrapes bracket a window; counters are read as differences.
+import { request } from 'node:https';
+import type { TestAgent } from '../../test/helpers/agent.js';
+
+/** prom-client samples the event loop with a timer this often; each recorded delay includes it. */
+export const EVENT_LOOP_SAMPLE_MS = 10;
+
+export async function scrapeMetrics(agent: TestAgent): Promise<Map<string, number>> {
+  const body = await new Promise<string>((resolve, reject) => {
+    const req = request(`${agent.url}/metrics`, { ca: agent.caPem, headers: { authorization: `Bearer ${agent.token}` } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
+      res.on('end', () => (res.statusCode === 200 ? resolve(text) : reject(new Error(`bench: GET /metrics answered ${String(res.statusCode)}: ${text}`))));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+  const samples = new Map<string, number>();
+  for (const line of body.split('\n')) {
+    if (line === '' || line.startsWith('#')) continue;
+    const space = line.lastIndexOf(' ');
+    samples.set(line.slice(0, space), Number(line.slice(space + 1)));
+  }
+  return samples;
+}
+
+/** The sum of every sample of `name` (all label sets). */
+export function total(samples: Map<string, number>, name: string): number {
+  let sum = 0;
+  for (const [key, value] of samples) if (key === name || key.startsWith(`${name}{`)) sum += value;
+  return sum;
+}
