@@ -24,17 +24,19 @@ interface PathRuns {
 
 export async function throughput(ctx: BenchContext): Promise<ScenarioResult> {
   const megabytes = ctx.quick ? 256 : 1024;
-  const gigabytes = megabytes / 1024;
-  // Non-TTY runs twice (best of two: it is the figure drift moves most); TTY, at ~45 MB/s, once.
+  // A terminal relays at ~45 MB/s: --quick sends it less, to stay under a minute.
+  const ttyMegabytes = ctx.quick ? 64 : megabytes;
+  // Non-TTY runs twice (best of two: it is the figure drift moves most); TTY once.
   const rounds = ctx.quick ? 1 : 2;
-  const dd = ['dd', 'if=/dev/zero', 'bs=1M', `count=${megabytes}`];
+  const dd = (count: number) => ['dd', 'if=/dev/zero', 'bs=1M', `count=${count}`];
   const runs = {} as Record<PathLabel, PathRuns>;
   for (const label of ['agent non-TTY', 'kubectl non-TTY', 'CLI non-TTY', 'agent TTY', 'CLI TTY'] as const) {
     runs[label] = { mbps: [], agentCpuPerGb: [], machineCpuPerGb: [], idleShare: [] };
   }
   const agentPid = ctx.agent.process.pid!;
-  /** Runs one transfer and records its rate and what it cost. */
-  const measure = async (label: PathLabel, transfer: () => Promise<number>) => {
+  /** Runs one transfer of `size` MiB and records its rate and what it cost. */
+  const measure = async (label: PathLabel, size: number, transfer: () => Promise<number>) => {
+    const gigabytes = size / 1024;
     const machineBefore = machineCpu();
     const agentBefore = cpuSeconds(agentPid);
     const ms = await transfer();
@@ -42,7 +44,7 @@ export async function throughput(ctx: BenchContext): Promise<ScenarioResult> {
     const busy = machineAfter.busy - machineBefore.busy;
     const idle = machineAfter.idle - machineBefore.idle;
     const path = runs[label];
-    path.mbps.push(megabytes / (ms / 1000));
+    path.mbps.push(size / (ms / 1000));
     path.machineCpuPerGb.push(busy / gigabytes);
     path.idleShare.push(idle / (busy + idle));
     if (!label.startsWith('CLI')) path.agentCpuPerGb.push((cpuSeconds(agentPid) - agentBefore) / gigabytes);
@@ -58,16 +60,17 @@ export async function throughput(ctx: BenchContext): Promise<ScenarioResult> {
     await kubectl(['true']); // warm-up: kubectl's caches, the pod lookup
     for (let i = 0; i < rounds; i++) {
       for (const tty of i === 0 ? [false, true] : [false]) {
-        const command = tty ? ['sh', '-c', `stty raw -echo; ${dd.join(' ')} 2>/dev/null`] : dd;
+        const size = tty ? ttyMegabytes : megabytes;
+        const command = tty ? ['sh', '-c', `stty raw -echo; ${dd(size).join(' ')} 2>/dev/null`] : dd(size);
         const url = execUrl(ctx.agent, 'default', 'bench', 'app', command, tty ? 'stdout=true&tty=true' : 'stdout=true&stderr=true');
         const label = tty ? 'agent TTY' : 'agent non-TTY';
-        await measure(label, async () => {
+        await measure(label, size, async () => {
           const run = await agentExec(ctx.agent, url);
-          if (run.bytes < megabytes * 1024 * 1024) throw new Error(`${label}: received ${run.bytes} bytes, expected ${megabytes} MiB`);
+          if (run.bytes < size * 1024 * 1024) throw new Error(`${label}: received ${run.bytes} bytes, expected ${size} MiB`);
           return run.ms;
         });
-        await measure(tty ? 'CLI TTY' : 'CLI non-TTY', async () => (await ctx.timeProcess(ctx.dockerCli, ['exec', ...(tty ? ['-t'] : []), ctx.app.id, ...command], ctx.dockerEnv)).ms);
-        if (!tty) await measure('kubectl non-TTY', () => kubectl(command));
+        await measure(tty ? 'CLI TTY' : 'CLI non-TTY', size, async () => (await ctx.timeProcess(ctx.dockerCli, ['exec', ...(tty ? ['-t'] : []), ctx.app.id, ...command], ctx.dockerEnv)).ms);
+        if (!tty) await measure('kubectl non-TTY', size, () => kubectl(command));
       }
     }
   } finally {
@@ -89,7 +92,7 @@ export async function throughput(ctx: BenchContext): Promise<ScenarioResult> {
   const percent = (share: number) => `${Math.round(share * 100)} %`;
   return {
     id: 'throughput',
-    title: `Output throughput (${megabytes} MiB from dd bs=1M)`,
+    title: `Output throughput (${megabytes === ttyMegabytes ? megabytes : `${megabytes} MiB, with a TTY ${ttyMegabytes}`} MiB from dd bs=1M)`,
     figures: {
       'agent non-TTY MB/s': round(agentNonTty.mbps, 1),
       'docker CLI non-TTY MB/s': round(cliNonTty.mbps, 1),
