@@ -9,11 +9,14 @@ export const EVENT_LOOP_SAMPLE_MS = 10;
 
 export async function scrapeMetrics(agent: TestAgent): Promise<Map<string, number>> {
   const body = await new Promise<string>((resolve, reject) => {
-    const req = request(`${agent.url}/metrics`, { ca: agent.caPem, headers: { authorization: `Bearer ${agent.token}` } }, (res) => {
+    // A connection of its own, closed after the answer: a kept-alive one would still be open (an fd
+    // and a TLS connection) when the scenario counts the agent's memory and descriptors.
+    const req = request(`${agent.url}/metrics`, { ca: agent.caPem, agent: false, headers: { authorization: `Bearer ${agent.token}` }, timeout: 10_000 }, (res) => {
       let text = '';
       res.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
       res.on('end', () => (res.statusCode === 200 ? resolve(text) : reject(new Error(`bench: GET /metrics answered ${String(res.statusCode)}: ${text}`))));
     });
+    req.on('timeout', () => req.destroy(new Error('bench: GET /metrics: no answer within 10 s')));
     req.on('error', reject);
     req.end();
   });

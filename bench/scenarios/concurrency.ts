@@ -17,7 +17,8 @@ import { fdCount, percentile, round, rssBytes } from '../lib/stats.js';
 interface Shell {
   send(key: string): void;
   onOutput(listener: (text: string) => void): void;
-  close(): void;
+  /** Ends the shell; resolves once its stream is closed. */
+  close(): Promise<void>;
 }
 
 function agentShell(agent: TestAgent, container: string, pod: string): Promise<Shell> {
@@ -35,7 +36,10 @@ function agentShell(agent: TestAgent, container: string, pod: string): Promise<S
         resolve({
           send: (key) => ws.send(Buffer.concat([Buffer.from([0]), Buffer.from(key)])),
           onOutput: (listener) => listeners.push(listener),
-          close: () => ws.close(),
+          close: () => {
+            ws.close();
+            return ws.readyState === WebSocket.CLOSED ? Promise.resolve() : new Promise<void>((closed) => ws.once('close', () => closed()));
+          },
         });
       }
       for (const listener of listeners) listener(text);
@@ -55,7 +59,17 @@ async function rawEngineShell(docker: Dockerode, container: TestContainer): Prom
       for (const listener of listeners) listener(text);
     });
   });
-  return { send: (key) => socket.write(key), onOutput: (l) => listeners.push(l), close: () => socket.destroy() };
+  return {
+    send: (key) => socket.write(key),
+    onOutput: (l) => listeners.push(l),
+    // The engine leaves a TTY exec running when its connection goes: the shell must exit itself.
+    close: () => {
+      const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+      const stuck = setTimeout(() => socket.destroy(), 10_000);
+      socket.end('exit\n');
+      return closed.finally(() => clearTimeout(stuck));
+    },
+  };
 }
 
 /** Sends `x` every second to every shell (staggered) for `rounds` seconds; returns echo latencies (ms). */
@@ -115,14 +129,14 @@ export async function concurrency(ctx: BenchContext): Promise<ScenarioResult> {
     // Baseline: the same echo on as many raw engine connections (no agent), over the same containers.
     const rawShells = await openShells(sessions, (i) => rawEngineShell(ctx.dockerode, containers[i % podCount]!));
     const rawLatencies = await echoLatencies(rawShells, rounds);
-    for (const shell of rawShells) shell.close();
+    await Promise.all(rawShells.map((shell) => shell.close()));
 
     // An agent of its own, with the inspector on, so its memory can be read after a full GC.
     const agent = await ctx.startAgent([], undefined, INSPECTABLE);
     agents.push(agent);
     const pid = agent.process.pid!;
     const warm = await agentShell(agent, 'app', pods[0]!);
-    warm.close();
+    await warm.close();
     await collectGarbage(agent);
     const rssBefore = rssBytes(pid);
     const heapBefore = await memoryUsage(agent);
@@ -143,7 +157,7 @@ export async function concurrency(ctx: BenchContext): Promise<ScenarioResult> {
     const tlsFloor = await tlsConnectionFloor(agent, sessions);
     const externalPerSession = (heapAfter.external - heapBefore.external) / sessions;
     const fdsPerSession = (fdCount(pid) - fdsBefore) / sessions;
-    for (const shell of shells) shell.close();
+    await Promise.all(shells.map((shell) => shell.close()));
     const p99 = percentile(latencies, 99);
     return {
       id: 'concurrency',
