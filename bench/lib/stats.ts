@@ -57,10 +57,10 @@ export function cpuSeconds(pid: number): number {
 }
 
 /** The whole machine's CPU time so far, in seconds summed over its CPUs (the `cpu` line of /proc/stat). */
-export function machineCpu(): { busy: number; idle: number; steal: number } {
+export function machineCpu(): { busy: number; idle: number } {
   const line = readFileSync('/proc/stat', 'latin1').split('\n', 1)[0]!;
-  const [user, nice, system, idle, iowait, irq, softirq, steal] = line.trim().split(/\s+/).slice(1).map(Number) as number[];
-  return { busy: (user! + nice! + system! + irq! + softirq!) / 100, idle: (idle! + iowait!) / 100, steal: steal! / 100 };
+  const [user, nice, system, idle, iowait, irq, softirq] = line.trim().split(/\s+/).slice(1).map(Number) as number[];
+  return { busy: (user! + nice! + system! + irq! + softirq!) / 100, idle: (idle! + iowait!) / 100 };
 }
 
 export function rssBytes(pid: number): number {
