@@ -11,7 +11,7 @@ import WebSocket from 'ws';
 import { percentile } from './stats.js';
 import type { TestAgent } from '../../test/helpers/agent.js';
 
-export function execUrl(agent: TestAgent, namespace: string, pod: string, container: string, command: string[], extra = 'stdout=true&stderr=true'): string {
+export function execUrl(agent: Pick<TestAgent, 'port'>, namespace: string, pod: string, container: string, command: string[], extra = 'stdout=true&stderr=true'): string {
   const query = command.map((c) => `command=${encodeURIComponent(c)}`).join('&');
   return `wss://127.0.0.1:${agent.port}/api/v1/namespaces/${namespace}/pods/${pod}/exec?${query}&container=${encodeURIComponent(container)}&${extra}`;
 }

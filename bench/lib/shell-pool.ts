@@ -1,0 +1,77 @@
+// The concurrency scenario's clients as a pool of worker threads (echo-worker.ts), each holding its
+// share of the shells on its own event loop — as many clients would, rather than one process
+// queueing 500 connections' echoes behind each other.
+import { Worker } from 'node:worker_threads';
+import type { EchoWorkerData, FromEchoWorker, ToEchoWorker } from './echo-worker.js';
+
+export interface ShellPool {
+  /** Runs the echo test on every shell at once; resolves with all the latencies (ms). */
+  echo(rounds: number): Promise<number[]>;
+  /** Ends every shell and stops the threads. */
+  close(): Promise<void>;
+}
+
+/** A worker thread running a TypeScript module: tsx's loader is registered in the thread first. */
+function typeScriptWorker(module: URL, workerData: unknown): Worker {
+  const tsx = import.meta.resolve('tsx/esm/api');
+  const bootstrap = `import(${JSON.stringify(tsx)}).then(({ register }) => { register(); return import(${JSON.stringify(module.href)}); });`;
+  return new Worker(bootstrap, { eval: true, workerData });
+}
+
+/** The next message of `type` from `worker`; rejects if the thread fails or exits first. */
+function next<T extends FromEchoWorker['type']>(worker: Worker, type: T): Promise<Extract<FromEchoWorker, { type: T }>> {
+  return new Promise((resolve, reject) => {
+    const onMessage = (message: FromEchoWorker) => {
+      if (message.type !== type) return;
+      cleanup();
+      resolve(message as Extract<FromEchoWorker, { type: T }>);
+    };
+    const onError = (err: Error) => {
+      cleanup();
+      reject(new Error(`bench: an echo client thread failed: ${err.message}`, { cause: err }));
+    };
+    const onExit = (code: number) => {
+      cleanup();
+      reject(new Error(`bench: an echo client thread exited (code ${code}) while waiting for '${type}'`));
+    };
+    const cleanup = () => {
+      worker.off('message', onMessage);
+      worker.off('error', onError);
+      worker.off('exit', onExit);
+    };
+    worker.on('message', onMessage);
+    worker.once('error', onError);
+    worker.once('exit', onExit);
+  });
+}
+
+/** Opens `sessions` shells over `threads` worker threads; resolves once every shell is open. */
+export async function openShellPool(options: Omit<EchoWorkerData, 'thread' | 'threads'>, threads: number): Promise<ShellPool> {
+  const module = new URL('./echo-worker.ts', import.meta.url);
+  const workers = Array.from({ length: threads }, (_, thread) => typeScriptWorker(module, { ...options, thread, threads } satisfies EchoWorkerData));
+  const send = (message: ToEchoWorker) => {
+    for (const worker of workers) worker.postMessage(message);
+  };
+  try {
+    await Promise.all(workers.map((worker) => next(worker, 'opened')));
+  } catch (err) {
+    await Promise.all(workers.map((worker) => worker.terminate()));
+    throw err;
+  }
+  return {
+    async echo(rounds) {
+      const replies = workers.map((worker) => next(worker, 'latencies'));
+      send({ type: 'echo', rounds });
+      return (await Promise.all(replies)).flatMap((reply) => reply.values);
+    },
+    async close() {
+      const closed = workers.map((worker) => next(worker, 'closed'));
+      send({ type: 'close' });
+      try {
+        await Promise.all(closed);
+      } finally {
+        await Promise.all(workers.map((worker) => worker.terminate()));
+      }
+    },
+  };
+}
