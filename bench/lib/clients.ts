@@ -126,14 +126,18 @@ export class AgentLatencies {
   }
 
   /**
-   * The client's timeline at the median, as `TCP connected / TLS done / 101 received / Status` (ms,
-   * each the median of its own step): how much of a round trip is opening the connection.
+   * The client's timelines at the median, with a full handshake and resumed, as figures of the form
+   * `TCP connected / TLS done / 101 received / Status` (ms, each the median of its own step): how
+   * much of a round trip is opening the connection.
    */
-  timeline(which: 'full' | 'resumed'): string {
-    const phases = which === 'full' ? this.fullPhases : this.resumedPhases;
-    const totals = which === 'full' ? this.full : this.resumed;
+  timelineFigures(): Record<string, string> {
     const median = (values: number[]) => percentile(values, 50).toFixed(1);
-    return [median(phases.map((p) => p.connected)), median(phases.map((p) => p.secured)), median(phases.map((p) => p.upgraded)), median(totals)].join(' / ');
+    const timeline = (phases: ClientPhases[], totals: number[]) =>
+      [median(phases.map((p) => p.connected)), median(phases.map((p) => p.secured)), median(phases.map((p) => p.upgraded)), median(totals)].join(' / ');
+    return {
+      'agent client timeline p50 ms, full handshake: TCP / TLS / 101 / Status': timeline(this.fullPhases, this.full),
+      'agent client timeline p50 ms, resumed session: TCP / TLS / 101 / Status': timeline(this.resumedPhases, this.resumed),
+    };
   }
 }
 

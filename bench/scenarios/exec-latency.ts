@@ -53,8 +53,7 @@ export async function execLatency(ctx: BenchContext): Promise<ScenarioResult> {
       'agent / docker CLI (p50), full handshake': round(f.p50 / c.p50),
       // Where the time goes (medians of each step): opening the stream is the client's and the
       // agent's; after the 101 the agent drives the engine as the raw client does, minus its inspect.
-      'agent client timeline p50 ms, full handshake: TCP / TLS / 101 / Status': agent.timeline('full'),
-      'agent client timeline p50 ms, resumed session: TCP / TLS / 101 / Status': agent.timeline('resumed'),
+      ...agent.timelineFigures(),
       'agent p50 ms from the 101 to the Status, full handshake': median(agent.fullPhases.map((p, i) => agent.full[i]! - p.upgraded)),
       'raw Engine API timeline p50 ms: created / started / output ended / inspected': rawTimeline,
       runs,
