@@ -114,15 +114,24 @@ export class AgentLatencies {
     ];
   }
 
-  /** One run each way (full handshake, then resumed), back to back so drift hits both. */
-  async sample(agent: TestAgent, url: string): Promise<void> {
-    const run = await agentExec(agent, url);
-    this.full.push(run.ms);
-    this.fullClosed.push(run.closedMs);
-    this.fullPhases.push(run.phases);
-    const resumed = await agentExec(agent, url, { resumeTls: true });
-    this.resumed.push(resumed.ms);
-    this.resumedPhases.push(resumed.phases);
+  /**
+   * The two ways as paths for runInRounds: one run with a full handshake, one resuming the TLS
+   * session of the last connection (the warm-up's in the first round).
+   */
+  paths(agent: TestAgent, url: string): Array<() => Promise<void>> {
+    return [
+      async () => {
+        const run = await agentExec(agent, url);
+        this.full.push(run.ms);
+        this.fullClosed.push(run.closedMs);
+        this.fullPhases.push(run.phases);
+      },
+      async () => {
+        const run = await agentExec(agent, url, { resumeTls: true });
+        this.resumed.push(run.ms);
+        this.resumedPhases.push(run.phases);
+      },
+    ];
   }
 
   /**

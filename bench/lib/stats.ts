@@ -28,6 +28,17 @@ export function summarize(values: number[]): Summary {
   };
 }
 
+/** Numbers in [0, 1) from a fixed seed (xorshift32): deterministic, good enough for resampling and shuffling. */
+export function seededRandom(seed: number): () => number {
+  let state = seed >>> 0 || 1;
+  return () => {
+    state ^= state << 13;
+    state ^= state >>> 17;
+    state ^= state << 5;
+    return (state >>> 0) / 2 ** 32;
+  };
+}
+
 /**
  * A 95 % interval for p50(a) − p50(b), by the bootstrap (resampling both with replacement, 2000
  * times, with a fixed seed so a run's report is reproducible from its samples). Exec round trips
@@ -35,14 +46,7 @@ export function summarize(values: number[]): Summary {
  * a millisecond or more from run to run: the interval says how far.
  */
 export function medianDifferenceInterval(a: number[], b: number[], iterations = 2000): [number, number] {
-  let seed = 0x9e3779b9;
-  const random = () => {
-    // xorshift32: deterministic, good enough for resampling indices
-    seed ^= seed << 13;
-    seed ^= seed >>> 17;
-    seed ^= seed << 5;
-    return (seed >>> 0) / 2 ** 32;
-  };
+  const random = seededRandom(0x9e3779b9);
   const resampledMedian = (values: number[]) => percentile(Array.from(values, () => values[Math.floor(random() * values.length)]!), 50);
   const differences = Array.from({ length: iterations }, () => resampledMedian(a) - resampledMedian(b));
   return [percentile(differences, 2.5), percentile(differences, 97.5)];

@@ -5,6 +5,7 @@
 // any long-lived client does). The close handshake after the Status is reported beside it.
 import { AgentLatencies, agentExec, execUrl, rawEngineExec, type RawPhases } from '../lib/clients.js';
 import type { BenchContext, ScenarioResult } from '../lib/context.js';
+import { runInRounds } from '../lib/rounds.js';
 import { medianDifferenceInterval, percentile, round, summarize } from '../lib/stats.js';
 
 export async function execLatency(ctx: BenchContext): Promise<ScenarioResult> {
@@ -17,14 +18,15 @@ export async function execLatency(ctx: BenchContext): Promise<ScenarioResult> {
   // Warm-up: TLS session, engine connections, page cache.
   await agentExec(ctx.agent, url);
   await rawEngineExec(ctx.dockerode, ctx.app.id, ['true']);
-  for (let i = 0; i < runs; i++) {
-    // Alternating, so drift in the machine's load hits every path alike.
-    await agent.sample(ctx.agent, url);
-    const rawRun = await rawEngineExec(ctx.dockerode, ctx.app.id, ['true']);
-    raw.push(rawRun.ms);
-    rawPhases.push(rawRun.phases);
-    cli.push((await ctx.timeProcess(ctx.dockerCli, ['exec', ctx.app.id, 'true'], ctx.dockerEnv)).ms);
-  }
+  await runInRounds(runs, [
+    ...agent.paths(ctx.agent, url),
+    async () => {
+      const rawRun = await rawEngineExec(ctx.dockerode, ctx.app.id, ['true']);
+      raw.push(rawRun.ms);
+      rawPhases.push(rawRun.phases);
+    },
+    async () => void cli.push((await ctx.timeProcess(ctx.dockerCli, ['exec', ctx.app.id, 'true'], ctx.dockerEnv)).ms),
+  ]);
   const f = summarize(agent.full);
   const s = summarize(agent.resumed);
   const r = summarize(raw);

@@ -6,6 +6,7 @@ import { DEFAULT_HELPER_PATH, nsenterArgv } from '../../src/backend/nsenter.js';
 import { DEFAULT_NSENTER_NAMESPACES } from '../../src/target/modes.js';
 import { AgentLatencies, agentExec, execUrl } from '../lib/clients.js';
 import type { BenchContext, ScenarioResult } from '../lib/context.js';
+import { runInRounds } from '../lib/rounds.js';
 import { round, summarize } from '../lib/stats.js';
 
 export async function nsenterLatency(ctx: BenchContext): Promise<ScenarioResult> {
@@ -19,12 +20,12 @@ export async function nsenterLatency(ctx: BenchContext): Promise<ScenarioResult>
   const nsenterArgs = ['--target', String(pid), '--mount', '--uts', '--ipc', '--net', '--pid', '--', 'true'];
   const [helperFile, ...helperArgs] = nsenterArgv(DEFAULT_HELPER_PATH, { kind: 'namespaces', pid, namespaces: [...DEFAULT_NSENTER_NAMESPACES], toolbox: false }, ['true']);
   await agentExec(ctx.agent, url);
-  for (let i = 0; i < runs; i++) {
-    await agent.sample(ctx.agent, url);
-    direct.push(await succeeded(ctx.timeProcess('nsenter', nsenterArgs), 'nsenter'));
-    helper.push(await succeeded(ctx.timeProcess(helperFile!, helperArgs), 'execlet-nsenter'));
-    cli.push((await ctx.timeProcess(ctx.dockerCli, ['exec', ctx.app.id, 'true'], ctx.dockerEnv)).ms);
-  }
+  await runInRounds(runs, [
+    ...agent.paths(ctx.agent, url),
+    async () => void direct.push(await succeeded(ctx.timeProcess('nsenter', nsenterArgs), 'nsenter')),
+    async () => void helper.push(await succeeded(ctx.timeProcess(helperFile!, helperArgs), 'execlet-nsenter')),
+    async () => void cli.push((await ctx.timeProcess(ctx.dockerCli, ['exec', ctx.app.id, 'true'], ctx.dockerEnv)).ms),
+  ]);
   const f = summarize(agent.full);
   const s = summarize(agent.resumed);
   const d = summarize(direct);
