@@ -3,7 +3,9 @@
 import type { Socket } from 'node:net';
 import { Writable } from 'node:stream';
 import { EngineClient, EngineError, type EngineExecInspect } from './engine-client.js';
-import { EXEC_DIE_FILTERS, ExecExitEvents, type ExitExpectation } from './exec-exits.js';
+import { CONTAINER_CHANGE_ACTIONS, ContainerChanges } from './container-changes.js';
+import { EngineEventStream } from './engine-events.js';
+import { EXEC_EXIT_ACTION, ExecExitEvents, type ExitExpectation } from './exec-exits.js';
 import { OutputStream } from './output-stream.js';
 import { killProcessTree } from './process-tree.js';
 import { StdcopyDemuxer, STDCOPY_STDERR, STDCOPY_STDOUT, STDCOPY_SYSTEMERR } from './stdcopy.js';
@@ -25,9 +27,12 @@ export interface DockerBackendOptions {
   killGraceMs: number;
   /** Told about every failed Engine API call, by operation (for metrics). */
   onEngineError?: (operation: string) => void;
-  /** Told when the engine's event stream (exit codes without an inspect) comes and goes. */
-  onExitEventsChange?: (connected: boolean, err?: Error) => void;
+  /** Told when the engine's event stream (exit codes without an inspect, container changes) comes and goes. */
+  onEventStreamChange?: (connected: boolean, err?: Error) => void;
 }
+
+/** The events the agent's one subscription asks for: what ExecExitEvents and ContainerChanges listen to. */
+const ENGINE_EVENT_FILTERS = { type: ['container'], event: [EXEC_EXIT_ACTION, ...CONTAINER_CHANGE_ACTIONS] };
 
 /** Turns an engine error into a BackendError with the engine's own message. */
 export function toBackendError(err: unknown, action: string): BackendError {
@@ -52,20 +57,26 @@ const EXIT_EVENT_GRACE_MS = 250;
 export class DockerBackend implements Backend, ContainerCatalog {
   readonly name = 'docker';
   readonly engine: EngineClient;
+  readonly #events: EngineEventStream;
   readonly #exits: ExecExitEvents;
+  /** When the engine's containers may have changed (for the target resolver's container list). */
+  readonly containerChanges: ContainerChanges;
 
   constructor(private readonly options: DockerBackendOptions) {
     this.engine = new EngineClient(options.dockerHost);
-    this.#exits = new ExecExitEvents((onEvent, onEnd) => this.engine.streamEvents(EXEC_DIE_FILTERS, onEvent, onEnd), options.onExitEventsChange);
+    this.#events = new EngineEventStream((onEvent, onEnd) => this.engine.streamEvents(ENGINE_EVENT_FILTERS, onEvent, onEnd));
+    if (options.onEventStreamChange) this.#events.listen({ stateChange: options.onEventStreamChange });
+    this.#exits = new ExecExitEvents(this.#events);
+    this.containerChanges = new ContainerChanges(this.#events);
   }
 
-  /** Subscribes to the engine's exec_die events (reconnecting while the agent runs). */
-  watchExits(): void {
-    this.#exits.start();
+  /** Subscribes to the engine's events (reconnecting while the agent runs). */
+  watchEvents(): void {
+    this.#events.start();
   }
 
   close(): void {
-    this.#exits.close();
+    this.#events.close();
     this.engine.close();
   }
 

@@ -1,11 +1,9 @@
 // Learns exec exit codes from the engine's `exec_die` events, so a finished exec costs no inspect
-// round trip. One long-lived event stream for the whole agent; whenever it cannot vouch for an exec
-// (not connected when the exec started, the stream dropped meanwhile, the event is late), the
+// round trip. Listens to the agent's one event stream; whenever it cannot vouch for an exec (the
+// stream was not connected when the exec started, dropped meanwhile, or the event is late), the
 // caller is told "unknown" and inspects the exec as before.
 import type { EngineEvent } from './engine-client.js';
-
-/** Opens the event stream; resolves once the engine answered, with a handle that ends it. */
-export type OpenEventStream = (onEvent: (event: EngineEvent) => void, onEnd: (err: Error) => void) => Promise<{ close(): void }>;
+import type { EngineEventStream } from './engine-events.js';
 
 export interface ExitExpectation {
   /** The exit code from the event, waiting at most `graceMs` for it; null when unknown. */
@@ -20,57 +18,25 @@ interface Waiter {
   deliver: ((code: number | null) => void) | null;
 }
 
-const RETRY_MIN_MS = 500;
-const RETRY_MAX_MS = 30_000;
-
-export const EXEC_DIE_FILTERS = { type: ['container'], event: ['exec_die'] };
+/** The event this module needs from the stream (a `container` event). */
+export const EXEC_EXIT_ACTION = 'exec_die';
 
 export class ExecExitEvents {
-  /** The open event stream; set exactly while connected. */
-  #stream: { close(): void } | null = null;
-  #closed = false;
-  #connecting = false;
-  #retryMs = RETRY_MIN_MS;
-  #retryTimer: NodeJS.Timeout | null = null;
   readonly #waiters = new Map<string, Waiter>();
 
-  constructor(
-    private readonly open: OpenEventStream,
-    private readonly onStateChange: (connected: boolean, err?: Error) => void = () => undefined,
-  ) {}
-
-  /** Connects now and keeps reconnecting (with backoff) until close(). */
-  start(): void {
-    if (this.#closed || this.#connecting || this.connected) return;
-    this.#connecting = true;
-    this.open(
-      (event) => this.#onEvent(event),
-      (err) => this.#onEnd(err),
-    ).then(
-      (stream) => {
-        this.#connecting = false;
-        if (this.#closed) {
-          stream.close();
-          return;
-        }
-        this.#stream = stream;
-        this.#retryMs = RETRY_MIN_MS;
-        this.onStateChange(true);
+  constructor(private readonly stream: EngineEventStream) {
+    stream.listen({
+      event: (event) => this.#onEvent(event),
+      // Events may have been missed: every exec waiting now is told "unknown".
+      stateChange: (connected) => {
+        if (!connected) this.#loseAll();
       },
-      () => {
-        this.#connecting = false;
-        this.#scheduleRetry();
-      },
-    );
-  }
-
-  get connected(): boolean {
-    return this.#stream !== null;
+    });
   }
 
   /** Call after the exec is created and before it starts; null when the stream cannot vouch for it. */
   expect(execId: string): ExitExpectation | null {
-    if (!this.connected) return null;
+    if (!this.stream.connected) return null;
     const waiter: Waiter = { code: null, lost: false, deliver: null };
     this.#waiters.set(execId, waiter);
     return {
@@ -97,16 +63,8 @@ export class ExecExitEvents {
     };
   }
 
-  close(): void {
-    this.#closed = true;
-    if (this.#retryTimer) clearTimeout(this.#retryTimer);
-    this.#stream?.close();
-    this.#stream = null;
-    this.#loseAll();
-  }
-
   #onEvent(event: EngineEvent): void {
-    if (event.Action !== 'exec_die') return;
+    if (event.Action !== EXEC_EXIT_ACTION) return;
     const execId = event.Actor?.Attributes?.execID;
     const exitCode = Number(event.Actor?.Attributes?.exitCode);
     if (!execId || !Number.isInteger(exitCode)) return;
@@ -116,32 +74,11 @@ export class ExecExitEvents {
     waiter.deliver?.(exitCode);
   }
 
-  #onEnd(err: Error): void {
-    const wasConnected = this.connected;
-    this.#stream = null;
-    this.#loseAll();
-    if (this.#closed) return;
-    if (wasConnected) this.onStateChange(false, err);
-    this.#scheduleRetry();
-  }
-
-  /** Events may have been missed: every exec waiting now is told "unknown". */
   #loseAll(): void {
     for (const waiter of this.#waiters.values()) {
       waiter.lost = true;
       waiter.deliver?.(null);
     }
     this.#waiters.clear();
-  }
-
-  #scheduleRetry(): void {
-    if (this.#closed || this.#retryTimer) return;
-    const delay = this.#retryMs;
-    this.#retryMs = Math.min(this.#retryMs * 2, RETRY_MAX_MS);
-    this.#retryTimer = setTimeout(() => {
-      this.#retryTimer = null;
-      this.start();
-    }, delay);
-    this.#retryTimer.unref();
   }
 }

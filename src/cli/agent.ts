@@ -57,9 +57,9 @@ export async function startAgent(settings: Settings, overrides: AgentOverrides =
     dockerHost: settings.dockerHost,
     killGraceMs: settings.killGraceMs,
     onEngineError: (operation) => metrics.engineErrors.inc({ operation }),
-    onExitEventsChange: (connected, err) => {
-      if (connected) log.info({}, "subscribed to the engine's exec_die events: exit codes need no inspect");
-      else log.warn({ err: err?.message }, "the engine's event stream ended: exit codes come from inspecting each exec until it is back");
+    onEventStreamChange: (connected, err) => {
+      if (connected) log.info({}, "subscribed to the engine's events: exit codes need no inspect, and the container list is reused until a container changes");
+      else if (err) log.warn({ err: err.message }, "the engine's event stream ended: until it is back, exit codes come from inspecting each exec and the container list is reused for 1 s");
     },
   });
   const nsenter = new NsenterBackend({ killGraceMs: settings.killGraceMs });
@@ -103,7 +103,7 @@ export async function startAgent(settings: Settings, overrides: AgentOverrides =
     registry,
     docker,
     nsenter,
-    resolver: new TargetResolver(docker, { nodeName: settings.nodeName, nsenterEnabled, nodePid: nodePid.pid }),
+    resolver: new TargetResolver(docker, { nodeName: settings.nodeName, nsenterEnabled, nodePid: nodePid.pid, changes: docker.containerChanges }),
     nsenterEnabled,
     consoleEnabled: isConsoleEnabled(settings),
     allowedOrigins: settings.allowedOrigins,
@@ -146,7 +146,7 @@ export async function startAgent(settings: Settings, overrides: AgentOverrides =
     else app.log.info({ tokens: tokenFile.size }, 'token file reloaded');
   });
 
-  docker.watchExits();
+  docker.watchEvents();
   await app.listen({ host, port });
   const address = app.server.address();
   const kubeconfig = writeLocalKubeconfig(settings, credentials, typeof address === 'object' && address ? address.port : port);

@@ -1,6 +1,7 @@
 // Turns what a caller named (namespace, pod, container, mode) into a concrete place to run a
 // process, or a refusal carrying the HTTP code and message the Kubernetes API would give.
 import { existsSync, readlinkSync } from 'node:fs';
+import type { ContainerChangeFeed } from '../backend/container-changes.js';
 import type { ContainerCatalog, ContainerSummary, ExecPlace, LinuxNamespace } from '../backend/types.js';
 import { DEFAULT_NSENTER_NAMESPACES, NODE_CONTAINER, NODE_NAMESPACE, parseNamespaces, splitModeSuffix, TOOLBOX_NAMESPACES, type ExecMode } from './modes.js';
 import { synthesizePods, type PodContainer, type PodView } from './pods.js';
@@ -55,8 +56,14 @@ export interface TargetRequest {
 
 export interface ResolverOptions {
   nodeName: string;
-  /** How long a container list is reused (ms; default 1000). */
+  /** How long a container list (or a container's PID) is reused without a live change feed (ms; default 1000). */
   listCacheMs?: number;
+  /**
+   * When the engine's containers change. While it is live, a list is reused until the next change,
+   * for at most `liveListCacheMs` (default 60 s: a bound should the feed go quiet without dropping).
+   */
+  changes?: ContainerChangeFeed;
+  liveListCacheMs?: number;
   /** The nsenter, toolbox and node modes are privileged; when off they are refused. */
   nsenterEnabled: boolean;
 }
@@ -100,43 +107,67 @@ export class TargetResolver {
     };
   }
 
+  /** Where the change feed was when a list or PID was asked for: what it is still valid against. */
+  #generation(): number {
+    return this.options.changes?.generation ?? 0;
+  }
+
   /**
-   * The engine's containers, from a list at most `listCacheMs` old: every exec resolves its target,
+   * Whether something learned from the engine at `at` (performance.now()), when the change feed
+   * stood at `generation`, may be reused: for `listCacheMs`, or — while the feed is live and nothing
+   * changed since — for `liveListCacheMs`.
+   */
+  #stillValid(entry: { at: number; generation: number }): boolean {
+    const age = performance.now() - entry.at;
+    if (age < (this.options.listCacheMs ?? 1000)) return true;
+    const changes = this.options.changes;
+    return changes !== undefined && changes.live && entry.generation === changes.generation && age < (this.options.liveListCacheMs ?? 60_000);
+  }
+
+  /**
+   * The engine's containers, from a list reused while still valid: every exec resolves its target,
    * and one list call per exec would cost more than the exec itself. Callers that miss ask again
    * with `fresh` (a container that just started), so the cache never hides a new container.
    */
   async #containers(fresh = false): Promise<ContainerSummary[]> {
-    const ttl = this.options.listCacheMs ?? 1000;
-    if (!fresh && this.#listed && performance.now() - this.#listed.at < ttl) return this.#listed.containers;
-    this.#listing ??= this.catalog.listContainers().then(
-      (containers) => {
-        this.#listed = { at: performance.now(), containers };
-        this.#listing = null;
+    if (!fresh && this.#listed && this.#stillValid(this.#listed)) return this.#listed.containers;
+    const generation = this.#generation();
+    // A list already under way is shared, unless a change came after it was asked for.
+    if (this.#listing?.generation === generation) return this.#listing.containers;
+    const at = performance.now();
+    const listing = {
+      generation,
+      containers: this.catalog.listContainers().then((containers) => {
+        // Never replace a list asked for after a change with one asked for before it.
+        if (!this.#listed || this.#listed.generation <= generation) this.#listed = { at, generation, containers };
         return containers;
-      },
-      (err: unknown) => {
-        this.#listing = null;
-        throw err;
-      },
-    );
-    return this.#listing;
+      }),
+    };
+    this.#listing = listing;
+    const done = () => {
+      if (this.#listing === listing) this.#listing = null;
+    };
+    listing.containers.then(done, done);
+    return listing.containers;
   }
 
   /** Host PIDs of container inits, reused like the list while the process still exists. */
-  readonly #pids = new Map<string, { at: number; pid: number }>();
+  readonly #pids = new Map<string, { at: number; generation: number; pid: number }>();
 
   async #containerPid(containerId: string): Promise<number> {
     const cached = this.#pids.get(containerId);
-    if (cached && performance.now() - cached.at < (this.options.listCacheMs ?? 1000) && existsSync(`/proc/${cached.pid}`)) return cached.pid;
+    if (cached && this.#stillValid(cached) && existsSync(`/proc/${cached.pid}`)) return cached.pid;
+    const generation = this.#generation();
+    const at = performance.now();
     const pid = await this.catalog.containerPid(containerId);
     if (this.#pids.size > 1000) this.#pids.clear();
-    if (pid > 0) this.#pids.set(containerId, { at: performance.now(), pid });
+    if (pid > 0) this.#pids.set(containerId, { at, generation, pid });
     else this.#pids.delete(containerId);
     return pid;
   }
 
-  #listed: { at: number; containers: ContainerSummary[] } | null = null;
-  #listing: Promise<ContainerSummary[]> | null = null;
+  #listed: { at: number; generation: number; containers: ContainerSummary[] } | null = null;
+  #listing: { generation: number; containers: Promise<ContainerSummary[]> } | null = null;
 
   async listPods(fresh = false): Promise<PodView[]> {
     const pods = synthesizePods(await this.#containers(fresh));

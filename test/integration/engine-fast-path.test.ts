@@ -1,8 +1,12 @@
 // What keeps an exec's round trip short, against a real engine through a recording pass-through:
 // exit codes come from the engine's exec_die events (no inspect per exec) and from inspecting the
-// exec again whenever the event stream is gone; the TLS suite the server picks is AES-128-GCM.
+// exec again whenever the event stream is gone; the container list is reused until the engine
+// reports a container change (for a second only while the event stream is gone); the TLS suite
+// the server picks is AES-128-GCM.
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import { request } from 'node:https';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { connect } from 'node:tls';
 import { after, before, describe, test } from 'node:test';
 import { startAgent, type TestAgent } from '../helpers/agent.js';
@@ -19,6 +23,31 @@ let container: TestContainer;
 
 const isEventStream = (line: string) => /^GET \/v[\d.]+\/events\?/.test(line);
 const isExecInspect = (line: string) => /^GET \/v[\d.]+\/exec\/[0-9a-f]+\/json$/.test(line);
+const isContainerList = (line: string) => /^GET \/v[\d.]+\/containers\/json/.test(line);
+
+/** The container lists the agent asked the engine for while `work` ran. */
+async function containerListsDuring(work: () => Promise<unknown>): Promise<number> {
+  const before = proxy.requests.length;
+  await work();
+  return proxy.requests.slice(before).filter(isContainerList).length;
+}
+
+const execTrue = () => runExec(agent, 'default', 'web', { command: ['true'], container: 'app', stdout: true });
+
+/** The HTTP status of GET …/pods/NAME, which answers from the agent's container list. */
+function podStatus(name: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      { host: '127.0.0.1', port: agent.port, path: `/api/v1/namespaces/default/pods/${name}`, ca: agent.caPem, headers: { authorization: `Bearer ${agent.token}` } },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode!));
+      },
+    );
+    req.on('error', reject);
+    req.end();
+  });
+}
 
 /** Resolves on the next request line the proxy sees that matches. */
 function nextRequest(match: (line: string) => boolean): Promise<string> {
@@ -76,10 +105,51 @@ describe('exit codes from exec_die events', () => {
     const resubscribed = nextRequest(isEventStream);
     proxy.cutEventStreams({ refuseNew: false });
     await resubscribed;
-    await waitUntil(() => (agent.output().match(/subscribed to the engine's exec_die events/g) ?? []).length >= 2, 5000, 'the agent subscribing again');
+    await waitUntil(() => (agent.output().match(/subscribed to the engine's events/g) ?? []).length >= 2, 5000, 'the agent subscribing again');
     const restored = await exitCodes([5, 0]);
     assert.deepEqual(restored.codes, [5, 0]);
     assert.equal(restored.inspects, 0);
+  });
+});
+
+describe('the container list from container events', () => {
+  // The one-second reuse without events is what these tests step over: waiting is the condition.
+  const PAST_THE_SECOND_MS = 1300;
+
+  test('with the event stream up, an exec after a quiet second does not list the containers again', async () => {
+    await execTrue();
+    await sleep(PAST_THE_SECOND_MS);
+    assert.equal(await containerListsDuring(execTrue), 0);
+  });
+
+  test('a removed container is gone from the list as soon as the engine says so, not a minute later', async () => {
+    const gone = await startContainer(docker, { labels: podLabels('default', 'gone', 'app') });
+    try {
+      assert.equal(await podStatus('gone'), 200);
+    } finally {
+      await gone.remove();
+    }
+    // The agent hears the engine's destroy event a moment after the removal returns: poll for it.
+    await waitUntil(async () => (await podStatus('gone')) === 404, 5000, 'the pod of the removed container answering 404');
+  });
+
+  test('with the event stream gone, the list is reused for a second only; with it back, for longer again', async () => {
+    proxy.cutEventStreams({ refuseNew: true });
+    await waitUntil(() => /the container list is reused for 1 s/.test(agent.output()), 5000, 'the agent noticing the stream ended');
+    await execTrue();
+    await sleep(PAST_THE_SECOND_MS);
+    assert.equal(await containerListsDuring(execTrue), 1);
+
+    const resubscribed = nextRequest(isEventStream);
+    const subscriptions = (agent.output().match(/subscribed to the engine's events/g) ?? []).length;
+    proxy.cutEventStreams({ refuseNew: false });
+    await resubscribed;
+    await waitUntil(() => (agent.output().match(/subscribed to the engine's events/g) ?? []).length > subscriptions, 5000, 'the agent subscribing again');
+    // A list from before the reconnect is not trusted beyond its second: the exec after it lists anew.
+    await sleep(PAST_THE_SECOND_MS);
+    assert.equal(await containerListsDuring(execTrue), 1);
+    await sleep(PAST_THE_SECOND_MS);
+    assert.equal(await containerListsDuring(execTrue), 0);
   });
 });
 
