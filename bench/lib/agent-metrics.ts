@@ -35,3 +35,13 @@ export function total(samples: Map<string, number>, name: string): number {
   for (const [key, value] of samples) if (key === name || key.startsWith(`${name}{`)) sum += value;
   return sum;
 }
+
+/**
+ * The mean (ms) of what a histogram in seconds observed between two scrapes, for one label set
+ * (`mode="nsenter"`); NaN when it observed nothing.
+ */
+export function meanMsBetween(before: Map<string, number>, after: Map<string, number>, histogram: string, labels: string): number {
+  const delta = (suffix: string) => (after.get(`${histogram}_${suffix}{${labels}}`) ?? 0) - (before.get(`${histogram}_${suffix}{${labels}}`) ?? 0);
+  const count = delta('count');
+  return count > 0 ? (delta('sum') / count) * 1000 : Number.NaN;
+}

@@ -6,6 +6,7 @@
 import { AgentLatencies, agentExec, execUrl, rawEngineExec, type RawPhases } from '../lib/clients.js';
 import type { BenchContext, ScenarioResult } from '../lib/context.js';
 import { runInRounds } from '../lib/rounds.js';
+import { meanMsBetween, scrapeMetrics } from '../lib/agent-metrics.js';
 import { medianDifferenceInterval, percentile, round, summarize } from '../lib/stats.js';
 
 export async function execLatency(ctx: BenchContext): Promise<ScenarioResult> {
@@ -18,6 +19,7 @@ export async function execLatency(ctx: BenchContext): Promise<ScenarioResult> {
   // Warm-up: TLS session, engine connections, page cache.
   await agentExec(ctx.agent, url);
   await rawEngineExec(ctx.dockerode, ctx.app.id, ['true']);
+  const metricsBefore = await scrapeMetrics(ctx.agent);
   await runInRounds(runs, [
     ...agent.paths(ctx.agent, url),
     async () => {
@@ -27,6 +29,8 @@ export async function execLatency(ctx: BenchContext): Promise<ScenarioResult> {
     },
     async () => void cli.push((await ctx.timeProcess(ctx.dockerCli, ['exec', ctx.app.id, 'true'], ctx.dockerEnv)).ms),
   ]);
+  // The agent's own part, from its metrics: the request received (after TLS and HTTP parsing) until the process runs.
+  const startMs = meanMsBetween(metricsBefore, await scrapeMetrics(ctx.agent), 'execlet_session_start_seconds', 'mode="exec"');
   const f = summarize(agent.full);
   const s = summarize(agent.resumed);
   const r = summarize(raw);
@@ -56,6 +60,7 @@ export async function execLatency(ctx: BenchContext): Promise<ScenarioResult> {
       // Where the time goes (medians of each step): opening the stream is the client's and the
       // agent's; after the 101 the agent drives the engine as the raw client does, minus its inspect.
       ...agent.timelineFigures(),
+      'agent request → process started, mean ms (the agent\'s own metric)': round(startMs),
       'agent p50 ms from the 101 to the Status, full handshake': median(agent.fullPhases.map((p, i) => agent.full[i]! - p.upgraded)),
       'raw Engine API timeline p50 ms: created / started / output ended / inspected': rawTimeline,
       runs,

@@ -7,6 +7,7 @@ import { DEFAULT_NSENTER_NAMESPACES } from '../../src/target/modes.js';
 import { AgentLatencies, agentExec, execUrl } from '../lib/clients.js';
 import type { BenchContext, ScenarioResult } from '../lib/context.js';
 import { runInRounds } from '../lib/rounds.js';
+import { meanMsBetween, scrapeMetrics } from '../lib/agent-metrics.js';
 import { round, summarize } from '../lib/stats.js';
 
 export async function nsenterLatency(ctx: BenchContext): Promise<ScenarioResult> {
@@ -20,12 +21,15 @@ export async function nsenterLatency(ctx: BenchContext): Promise<ScenarioResult>
   const nsenterArgs = ['--target', String(pid), '--mount', '--uts', '--ipc', '--net', '--pid', '--', 'true'];
   const [helperFile, ...helperArgs] = nsenterArgv(DEFAULT_HELPER_PATH, { kind: 'namespaces', pid, namespaces: [...DEFAULT_NSENTER_NAMESPACES], toolbox: false }, ['true']);
   await agentExec(ctx.agent, url);
+  const metricsBefore = await scrapeMetrics(ctx.agent);
   await runInRounds(runs, [
     ...agent.paths(ctx.agent, url),
     async () => void direct.push(await succeeded(ctx.timeProcess('nsenter', nsenterArgs), 'nsenter')),
     async () => void helper.push(await succeeded(ctx.timeProcess(helperFile!, helperArgs), 'execlet-nsenter')),
     async () => void cli.push((await ctx.timeProcess(ctx.dockerCli, ['exec', ctx.app.id, 'true'], ctx.dockerEnv)).ms),
   ]);
+  // The agent's own part, from its metrics: the request received (after TLS and HTTP parsing) until the process runs.
+  const startMs = meanMsBetween(metricsBefore, await scrapeMetrics(ctx.agent), 'execlet_session_start_seconds', 'mode="nsenter"');
   const f = summarize(agent.full);
   const s = summarize(agent.resumed);
   const d = summarize(direct);
@@ -48,6 +52,7 @@ export async function nsenterLatency(ctx: BenchContext): Promise<ScenarioResult>
       'execlet-nsenter helper process p50 ms': round(h.p50),
       'docker CLI p50 ms': round(c.p50),
       ...agent.timelineFigures(),
+      'agent nsenter request → process started, mean ms (the agent\'s own metric)': round(startMs),
       'docker CLI / agent nsenter (p50), full handshake': round(c.p50 / f.p50),
       'docker CLI / agent nsenter (p50), resumed session': round(c.p50 / s.p50),
       runs,
