@@ -1,5 +1,6 @@
 // The exec routes, apiserver-shaped and kubelet-shaped: validate the request, resolve the target,
 // authorize it, check the upgrade — refusing with a Status before any handshake — then run it.
+import type { ServerResponse } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import type { AuditLog } from '../auth/audit.js';
@@ -12,10 +13,12 @@ import { ExecQueryError, parseApiserverExecQuery, parseKubeletExecQuery, type Ex
 import { runPlannedSession, type ExecPlan, type RunnerDeps } from './session-runner.js';
 import { sendStatus } from './status-reply.js';
 import { checkUpgrade, UpgradeRefused, UPGRADE_REQUIRED } from './upgrade.js';
+import { runWithoutRequest } from './upgraded-session.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
-    execPlan: { plan: ExecPlan; traits: ProtocolTraits } | null;
+    /** Decided before the upgrade; `response` is the one @fastify/websocket made for the upgrade request. */
+    execPlan: { plan: ExecPlan; traits: ProtocolTraits; response: ServerResponse } | null;
   }
 }
 
@@ -53,6 +56,7 @@ export function registerExecRoutes(app: FastifyInstance, deps: ExecRouteDeps): v
         const traits = checkUpgrade(request);
         request.execPlan = {
           traits,
+          response: reply.raw,
           plan: {
             identity,
             grant,
@@ -78,9 +82,10 @@ export function registerExecRoutes(app: FastifyInstance, deps: ExecRouteDeps): v
     };
 
   const notUpgraded = async (_request: FastifyRequest, reply: FastifyReply) => sendStatus(reply, 400, UPGRADE_REQUIRED);
-  const runSession = async (socket: WebSocket, request: FastifyRequest) => {
-    const { plan: execPlan, traits } = request.execPlan!;
-    await runPlannedSession(deps, execPlan, traits, socket, request.log);
+  const runSession = (socket: WebSocket, request: FastifyRequest): void => {
+    const { plan: execPlan, traits, response } = request.execPlan!;
+    const log = request.log;
+    runWithoutRequest(socket, response, log, () => runPlannedSession(deps, execPlan, traits, socket, log));
   };
 
   for (const [rules, urls] of [

@@ -2,6 +2,7 @@
 // stream URL (the CRI GetExec pattern), GET /v1/streams/{token} opens that stream with no other
 // credential, and GET /v1/targets lists what the caller may reach.
 import { randomUUID } from 'node:crypto';
+import type { ServerResponse } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import { z } from 'zod';
@@ -14,6 +15,7 @@ import { AccessDenied, auditRefusal, authorize, policyTarget } from './access.js
 import type { ExecRouteDeps } from './exec-routes.js';
 import { runPlannedSession, type ExecPlan } from './session-runner.js';
 import { sendStatus } from './status-reply.js';
+import { runWithoutRequest } from './upgraded-session.js';
 import { checkUpgrade, UpgradeRefused, UPGRADE_REQUIRED } from './upgrade.js';
 
 export interface StreamGrant {
@@ -65,7 +67,8 @@ function streamUrl(request: FastifyRequest, token: string): string {
 
 declare module 'fastify' {
   interface FastifyRequest {
-    streamGrant: { grant: StreamGrant; traits: ProtocolTraits; receivedAt: number } | null;
+    /** `response` is the one @fastify/websocket made for the upgrade request. */
+    streamGrant: { grant: StreamGrant; traits: ProtocolTraits; receivedAt: number; response: ServerResponse } | null;
   }
 }
 
@@ -123,7 +126,7 @@ export function registerSessionRoutes(app: FastifyInstance, deps: SessionRouteDe
         return sendStatus(reply, 404, 'this stream URL is unknown, already used, or expired: request a new one with POST /v1/sessions');
       }
       try {
-        request.streamGrant = { grant, traits: checkUpgrade(request), receivedAt };
+        request.streamGrant = { grant, traits: checkUpgrade(request), receivedAt, response: reply.raw };
         return undefined;
       } catch (err) {
         if (err instanceof UpgradeRefused) return sendStatus(reply.headers(err.headers), err.code, err.message);
@@ -131,11 +134,12 @@ export function registerSessionRoutes(app: FastifyInstance, deps: SessionRouteDe
       }
     },
     handler: async (_request, reply) => sendStatus(reply, 400, UPGRADE_REQUIRED),
-    wsHandler: async (socket: WebSocket, request: FastifyRequest) => {
-      const { grant, traits } = request.streamGrant!;
+    wsHandler: (socket: WebSocket, request: FastifyRequest): void => {
+      const { grant, traits, receivedAt, response } = request.streamGrant!;
       // Audited as the identity that asked for the URL, opened from wherever the stream came from.
-      const plan = { ...grant.plan, identity: { ...grant.plan.identity, method: 'stream-token' as const, address: request.ip }, receivedAt: request.streamGrant!.receivedAt };
-      await runPlannedSession(deps, plan, traits, socket, request.log.child({ streamId: grant.id }));
+      const plan = { ...grant.plan, identity: { ...grant.plan.identity, method: 'stream-token' as const, address: request.ip }, receivedAt };
+      const log = request.log.child({ streamId: grant.id });
+      runWithoutRequest(socket, response, log, () => runPlannedSession(deps, plan, traits, socket, log));
     },
   });
 
