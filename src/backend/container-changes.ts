@@ -33,6 +33,15 @@ export class ContainerChanges implements ContainerChangeFeed {
     });
   }
 
+  /**
+   * The engine contradicted a list (no such container, or not running, where the list said
+   * running): an event went by unheard — the engine drops events for a subscriber that falls
+   * behind without ending the stream — so whatever was learned before is not reused.
+   */
+  contradicted(): void {
+    this.#generation++;
+  }
+
   get live(): boolean {
     return this.stream.connected;
   }

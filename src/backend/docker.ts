@@ -64,7 +64,9 @@ export class DockerBackend implements Backend, ContainerCatalog {
 
   constructor(private readonly options: DockerBackendOptions) {
     this.engine = new EngineClient(options.dockerHost);
-    this.#events = new EngineEventStream((onEvent, onEnd) => this.engine.streamEvents(ENGINE_EVENT_FILTERS, onEvent, onEnd));
+    // From a second before each (re)connect: the engine replays what it logged since, so a change
+    // made while the stream was being opened is not missed (a replayed one only costs a new list).
+    this.#events = new EngineEventStream((onEvent, onEnd) => this.engine.streamEvents(ENGINE_EVENT_FILTERS, onEvent, onEnd, Math.floor(Date.now() / 1000) - 1));
     if (options.onEventStreamChange) this.#events.listen({ stateChange: options.onEventStreamChange });
     this.#exits = new ExecExitEvents(this.#events);
     this.containerChanges = new ContainerChanges(this.#events);
@@ -136,6 +138,9 @@ export class DockerBackend implements Backend, ContainerCatalog {
         ...(consoleSize ? { ConsoleSize: consoleSize } : {}),
       });
     } catch (err) {
+      // The container is gone or not running where the resolver's list had it running.
+      const status = (err as Partial<EngineError>).statusCode;
+      if (status === 404 || status === 409) this.containerChanges.contradicted();
       throw this.#failed('exec_create', err, `create exec in container ${containerId.slice(0, 12)}`);
     }
     // Engines before API 1.42 ignore ConsoleSize. A resize sent now waits in the engine until the

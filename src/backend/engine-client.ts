@@ -131,9 +131,10 @@ export class EngineClient {
    * Streams the engine's events that match `filters` (one JSON object per line) to `onEvent`, on a
    * connection of its own. Resolves once the engine answered, with a handle that ends the stream;
    * `onEnd` is told when the stream ends for any other reason (the engine went away, a bad line).
+   * With `since` (Unix seconds), the engine first replays the matching events it logged since then.
    */
-  streamEvents(filters: Record<string, string[]>, onEvent: (event: EngineEvent) => void, onEnd: (err: Error) => void): Promise<{ close(): void }> {
-    const path = `/${API_VERSION}/events?filters=${encodeURIComponent(JSON.stringify(filters))}`;
+  streamEvents(filters: Record<string, string[]>, onEvent: (event: EngineEvent) => void, onEnd: (err: Error) => void, since?: number): Promise<{ close(): void }> {
+    const path = `/${API_VERSION}/events?filters=${encodeURIComponent(JSON.stringify(filters))}${since === undefined ? '' : `&since=${since}`}`;
     return new Promise((resolve, reject) => {
       const req = request({ ...this.#endpoint, method: 'GET', path, agent: false }, (response) => {
         if (response.statusCode !== 200) {

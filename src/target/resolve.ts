@@ -2,6 +2,7 @@
 // process, or a refusal carrying the HTTP code and message the Kubernetes API would give.
 import { existsSync, readlinkSync } from 'node:fs';
 import type { ContainerChangeFeed } from '../backend/container-changes.js';
+import { readProcStat } from '../backend/process-tree.js';
 import type { ContainerCatalog, ContainerSummary, ExecPlace, LinuxNamespace } from '../backend/types.js';
 import { DEFAULT_NSENTER_NAMESPACES, NODE_CONTAINER, NODE_NAMESPACE, parseNamespaces, splitModeSuffix, TOOLBOX_NAMESPACES, type ExecMode } from './modes.js';
 import { synthesizePods, type PodContainer, type PodView } from './pods.js';
@@ -151,17 +152,21 @@ export class TargetResolver {
     return listing.containers;
   }
 
-  /** Host PIDs of container inits, reused like the list while the process still exists. */
-  readonly #pids = new Map<string, { at: number; generation: number; pid: number }>();
+  /**
+   * Host PIDs of container inits, reused like the list while the same process still has the PID
+   * (same start time: a PID the kernel gave to another process since is never reused here).
+   */
+  readonly #pids = new Map<string, { at: number; generation: number; pid: number; startTime: string }>();
 
   async #containerPid(containerId: string): Promise<number> {
     const cached = this.#pids.get(containerId);
-    if (cached && this.#stillValid(cached) && existsSync(`/proc/${cached.pid}`)) return cached.pid;
+    if (cached && this.#stillValid(cached) && readProcStat(cached.pid)?.startTime === cached.startTime) return cached.pid;
     const generation = this.#generation();
     const at = performance.now();
     const pid = await this.catalog.containerPid(containerId);
     if (this.#pids.size > 1000) this.#pids.clear();
-    if (pid > 0) this.#pids.set(containerId, { at, generation, pid });
+    const startTime = pid > 0 ? readProcStat(pid)?.startTime : undefined;
+    if (startTime) this.#pids.set(containerId, { at, generation, pid, startTime });
     else this.#pids.delete(containerId);
     return pid;
   }

@@ -10,7 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { connect } from 'node:tls';
 import { after, before, describe, test } from 'node:test';
 import { startAgent, type TestAgent } from '../helpers/agent.js';
-import { podLabels, startContainer, type TestContainer } from '../helpers/containers.js';
+import { dockerClient, podLabels, startContainer, type TestContainer } from '../helpers/containers.js';
 import { useTestDocker, type TestDocker } from '../helpers/docker-daemon.js';
 import { startEngineProxy, type EngineProxy } from '../helpers/engine-proxy.js';
 import { runExec } from '../helpers/exec-client.js';
@@ -34,20 +34,22 @@ async function containerListsDuring(work: () => Promise<unknown>): Promise<numbe
 
 const execTrue = () => runExec(agent, 'default', 'web', { command: ['true'], container: 'app', stdout: true });
 
-/** The HTTP status of GET …/pods/NAME, which answers from the agent's container list. */
-function podStatus(name: string): Promise<number> {
+/** GET …/pods/NAME, which answers from the agent's container list: the HTTP status and the pod's phase. */
+function getPod(name: string): Promise<{ status: number; phase?: string }> {
   return new Promise((resolve, reject) => {
     const req = request(
       { host: '127.0.0.1', port: agent.port, path: `/api/v1/namespaces/default/pods/${name}`, ca: agent.caPem, headers: { authorization: `Bearer ${agent.token}` } },
       (res) => {
-        res.resume();
-        res.on('end', () => resolve(res.statusCode!));
+        let body = '';
+        res.setEncoding('utf8').on('data', (chunk: string) => (body += chunk));
+        res.on('end', () => resolve({ status: res.statusCode!, phase: (JSON.parse(body) as { status?: { phase?: string } }).status?.phase }));
       },
     );
     req.on('error', reject);
     req.end();
   });
 }
+const podStatus = async (name: string) => (await getPod(name)).status;
 
 /** Resolves on the next request line the proxy sees that matches. */
 function nextRequest(match: (line: string) => boolean): Promise<string> {
@@ -133,9 +135,24 @@ describe('the container list from container events', () => {
     await waitUntil(async () => (await podStatus('gone')) === 404, 5000, 'the pod of the removed container answering 404');
   });
 
+  test('a stopped container that is removed (its destroy event alone) is gone from the list at once', async () => {
+    const stopped = await startContainer(docker, { labels: podLabels('default', 'stopped', 'app') });
+    try {
+      assert.equal((await getPod('stopped')).phase, 'Running');
+      await dockerClient(docker).getContainer(stopped.id).stop({ t: 0 });
+      // Its die event makes the list stale: the pod is listed again, with its container exited — so
+      // the removal below is heard by its destroy event alone.
+      await waitUntil(async () => (await getPod('stopped')).phase === 'Pending', 5000, 'the stopped pod listed with its container exited');
+    } finally {
+      await stopped.remove();
+    }
+    await waitUntil(async () => (await podStatus('stopped')) === 404, 5000, 'the pod of the removed container answering 404');
+  });
+
   test('with the event stream gone, the list is reused for a second only; with it back, for longer again', async () => {
+    const drops = (agent.output().match(/the container list is reused for 1 s/g) ?? []).length;
     proxy.cutEventStreams({ refuseNew: true });
-    await waitUntil(() => /the container list is reused for 1 s/.test(agent.output()), 5000, 'the agent noticing the stream ended');
+    await waitUntil(() => (agent.output().match(/the container list is reused for 1 s/g) ?? []).length > drops, 5000, 'the agent noticing the stream ended');
     await execTrue();
     await sleep(PAST_THE_SECOND_MS);
     assert.equal(await containerListsDuring(execTrue), 1);

@@ -1,10 +1,12 @@
 // Unit tests for how the target resolver (src/target/resolve.ts) reuses the engine's container list
 // and container PIDs with a change feed, and for the feed itself (src/backend/container-changes.ts)
 // on a fake event stream: reuse until a change, a list asked for before a change, the bounds when the
-// feed is not live or goes quiet, and which events count as changes.
+// feed is not live or goes quiet, a PID whose process is gone, and what counts as a change.
 
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 
 import { ContainerChanges, type ContainerChangeFeed } from '../../src/backend/container-changes.js';
 import type { EngineEvent } from '../../src/backend/engine-client.js';
@@ -41,10 +43,11 @@ function countingCatalog() {
     hold() {
       held = [];
     },
+    /** Lets the held lists answer, the last asked for first (the order that would let an older list win). */
     release() {
       const waiting = held ?? [];
       held = null;
-      for (const resolve of waiting) resolve();
+      for (const resolve of waiting.reverse()) resolve();
     },
   } satisfies ContainerCatalog & Record<string, unknown>;
   return catalog;
@@ -98,6 +101,7 @@ describe('the resolver with a change feed', () => {
     const sameTime = resolveApp(resolver);
     feed.generation++;
     const after = resolveApp(resolver);
+    // The list asked for after the change answers first; the older one, answering last, must not replace it.
     catalog.release();
     await Promise.all([before, sameTime, after]);
     assert.equal(catalog.lists, 2, 'one list before the change (shared by the two asking then), one after it');
@@ -116,6 +120,29 @@ describe('the resolver with a change feed', () => {
     feed.generation++;
     await resolveApp(resolver, 'app.nsenter');
     assert.equal(catalog.pids, 2);
+  });
+
+  it('asks for the PID again once the process that had it is gone, changes heard or not', async () => {
+    const child = spawn('sleep', ['60'], { stdio: 'ignore' });
+    await once(child, 'spawn');
+    let pid = child.pid!;
+    let asked = 0;
+    const catalog: ContainerCatalog = {
+      listContainers: async () => [APP],
+      containerPid: async () => (asked++, pid),
+    };
+    const resolver = resolverWith(catalog, { listCacheMs: 60_000, changes: { live: true, generation: 0 } });
+    try {
+      assert.equal(((await resolveApp(resolver, 'app.nsenter')).place as { pid: number }).pid, child.pid);
+      assert.equal(((await resolveApp(resolver, 'app.nsenter')).place as { pid: number }).pid, child.pid);
+      assert.equal(asked, 1);
+    } finally {
+      child.kill('SIGKILL');
+      await once(child, 'exit');
+    }
+    pid = process.pid;
+    assert.equal(((await resolveApp(resolver, 'app.nsenter')).place as { pid: number }).pid, process.pid);
+    assert.equal(asked, 2);
   });
 });
 
@@ -148,6 +175,13 @@ describe('ContainerChanges', () => {
     assert.equal(changes.live, false);
     assert.ok(changes.generation > connected);
     events.close();
+  });
+
+  it('moves when the engine contradicts a list (an event went by unheard)', () => {
+    const changes = new ContainerChanges(fakeStream().events);
+    const before = changes.generation;
+    changes.contradicted();
+    assert.ok(changes.generation > before);
   });
 
   it('moves on container lifecycle events, not on exec, health or other events', async () => {
