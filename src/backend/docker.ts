@@ -138,10 +138,10 @@ export class DockerBackend implements Backend, ContainerCatalog {
         ...(consoleSize ? { ConsoleSize: consoleSize } : {}),
       });
     } catch (err) {
+      const failure = this.#failed('exec_create', err, `create exec in container ${containerId.slice(0, 12)}`);
       // The container is gone or not running where the resolver's list had it running.
-      const status = (err as Partial<EngineError>).statusCode;
-      if (status === 404 || status === 409) this.containerChanges.contradicted();
-      throw this.#failed('exec_create', err, `create exec in container ${containerId.slice(0, 12)}`);
+      if (failure.kind === 'NotFound' || failure.kind === 'Conflict') this.containerChanges.contradicted();
+      throw failure;
     }
     // Engines before API 1.42 ignore ConsoleSize. A resize sent now waits in the engine until the
     // exec starts and lands as the process begins, well before it can ask for its terminal size.
