@@ -358,9 +358,15 @@ describe('the console in a browser', () => {
 
       await page.setViewportSize({ width: 820, height: 560 });
       const after = await poll('the terminal to fit the smaller window', () => terminalSize(page), (size) => size.cols < before.cols && size.rows < before.rows);
-      await typeLine(page, 'echo size2-$(stty size)-end');
-      const [, rows2, cols2] = await waitForLine(page, /^size2-(\d+) (\d+)-end$/);
-      assert.deepEqual({ rows: Number(rows2), cols: Number(cols2) }, after, 'the resize reached the shell');
+      // The resize reaches the shell through the engine's API, the typed line straight through its
+      // stdin: asked again (a while) until the shell has the new size.
+      let seen: { rows: number; cols: number } | null = null;
+      for (let attempt = 1; attempt <= 20 && !(seen?.rows === after.rows && seen.cols === after.cols); attempt++) {
+        await typeLine(page, `echo size2-${attempt}-$(stty size)-end`);
+        const [, rows2, cols2] = await waitForLine(page, new RegExp(`^size2-${attempt}-(\\d+) (\\d+)-end$`));
+        seen = { rows: Number(rows2), cols: Number(cols2) };
+      }
+      assert.deepEqual(seen, after, 'the resize reached the shell');
 
       // Paste: the browser's own paste (Ctrl+Shift+V), which xterm takes as input.
       await page.evaluate((text) => (globalThis as unknown as ConsoleGlobal).navigator.clipboard.writeText(text), `echo pasted-${N}`);

@@ -97,7 +97,7 @@ describe('bulk abrupt disconnects', () => {
 });
 
 describe('agent crash', () => {
-  test('SIGKILL with 20 live sessions, restart: all 20 processes gone within 5 s, 20 orphans reaped', async () => {
+  test('SIGKILL with 20 live sessions, restart: 20 orphans reaped before it serves, all 20 processes gone within 5 s', async () => {
     const stateDir = mkdtempSync(join(tmpdir(), 'execlet-crash-'));
     cleanups.push(async () => rmSync(stateDir, { recursive: true, force: true }));
     const first = await agentFor([], stateDir);
@@ -111,10 +111,11 @@ describe('agent crash', () => {
     await exited;
     // Docker exec processes belong to the container, not the agent: they survive its death.
     assert.ok(markers.every((m) => pidsWithCommandLine(m).length === 1), 'the exec processes outlived the agent');
-    const restarted = performance.now();
     const second = await agentFor([], stateDir);
-    await waitUntil(() => markers.every((m) => pidsWithCommandLine(m).length === 0), 5_000 - (performance.now() - restarted), 'the orphans to be reaped');
+    // The agent reaps before it serves: counted by the time it answers, and gone within 5 s of that
+    // (the start-up itself is not timed: on a loaded machine it can take seconds).
     assert.equal(sample((await get(second, '/metrics')).body, 'execlet_orphans_reaped_total'), 20);
+    await waitUntil(() => markers.every((m) => pidsWithCommandLine(m).length === 0), 5_000, 'the orphans to be gone');
   });
 });
 
@@ -191,8 +192,9 @@ describe('dead peers', () => {
     // Pings go unanswered; within two intervals the agent gives up on the peer.
     const tookMs = await waitUntil(() => pidsWithCommandLine('sleep 6500001').length === 0, 6_000, 'the process of the dead peer to be ended');
     assert.ok(tookMs < 6_000);
-    const metricsText = (await get(agent, '/metrics')).body;
-    assert.equal(sample(metricsText, 'execlet_sessions_ended_total', { outcome: 'disconnect' }), 1);
+    // The session is counted once the engine has reported the exit, a moment after the process is gone.
+    const disconnects = async () => sample((await get(agent, '/metrics')).body, 'execlet_sessions_ended_total', { outcome: 'disconnect' });
+    await waitUntil(async () => (await disconnects()) === 1, 5_000, 'the session to be counted as a disconnect');
     ws.terminate();
   });
 });

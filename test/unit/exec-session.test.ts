@@ -436,11 +436,14 @@ describe('runExecSession: TTY size', () => {
   });
 
   it('starts anyway after initialSizeWaitMs, without an initialSize', async () => {
-    const { backend, session } = startSession({ tty: true, stderr: false }, { initialSizeWaitMs: 20 });
+    const waitMs = 250;
+    const started = performance.now();
+    const { backend, session } = startSession({ tty: true, stderr: false }, { initialSizeWaitMs: waitMs });
     await settle();
     assert.equal(backend.specs.length, 0);
-    await sleep(60);
+    while (backend.specs.length === 0 && performance.now() - started < 10_000) await sleep(10);
     assert.equal(backend.specs.length, 1);
+    assert.ok(performance.now() - started >= waitMs - 1, 'not before initialSizeWaitMs');
     assert.equal('initialSize' in backend.specs[0]!, false);
     backend.process.end({ code: 0, signal: null });
     await session;
