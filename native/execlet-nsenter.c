@@ -2,6 +2,7 @@
  * execlet-nsenter: runs a command in the namespaces of a host process, in ONE exec.
  *
  *   execlet-nsenter --target PID --ns NAME[,NAME...] [--toolbox] -- COMMAND [ARG...]
+ *   execlet-nsenter --standby ["      "]    (those arguments, and more, come on stdin: see below)
  *
  * NAME is a file of /proc/PID/ns: user, cgroup, ipc, uts, net, pid, mnt. It replaces the agent's
  * former chain `setpriv --pdeathsig KILL -- nsenter --pid -- setpriv … nsenter --mount … --
@@ -206,10 +207,109 @@ static void __attribute__((noreturn)) wait_and_mirror(pid_t child)
 	exit(128 + sig);    /* not reached for a signal whose default action is to terminate */
 }
 
+/*
+ * --standby: the agent starts the helper before it knows what to run, and sends the arguments,
+ * environment and which of stdin/stdout/stderr go to /dev/null on stdin when a session needs it:
+ * a 4-byte big-endian length, then that many bytes of NUL-terminated strings — the streams to
+ * point at /dev/null ("", "0", "12", …), the argument count, the arguments (argv[0] first), then
+ * the environment entries. Nothing more is read from stdin: what follows is the command's input.
+ * End of input before a request: the agent let the standby go, and it exits 0.
+ */
+static void read_exactly(void *buffer, size_t length, bool eof_ok)
+{
+	for (size_t done = 0; done < length;) {
+		ssize_t got = read(STDIN_FILENO, (char *)buffer + done, length - done);
+		if (got < 0 && errno == EINTR) continue;
+		if (got < 0) fail("reading the standby request: %s", strerror(errno));
+		if (got == 0) {
+			if (done == 0 && eof_ok) exit(0);
+			fail("the standby request ended after %zu of %zu bytes", done, length);
+		}
+		done += (size_t)got;
+	}
+}
+
+#define MAX_STANDBY_REQUEST (4u << 20)
+
+static char **read_standby_request(int *argc)
+{
+	unsigned char header[4];
+	read_exactly(header, sizeof(header), true);
+	size_t length = (size_t)header[0] << 24 | (size_t)header[1] << 16 | (size_t)header[2] << 8 | header[3];
+	if (length == 0 || length > MAX_STANDBY_REQUEST) fail("a standby request of %zu bytes", length);
+	char *request = malloc(length + 1);
+	if (!request) fail("no memory for a standby request of %zu bytes", length);
+	read_exactly(request, length, false);
+	request[length] = '\0';
+	if (request[length - 1] != '\0') fail("the standby request does not end with a NUL");
+	size_t count = 0;
+	for (size_t i = 0; i < length; i++) count += request[i] == '\0';
+	char **strings = calloc(count + 2, sizeof(char *));
+	if (!strings) fail("no memory for a standby request of %zu strings", count);
+	for (size_t i = 0, at = 0; i < count; i++) {
+		strings[i] = request + at;
+		at += strlen(request + at) + 1;
+	}
+	if (count < 2) fail("the standby request has %zu strings, not the streams and the argument count", count);
+	const char *nulls = strings[0];
+	char *end;
+	errno = 0;
+	long args = strtol(strings[1], &end, 10);
+	if (errno || *end || args < 1 || (size_t)args > count - 2) fail("the standby request's argument count '%s' is not 1 to %zu", strings[1], count - 2);
+	for (const char *stream = nulls; *stream; stream++) {
+		if (*stream < '0' || *stream > '2') fail("the standby request names stream '%c', not 0, 1 or 2", *stream);
+		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+		if (null < 0 || dup2(null, *stream - '0') < 0) fail("/dev/null for stream %c: %s", *stream, strerror(errno));
+		close(null);
+	}
+	char **arguments = &strings[2];
+	environ = &strings[2 + args];    /* up to the NULL that calloc left after the last string */
+	char **terminated = calloc((size_t)args + 1, sizeof(char *));
+	if (!terminated) fail("no memory for %ld arguments", args);
+	memcpy(terminated, arguments, (size_t)args * sizeof(char *));
+	*argc = (int)args;
+	return terminated;
+}
+
+/*
+ * A standby shows the session's arguments in ps (/proc/PID/cmdline), as a helper started for it
+ * would: they are written over its own, "--standby" and the argument of spaces the agent gave it as
+ * room, cut short where they do not fit. Its arguments are one block of memory, from the first
+ * byte after argv[0] to the NUL after the last; the kernel shows that block, whose last byte stays
+ * a NUL.
+ */
+static void show_arguments(char **own, int own_count, char **shown, int shown_count)
+{
+	char *room = own[1], *end = own[own_count - 1] + strlen(own[own_count - 1]) + 1;
+	size_t size = (size_t)(end - room), used = 0;
+	for (int i = 1; i < shown_count && used + 1 < size; i++) {
+		size_t length = strlen(shown[i]);
+		if (length > size - used - 1) length = size - used - 1;
+		memcpy(room + used, shown[i], length);
+		used += length;
+		room[used++] = '\0';
+	}
+	memset(room + used, 0, size - used);
+}
+
+static bool all_spaces(const char *text)
+{
+	while (*text == ' ') text++;
+	return *text == '\0';
+}
+
 int main(int argc, char *argv[])
 {
 	expected_parent = getppid();
 	arm_deathsig();
+	if (argc >= 2 && strcmp(argv[1], "--standby") == 0) {
+		if (argc > 3 || (argc == 3 && !all_spaces(argv[2]))) usage_error("--standby takes nothing but an argument of spaces (room for the arguments it is sent)");
+		int count;
+		char **sent = read_standby_request(&count);
+		show_arguments(argv, argc, sent, count);
+		argv = sent;
+		argc = count;
+	}
 
 	pid_t target = 0;
 	bool toolbox = false, have_ns = false;

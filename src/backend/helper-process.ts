@@ -10,7 +10,7 @@ import { Readable, Writable } from 'node:stream';
 import { ReadStream as TerminalReadStream } from 'node:tty';
 import * as pty from 'node-pty';
 import { OutputStream } from './output-stream.js';
-import { SpawnError, type PosixSpawner } from './posix-spawn.js';
+import { SpawnError, type PosixSpawner, type SpawnedProcess } from './posix-spawn.js';
 import { killProcessTree } from './process-tree.js';
 import { BackendError, type ExecProcess, type ExecSpec, type ExitStatus, type TerminalSize } from './types.js';
 
@@ -57,10 +57,15 @@ export function startWithPosixSpawn(spawner: PosixSpawner, argv: string[], env: 
     if (!(err instanceof SpawnError)) throw err;
     throw new BackendError(`cannot run ${argv[0]}: ${err.message}`, 'Unavailable', { cause: err });
   }
+  return spawnedExecProcess(child, argv[0]!, killGraceMs);
+}
+
+/** A helper already running without a TTY (spawned, or a standby given its session), as an ExecProcess. */
+export function spawnedExecProcess(child: SpawnedProcess, program: string, killGraceMs: number): ExecProcess {
   const { pid, stdin, stdout, stderr } = child;
   const drained = (stream: Socket | null) => (stream ? new Promise<void>((resolve) => stream.once('close', () => resolve())) : Promise.resolve());
   let exited = false;
-  const exit = Promise.all([child.exited, drained(stdout), drained(stderr)]).then(([outcome]) => exitStatusOf(outcome, argv[0]!, pid));
+  const exit = Promise.all([child.exited, drained(stdout), drained(stderr)]).then(([outcome]) => exitStatusOf(outcome, program, pid));
   void child.exited.then(() => {
     exited = true;
     // As child_process does: the process is gone, and so is the use of its stdin (and its fd).

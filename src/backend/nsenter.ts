@@ -4,10 +4,12 @@
 // compiled into dist/native/ by `npm run build`), in a single exec. With a TTY it runs in a
 // pseudo-terminal, without one as a child with separate stdio; both are started with posix_spawn
 // (posix-spawn.ts) where that module loads, else with node-pty and child_process, which fork the agent.
+// Without a TTY, the agent's backend hands the session to a helper started ahead (standby-helper.ts).
 import { accessSync, constants as fsConstants, existsSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { startInPosixPty, startInNodePty, startWithChildProcess, startWithPosixSpawn } from './helper-process.js';
+import { spawnedExecProcess, startInPosixPty, startInNodePty, startWithChildProcess, startWithPosixSpawn } from './helper-process.js';
 import { PosixSpawner } from './posix-spawn.js';
+import { StandbyHelper } from './standby-helper.js';
 import { BackendError, type Backend, type ExecPlace, type ExecProcess, type ExecSpec, type LinuxNamespace } from './types.js';
 
 export interface NsenterBackendOptions {
@@ -21,6 +23,14 @@ export interface NsenterBackendOptions {
   spawner?: 'posix' | 'node';
   /** The execlet-spawn.node module; by default the one `npm run build` puts in dist/native/. */
   spawnModulePath?: string;
+  /**
+   * Keep a helper started ahead for the next session without a TTY (standby-helper.ts; with the
+   * posix spawner only). The agent's backend does; off by default, so a backend made for one
+   * process leaves none behind. `close()` lets it go.
+   */
+  standby?: boolean;
+  /** What went wrong with a standby helper (the session then starts its own): the agent logs it. */
+  onStandbyError?: (err: Error) => void;
 }
 
 /** The environment of every nsenter'd process: nothing of the agent's own leaks into it. */
@@ -61,6 +71,8 @@ export class NsenterBackend implements Backend {
   readonly name = 'nsenter';
   #helper: string | null = null;
   readonly #spawner: PosixSpawner | null;
+  #standby: StandbyHelper | null = null;
+  #closed = false;
   /** Why sessions start the helper with node-pty and child_process, when they do; null otherwise. */
   readonly spawnerFallback: string | null;
 
@@ -105,7 +117,28 @@ export class NsenterBackend implements Backend {
     const argv = nsenterArgv(this.helper(), place, spec.command);
     const env = { ...BASE_ENV, ...(spec.tty ? { TERM: 'xterm' } : {}), ...Object.fromEntries((spec.env ?? []).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)])) };
     const killGraceMs = this.options.killGraceMs;
-    if (this.#spawner) return spec.tty ? startInPosixPty(this.#spawner, argv, env, spec, killGraceMs) : startWithPosixSpawn(this.#spawner, argv, env, spec, killGraceMs);
+    if (this.#spawner && spec.tty) return startInPosixPty(this.#spawner, argv, env, spec, killGraceMs);
+    if (this.#spawner) {
+      const standing = this.#standbyHelper(this.#spawner)?.take(argv, env, spec);
+      return standing ? spawnedExecProcess(standing, argv[0]!, killGraceMs) : startWithPosixSpawn(this.#spawner, argv, env, spec, killGraceMs);
+    }
     return spec.tty ? startInNodePty(argv, env, spec, killGraceMs) : startWithChildProcess(argv, env, spec, killGraceMs);
+  }
+
+  /** The standby helper's pid while one waits (for tests and diagnostics). */
+  get standbyPid(): number | null {
+    return this.#standby?.pid ?? null;
+  }
+
+  /** Lets a waiting standby helper go; sessions after this start their own. */
+  close(): void {
+    this.#closed = true;
+    this.#standby?.close();
+  }
+
+  #standbyHelper(spawner: PosixSpawner): StandbyHelper | null {
+    if (!this.options.standby || this.#closed) return null;
+    this.#standby ??= new StandbyHelper(spawner, this.helper(), BASE_ENV, this.options.onStandbyError ?? (() => undefined));
+    return this.#standby;
   }
 }

@@ -23,7 +23,7 @@ interface SpawnModule {
   resize(master: number, cols: number, rows: number): void;
 }
 
-type ExitOutcome = { code: number | null; signal: number | null };
+export type ExitOutcome = { code: number | null; signal: number | null };
 
 export interface SpawnedProcess {
   pid: number;
@@ -33,6 +33,24 @@ export interface SpawnedProcess {
   stderr: Socket | null;
   /** Once the process has exited and been reaped; both null when its outcome is unknown. */
   exited: Promise<ExitOutcome>;
+}
+
+/** A process from spawnWithFds: the agent's ends of its stdin, stdout and stderr, -1 where there is none. */
+export interface SpawnedFds {
+  pid: number;
+  fds: [number, number, number];
+  exited: Promise<ExitOutcome>;
+}
+
+/** The streams over a spawnWithFds process's fds, which they own from then on. */
+export function streamsOf({ pid, fds: [stdin, stdout, stderr], exited }: SpawnedFds): SpawnedProcess {
+  return {
+    pid,
+    stdin: stdin >= 0 ? new Socket({ fd: stdin, readable: false, writable: true }) : null,
+    stdout: stdout >= 0 ? new Socket({ fd: stdout, readable: true, writable: false }) : null,
+    stderr: stderr >= 0 ? new Socket({ fd: stderr, readable: true, writable: false }) : null,
+    exited,
+  };
 }
 
 export interface SpawnedTerminal {
@@ -79,16 +97,18 @@ export class PosixSpawner {
   }
 
   spawn(argv: string[], options: SpawnOptions): SpawnedProcess {
+    return streamsOf(this.spawnWithFds(argv, options));
+  }
+
+  /**
+   * As spawn, but the agent's ends of the socket pairs stay plain fds (close-on-exec, -1 for a
+   * stream not asked for): nothing reads them and nothing holds the event loop until
+   * streamsOf() makes streams of them.
+   */
+  spawnWithFds(argv: string[], options: SpawnOptions): SpawnedFds {
     const [exited, onExit] = exitPromise();
     const started = attempt(() => this.module.spawn(argv[0]!, argv, envp(options.env), options.cwd, [options.stdin, options.stdout, options.stderr], onExit));
-    const [stdin, stdout, stderr] = started.fds;
-    return {
-      pid: started.pid,
-      stdin: stdin >= 0 ? new Socket({ fd: stdin, readable: false, writable: true }) : null,
-      stdout: stdout >= 0 ? new Socket({ fd: stdout, readable: true, writable: false }) : null,
-      stderr: stderr >= 0 ? new Socket({ fd: stderr, readable: true, writable: false }) : null,
-      exited,
-    };
+    return { pid: started.pid, fds: started.fds, exited };
   }
 
   /** The program on a new pseudo-terminal of `cols` × `rows`, its stdin, stdout, stderr and controlling terminal. */

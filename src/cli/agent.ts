@@ -62,7 +62,11 @@ export async function startAgent(settings: Settings, overrides: AgentOverrides =
       else if (err) log.warn({ err: err.message }, "the engine's event stream ended: until it is back, exit codes come from inspecting each exec and the container list is reused for 1 s");
     },
   });
-  const nsenter = new NsenterBackend({ killGraceMs: settings.killGraceMs });
+  const nsenter = new NsenterBackend({
+    killGraceMs: settings.killGraceMs,
+    standby: true,
+    onStandbyError: (err) => log.warn({ err: err.message }, 'the standby nsenter helper failed; a session without a TTY starts its own helper until the next standby is ready'),
+  });
   if (nsenterEnabled) nsenter.helper(); // fail at start-up, not at the first session, when the nsenter helper was not built
   const nodePid = nodeNamespacePid();
   setEngineProbe(() => docker.ping().then(() => true, () => false));
@@ -170,6 +174,7 @@ export async function startAgent(settings: Settings, overrides: AgentOverrides =
     stopReaper();
     stopWatching?.();
     await app.close();
+    nsenter.close();
     docker.close();
     audit.close();
   };

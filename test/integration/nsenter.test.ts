@@ -263,6 +263,153 @@ describe('the helper', () => {
   });
 });
 
+describe('the standby helper', () => {
+  const childrenOf = (pid: number) =>
+    readFileSync(`/proc/${pid}/task/${pid}/children`, 'latin1').trim().split(' ').filter(Boolean).map(Number);
+  const argvOf = (pid: number) => readFileSync(`/proc/${pid}/cmdline`, 'latin1').split('\0').filter(Boolean);
+  const parentOf = (pid: number) => Number(readFileSync(`/proc/${pid}/stat`, 'latin1').split(') ')[1]!.split(' ')[1]);
+  /** The agent's children waiting as a standby (argv: the helper, --standby, its room of spaces). */
+  const standbysOf = (owner: TestAgent) =>
+    childrenOf(owner.process.pid!).filter((pid) => {
+      try {
+        return argvOf(pid)[1] === '--standby';
+      } catch {
+        return false; // gone meanwhile
+      }
+    });
+  /** The one standby of `owner`, once there is exactly one and it is not `previous`. */
+  const nextStandby = async (owner: TestAgent, previous?: number) => {
+    await waitUntil(() => standbysOf(owner).length === 1 && standbysOf(owner)[0] !== previous, 5000, 'a standby helper');
+    return standbysOf(owner)[0]!;
+  };
+  const quick = { command: 'true', container: 'app.nsenter', stdout: true };
+
+  test('a session without a TTY runs in the standby started after the one before it, which ps shows with its arguments; then another waits', async () => {
+    assert.equal(exitCodeOf((await runExec(agent, 'default', 'isolated', quick)).error), 0);
+    const standby = await nextStandby(agent);
+    const marker = 'sleep 1234521';
+    const ws = await openExec(agent, execPath('default', 'isolated', { command: marker.split(' '), container: 'app.nsenter', stdout: true }));
+    try {
+      await waitUntil(() => pidsWithCommandLine(marker).length === 1, 5000, `${marker} to start`);
+      const helper = parentOf(pidsWithCommandLine(marker)[0]!);
+      assert.equal(helper, standby, 'the command is the standby\'s fork');
+      assert.deepEqual(argvOf(helper).slice(1), ['--target', String(isolated.hostPid), '--ns', 'mnt,uts,ipc,net,pid', '--', 'sleep', '1234521']);
+      await nextStandby(agent, standby);
+    } finally {
+      const closed = once(ws, 'close');
+      ws.terminate();
+      await closed;
+      await waitUntil(() => pidsWithCommandLine(marker).length === 0, 2000, `${marker} to be gone`);
+    }
+  });
+
+  test('streams not asked for are /dev/null in the standby too: no input, output goes nowhere, no SIGPIPE', async () => {
+    const standby = await nextStandby(agent);
+    const script = 'cat; i=0; while [ $i -lt 3000 ]; do echo filler filler filler; i=$((i+1)); done; echo done >&2';
+    const r = await runExec(agent, 'default', 'isolated', { command: ['sh', '-c', script], container: 'app.nsenter', stderr: true });
+    assert.equal(exitCodeOf(r.error), 0, r.error);
+    assert.equal(text(r.stderr), 'done\n');
+    assert.equal(text(r.stdout), '');
+    await nextStandby(agent, standby);
+  });
+
+  test('a TTY session starts its own helper on a new terminal and leaves the standby waiting', async () => {
+    const standby = await nextStandby(agent);
+    const marker = 'sleep 1234522';
+    const ws = await openExec(agent, execPath('default', 'isolated', { command: ['sh', '-c', marker], container: 'app.nsenter', stdin: true, stdout: true, tty: true }));
+    try {
+      sendResize(ws, 80, 24);
+      await waitUntil(() => pidsWithCommandLine(marker).length === 1, 5000, `${marker} to start`);
+      assert.notEqual(parentOf(pidsWithCommandLine(marker)[0]!), standby);
+      assert.deepEqual(standbysOf(agent), [standby]);
+    } finally {
+      const closed = once(ws, 'close');
+      ws.terminate();
+      await closed;
+      await waitUntil(() => pidsWithCommandLine(marker).length === 0, 2000, `${marker} to be gone`);
+    }
+  });
+
+  test('a standby killed before its session: the agent says so, the session starts its own helper, and another standby follows', async () => {
+    const standby = await nextStandby(agent);
+    process.kill(standby, 'SIGKILL');
+    await waitUntil(() => agent.output().includes(`the standby nsenter helper (pid ${standby}) ended before it was used (code null, signal 9)`), 5000, 'the agent to report the lost standby');
+    const r = await runExec(agent, 'default', 'isolated', { command: ['sh', '-c', 'echo still works'], container: 'app.nsenter', stdout: true });
+    assert.equal(exitCodeOf(r.error), 0);
+    assert.equal(text(r.stdout), 'still works\n');
+    await nextStandby(agent, standby);
+  });
+
+  /** True while `pid` is the same live process as when this was made (its start time in /proc). */
+  const sameProcess = (pid: number) => {
+    const stat = () => readFileSync(`/proc/${pid}/stat`, 'latin1').split(') ')[1]!.split(' ');
+    let startTime: string | undefined;
+    try {
+      startTime = stat()[19];
+    } catch {
+      return () => false; // already gone
+    }
+    return () => {
+      try {
+        const now = stat();
+        return now[0] !== 'Z' && now[19] === startTime;
+      } catch {
+        return false;
+      }
+    };
+  };
+
+  test('none before the first nsenter session; SIGKILL of the agent takes its standby along', async () => {
+    const doomed = await startAgent(docker, { nodeName: 'standby-node' });
+    try {
+      assert.deepEqual(standbysOf(doomed), [], 'none before the first nsenter session');
+      assert.equal(exitCodeOf((await runExec(doomed, 'default', 'isolated', quick)).error), 0);
+      const alive = sameProcess(await nextStandby(doomed));
+      const exited = once(doomed.process, 'exit');
+      doomed.process.kill('SIGKILL');
+      await exited;
+      await waitUntil(() => !alive(), 2000, 'the standby to die with the agent');
+    } finally {
+      await doomed.stop();
+    }
+  });
+
+  test('the backend: a standby only when asked for, used by the next session, let go by close() while its owner lives', async () => {
+    const spec = { place: { kind: 'namespaces' as const, pid: isolated.hostPid, namespaces: ['uts' as const], toolbox: false }, command: ['true'], tty: false, stdin: false, stdout: true, stderr: true };
+    const run = async (backend: NsenterBackend) => {
+      const proc = await backend.start(spec);
+      proc.stdout.resume();
+      proc.stderr?.resume();
+      assert.deepEqual(await proc.exit, { code: 0, signal: null });
+    };
+    const plain = new NsenterBackend({ killGraceMs: 100 });
+    await run(plain);
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(plain.standbyPid, null, 'no standby unless asked for');
+
+    const errors: Error[] = [];
+    const backend = new NsenterBackend({ killGraceMs: 100, standby: true, onStandbyError: (err) => errors.push(err) });
+    try {
+      await run(backend);
+      await waitUntil(() => backend.standbyPid !== null, 5000, 'the first standby');
+      const first = sameProcess(backend.standbyPid!);
+      await run(backend);
+      assert.equal(first(), false, 'the first standby ran the second session and is gone');
+      await waitUntil(() => backend.standbyPid !== null, 5000, 'the next standby');
+      const next = sameProcess(backend.standbyPid!);
+      backend.close();
+      await waitUntil(() => !next(), 2000, 'the standby to exit after close()');
+      assert.equal(backend.standbyPid, null);
+      await run(backend);
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.equal(backend.standbyPid, null, 'none after close()');
+      assert.deepEqual(errors, []);
+    } finally {
+      backend.close();
+    }
+  });
+});
+
 describe('nothing left behind', () => {
   test('a dropped client: the nsenter process tree is gone within 2 s (TTY and not)', async () => {
     for (const tty of [false, true]) {

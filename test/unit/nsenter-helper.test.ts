@@ -2,7 +2,8 @@
 // `npm run build`), run directly: its argument errors (125, naming the problem), a command that
 // cannot run (127 not found, 126 not executable), exit codes and signals passed through with and
 // without the PID-namespace fork, no namespace fd leaked into the command, the death signal when its
-// parent is SIGKILLed, and the toolbox's fresh /proc. Entering namespaces needs root (CAP_SYS_ADMIN);
+// parent is SIGKILLed, the toolbox's fresh /proc, and --standby (its request on stdin, what it
+// shows in ps, its refusals of a broken request). Entering namespaces needs root (CAP_SYS_ADMIN);
 // those tests skip without it. The end-to-end behaviour through the agent is in
 // test/integration/nsenter.test.ts.
 import assert from 'node:assert/strict';
@@ -13,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { DEFAULT_HELPER_PATH } from '../../src/backend/nsenter.js';
+import { standbyRequest } from '../../src/backend/standby-helper.js';
 import { pidsWithCommandLine, waitUntil } from '../helpers/proc-scan.js';
 import { runCommand, type CommandResult } from '../helpers/run-command.js';
 
@@ -198,5 +200,79 @@ describe('running in namespaces', { skip: needsRoot }, () => {
     const [cwd, count] = text(r.stdout).split('\n');
     assert.equal(cwd, '/');
     assert.ok(Number(count) <= 4, `the target's /proc: ${count} processes`);
+  });
+});
+
+describe('--standby: the arguments, environment and unwanted streams come on stdin', { skip: needsRoot }, () => {
+  const runStandby = (input: Buffer, room = ' '.repeat(64)): Promise<CommandResult> => runCommand(HELPER, ['--standby', room], { env: ENV, input, timeoutMs: 10_000 });
+  const request = (argv: string[], env: Record<string, string>, streams = { stdin: true, stdout: true, stderr: true }) => standbyRequest(argv, env, streams);
+  const inOwnUts = (command: string[], namespaces = 'uts') => [HELPER, '--target', String(process.pid), '--ns', namespaces, '--', ...command];
+  const framed = (payload: Buffer) => Buffer.concat([Buffer.from([payload.length >>> 24, (payload.length >>> 16) & 255, (payload.length >>> 8) & 255, payload.length & 255]), payload]);
+
+  test('the end of stdin before any request: exit 0 without a word (the agent let the standby go)', async () => {
+    const r = await runStandby(Buffer.alloc(0));
+    assert.deepEqual([r.code, text(r.stdout), text(r.stderr)], [0, '', '']);
+  });
+
+  test('the command runs with the environment sent, not the standby\'s, and reads what follows the request', async () => {
+    const r = await runStandby(Buffer.concat([request(inOwnUts(['sh', '-c', 'echo "$GREETING $PATH"; cat']), { GREETING: 'hello', PATH: '/usr/bin:/bin' }), Buffer.from('the rest of stdin\n')]));
+    assert.deepEqual([r.code, text(r.stdout), text(r.stderr)], [0, 'hello /usr/bin:/bin\nthe rest of stdin\n', '']);
+  });
+
+  test('streams not asked for are /dev/null: input ends at once, output goes nowhere without SIGPIPE', async () => {
+    // The input after the request would be read by cat if stdin were not /dev/null.
+    const script = 'cat; i=0; while [ $i -lt 3000 ]; do echo filler filler filler; i=$((i+1)); done; echo done >&2';
+    const r = await runStandby(Buffer.concat([request(inOwnUts(['sh', '-c', script]), ENV, { stdin: false, stdout: false, stderr: true }), Buffer.from('not for cat\n')]));
+    assert.deepEqual([r.code, text(r.stdout), text(r.stderr)], [0, '', 'done\n']);
+  });
+
+  test('ps shows the arguments sent over the room it was given, cut short where they do not fit (the helper waiting in the PID namespace\'s parent)', async () => {
+    const sent = ['--target', String(process.pid), '--ns', 'uts,pid', '--', 'sleep', '30'];
+    // The room is "--standby", the spaces, and their NULs; its last byte stays a NUL.
+    const cut = (spaces: number) => sent.join('\0').slice(0, '--standby'.length + spaces + 1).split('\0').filter(Boolean);
+    for (const [room, expected] of [
+      [' '.repeat(200), sent],
+      [' '.repeat(14), cut(14)],
+    ] as const) {
+      const child = spawn(HELPER, ['--standby', room], { env: ENV, stdio: ['pipe', 'ignore', 'ignore'] });
+      children.push(child);
+      child.stdin.write(request(inOwnUts(['sleep', '30'], 'uts,pid'), ENV));
+      await waitUntil(() => readFileSync(`/proc/${child.pid}/cmdline`, 'latin1').includes('--target'), 5000, 'the arguments to be shown');
+      const shown = readFileSync(`/proc/${child.pid}/cmdline`, 'latin1').split('\0').filter(Boolean);
+      assert.deepEqual(shown, [HELPER, ...expected]);
+      const exited = once(child, 'exit');
+      child.kill('SIGKILL');
+      await exited;
+    }
+  });
+
+  test('a broken request: exit 125 and a message naming the problem', async () => {
+    const strings = (...parts: string[]) => Buffer.from(`${parts.join('\0')}\0`);
+    const cases: Array<[Buffer, RegExp]> = [
+      [Buffer.from([0, 0]), /the standby request ended after 2 of 4 bytes/],
+      [framed(Buffer.alloc(0)), /a standby request of 0 bytes/],
+      [Buffer.from([0x10, 0, 0, 0]), /a standby request of 268435456 bytes/],
+      [Buffer.concat([Buffer.from([0, 0, 0, 20]), Buffer.from('12\0')]), /the standby request ended after 3 of 20 bytes/],
+      [framed(Buffer.from('\x002\0a\0b')), /does not end with a NUL/],
+      [framed(strings('')), /has 1 strings, not the streams and the argument count/],
+      [framed(strings('', 'x', 'true')), /argument count 'x' is not 1 to 1/],
+      [framed(strings('', '3', 'a', 'b')), /argument count '3' is not 1 to 2/],
+      [framed(strings('', '0', 'a')), /argument count '0' is not 1 to 1/],
+      [framed(strings('3', '1', 'true')), /names stream '3', not 0, 1 or 2/],
+      [framed(strings('', '1', HELPER)), /missing '--' before the command/],
+    ];
+    for (const [input, message] of cases) {
+      const r = await runStandby(input);
+      assert.equal(r.code, 125, `${JSON.stringify(input.toString('latin1'))}: ${text(r.stderr)}`);
+      assert.match(text(r.stderr), message);
+    }
+  });
+
+  test('--standby takes nothing else but its room of spaces', async () => {
+    for (const args of [['--standby', 'x'], ['--standby', ' ', ' ']]) {
+      const r = await runCommand(HELPER, args, { env: ENV, timeoutMs: 10_000 });
+      assert.equal(r.code, 125);
+      assert.match(text(r.stderr), /--standby takes nothing but an argument of spaces/);
+    }
   });
 });
