@@ -101,9 +101,9 @@ export class PosixSpawner {
   }
 
   /**
-   * As spawn, but the agent's ends of the socket pairs stay plain fds (close-on-exec, -1 for a
-   * stream not asked for): nothing reads them and nothing holds the event loop until
-   * streamsOf() makes streams of them.
+   * As spawn, but the agent's ends of the socket pairs stay plain blocking fds (close-on-exec, -1
+   * for a stream not asked for), which nothing reads until streamsOf() makes streams of them. The
+   * child itself holds the event loop until it is reaped, as every child of this module does.
    */
   spawnWithFds(argv: string[], options: SpawnOptions): SpawnedFds {
     const [exited, onExit] = exitPromise();

@@ -31,6 +31,18 @@ export function standbyRequest(argv: string[], env: Record<string, string>, stre
   return request;
 }
 
+/**
+ * Requests larger than this go to a helper started for the session instead: the request is written
+ * on the event loop, at once, and must fit the socket's buffer (~200 KB) whatever the standby does.
+ */
+const MAX_REQUEST_BYTES = 64 * 1024;
+
+/** Every string a request carries ends at its NUL: one inside would move the boundaries. */
+const hasNul = (strings: Iterable<string>) => {
+  for (const text of strings) if (text.includes('\0')) return true;
+  return false;
+};
+
 export class StandbyHelper {
   #ready: SpawnedFds | null = null;
   #preparing = false;
@@ -53,14 +65,17 @@ export class StandbyHelper {
    * when none is waiting (the caller spawns one itself). Another standby is prepared either way.
    */
   take(argv: string[], env: Record<string, string>, streams: StandbyStreams): SpawnedProcess | null {
+    // What a NUL would split, a helper started for the session refuses (its argv cannot hold one).
+    if (hasNul(argv) || hasNul(Object.keys(env)) || hasNul(Object.values(env))) return null;
+    const request = standbyRequest(argv, env, streams);
+    if (request.length > MAX_REQUEST_BYTES) return null;
     const ready = this.#ready;
     this.#ready = null;
     this.prepareSoon();
     if (!ready) return null;
     try {
-      // A few hundred bytes into an empty socket buffer: written whole, at once. The helper reads
+      // At most 64 KiB into an empty socket buffer: written whole, at once. The helper reads
       // exactly this much, so what the client sends next is the command's.
-      const request = standbyRequest(argv, env, streams);
       if (writeSync(ready.fds[0], request) !== request.length) throw new Error('the request was written in part');
     } catch (err) {
       // It died meanwhile (EPIPE): its exit is reaped as it comes; the caller starts one itself.

@@ -173,8 +173,11 @@ export async function startAgent(settings: Settings, overrides: AgentOverrides =
   const close = async () => {
     stopReaper();
     stopWatching?.();
-    await app.close();
-    nsenter.close();
+    try {
+      await app.close();
+    } finally {
+      nsenter.close(); // its standby would hold the event loop
+    }
     docker.close();
     audit.close();
   };

@@ -56,6 +56,9 @@ const kubeletQuery = z.looseObject({
 function validateCommon(options: ExecRequestOptions): ExecRequestOptions {
   if (options.command.length === 0) throw new ExecQueryError('you must specify at least one command for the container (query parameter "command")');
   if (options.command[0] === '') throw new ExecQueryError('the first "command" parameter (the program to run) must not be empty');
+  const withNul = options.command.findIndex((arg) => arg.includes('\0'));
+  // No program can take it (an argument ends at its first NUL byte), and the policy saw it whole.
+  if (withNul >= 0) throw new ExecQueryError(`"command" parameter ${withNul + 1} contains a NUL byte, which no program argument can hold`);
   if (!options.stdin && !options.stdout && !options.stderr) {
     throw new ExecQueryError('you must specify at least 1 of stdin, stdout, stderr');
   }

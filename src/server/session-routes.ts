@@ -36,7 +36,10 @@ const sessionRequestSchema = z.strictObject({
     z.strictObject({ pid: z.number().int().min(1) }),
     z.strictObject({ node: z.literal(true) }),
   ]),
-  command: z.array(z.string()).min(1, 'must name the program to run').refine((argv) => argv[0] !== '', 'the program (first element) must not be empty'),
+  command: z
+    .array(z.string().refine((arg) => !arg.includes('\0'), 'must not contain a NUL byte, which no program argument can hold'))
+    .min(1, 'must name the program to run')
+    .refine((argv) => argv[0] !== '', 'the program (first element) must not be empty'),
   tty: z.boolean().default(false),
   stdin: z.boolean().default(false),
   stdout: z.boolean().default(true),

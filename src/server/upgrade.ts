@@ -23,6 +23,8 @@ export const UPGRADE_REQUIRED = 'Upgrade request required: exec needs a WebSocke
 /** RFC 6455 §4.1: the base64 of 16 bytes (what the ws library accepts). */
 const WEBSOCKET_KEY = /^[+/0-9A-Za-z]{22}==$/;
 const WEBSOCKET_VERSIONS = ['13', '8'];
+/** RFC 6455 §4.1 / RFC 7230 §3.2.6: Sec-WebSocket-Protocol is a comma-separated list of tokens. */
+const SUBPROTOCOL_LIST = /^[\t ]*[!#$%&'*+\-.^_`|~0-9A-Za-z]+(?:[\t ]*,[\t ]*[!#$%&'*+\-.^_`|~0-9A-Za-z]+)*[\t ]*$/;
 
 /** The negotiated protocol's traits, or throws UpgradeRefused with a message a person understands. */
 export function checkUpgrade(request: FastifyRequest): ProtocolTraits {
@@ -38,7 +40,15 @@ export function checkUpgrade(request: FastifyRequest): ProtocolTraits {
       'sec-websocket-version': WEBSOCKET_VERSIONS.join(', '),
     });
   }
-  const offered = parseOfferedSubprotocols(request.headers['sec-websocket-protocol']);
+  const header = request.headers['sec-websocket-protocol'];
+  // What the WebSocket handshake itself would refuse is refused here, with a Status, before any
+  // session is set up for it.
+  if (header !== undefined && header !== '' && !SUBPROTOCOL_LIST.test(header)) {
+    throw new UpgradeRefused(`invalid Sec-WebSocket-Protocol header ${JSON.stringify(header.slice(0, 200))}: it must be a comma-separated list of tokens`);
+  }
+  const offered = parseOfferedSubprotocols(header);
+  const twice = offered.find((name, index) => offered.indexOf(name) !== index);
+  if (twice !== undefined) throw new UpgradeRefused(`invalid Sec-WebSocket-Protocol header: subprotocol ${twice} is offered twice`);
   const protocol = negotiateSubprotocol(offered);
   if (!protocol) {
     const what = offered.length === 0 ? 'no WebSocket subprotocol was offered' : `none of the offered subprotocols (${offered.join(', ')}) is supported`;

@@ -321,6 +321,10 @@ describe('single-use stream URLs', () => {
     assert.match(badTarget.body.message ?? '', /^invalid session request: target: expected one of/);
     const noCommand = await issue(TOKENS.alice, { ...body, command: [] });
     assert.match(noCommand.body.message ?? '', /command: must name the program to run/);
+    // A policy sees ["grep", "root\0/etc/shadow"] as two arguments; a program would get three.
+    const withNul = await issue(TOKENS.alice, { ...body, command: ['grep', 'root\u0000/etc/shadow'] });
+    assert.equal(withNul.status, 400);
+    assert.match(withNul.body.message ?? '', /command\.1: must not contain a NUL byte/);
   });
 
   test('the 1001st outstanding URL: 429', async () => {

@@ -174,6 +174,16 @@ describe('transports', () => {
     assertStatus(await refusedUpgrade(execPath('default', 'web', good), ['v3.channel.k8s.io', 'v2.channel.k8s.io']), 400, 'BadRequest', /none of the offered subprotocols \(v3\.channel\.k8s\.io, v2\.channel\.k8s\.io\) is supported/);
   });
 
+  test('a Sec-WebSocket-Protocol header the handshake would refuse (not a token list, a name twice): 400 Status naming it', async () => {
+    const upgrade = { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==', 'sec-websocket-version': '13' };
+    for (const header of ['v5.channel.k8s.io, a@b', 'v5.channel.k8s.io,,v4.channel.k8s.io', 'v5.channel.k8s.io,']) {
+      const r = await httpRequest('GET', execPath('default', 'web', good), { ...upgrade, 'sec-websocket-protocol': header });
+      assertStatus(r, 400, 'BadRequest', /^invalid Sec-WebSocket-Protocol header ".*": it must be a comma-separated list of tokens$/);
+    }
+    const twice = await httpRequest('GET', execPath('default', 'web', good), { ...upgrade, 'sec-websocket-protocol': 'v5.channel.k8s.io, v4.channel.k8s.io,v5.channel.k8s.io' });
+    assertStatus(twice, 400, 'BadRequest', /subprotocol v5\.channel\.k8s\.io is offered twice/);
+  });
+
   test('a WebSocket upgrade with a malformed key or an unknown version: 400 Status naming the header', async () => {
     const upgrade = { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-protocol': 'v5.channel.k8s.io' };
     const key = 'dGhlIHNhbXBsZSBub25jZQ==';

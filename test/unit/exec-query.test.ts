@@ -106,6 +106,10 @@ describe('parseApiserverExecQuery: refusals', () => {
     refused(() => parseApiserverExecQuery({ stdout: 'true', command: '' }), 'first "command"', 'must not be empty');
     refused(() => parseApiserverExecQuery({ stdout: 'true', command: ['', 'ls'] }), 'must not be empty');
   });
+  it('a NUL byte in any argument, which a program could not receive as the policy saw it', () => {
+    refused(() => parseApiserverExecQuery({ stdout: 'true', command: ['grep', 'root\u0000/etc/shadow', 'log'] }), '"command" parameter 2', 'NUL byte');
+    refused(() => parseKubeletExecQuery({ output: '1', command: 'a\u0000' }, 'app'), '"command" parameter 1', 'NUL byte');
+  });
   it('a missing query object reads as an empty one', () => {
     refused(() => parseApiserverExecQuery(undefined), 'at least one command');
     refused(() => parseApiserverExecQuery(null), 'at least one command');
