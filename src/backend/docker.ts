@@ -53,6 +53,9 @@ const EXIT_POLL_LIMIT_MS = 10_000;
  * usually there first or within a millisecond; a late one only costs this wait.
  */
 const EXIT_EVENT_GRACE_MS = 250;
+/** How long ending an exec waits for one that was started but is not running yet, and how often it looks. */
+const KILL_START_WAIT_MS = 5_000;
+const KILL_START_POLL_MS = 20;
 
 export class DockerBackend implements Backend, ContainerCatalog {
   readonly name = 'docker';
@@ -311,19 +314,32 @@ class DockerExecProcess implements ExecProcess {
     return this.#killing;
   }
 
+  /**
+   * Ends the exec's process tree by host PID. An exec whose start the engine has acknowledged may
+   * not be running yet (runc takes tens of milliseconds): it is waited for, as closing its stream
+   * would not stop it from starting. One that ended, or never runs within KILL_START_WAIT_MS, only
+   * has its stream closed.
+   */
   async #killTree(): Promise<void> {
-    let info: EngineExecInspect;
-    try {
-      info = await this.engine.inspectExec(this.execId);
-    } catch {
-      this.socket.destroy();
-      return;
+    const deadline = Date.now() + KILL_START_WAIT_MS;
+    for (;;) {
+      let info: EngineExecInspect;
+      try {
+        info = await this.engine.inspectExec(this.execId);
+      } catch {
+        this.socket.destroy();
+        return;
+      }
+      const pid = info.Pid ?? 0;
+      if (info.Running && pid > 1) {
+        await killProcessTree(pid, this.killGraceMs);
+        return;
+      }
+      if (info.ExitCode !== null || Date.now() >= deadline) {
+        this.socket.destroy();
+        return;
+      }
+      await new Promise((resolve) => setTimeout(resolve, KILL_START_POLL_MS));
     }
-    const pid = info.Pid ?? 0;
-    if (!info.Running || pid <= 1) {
-      this.socket.destroy();
-      return;
-    }
-    await killProcessTree(pid, this.killGraceMs);
   }
 }
