@@ -5,20 +5,22 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import type { AuditLog } from '../auth/audit.js';
 import type { Authorizer } from '../auth/policy.js';
-import type { ProtocolTraits } from '../protocol/subprotocols.js';
 import type { SessionRegistry } from '../session/registry.js';
 import { TargetError, type TargetResolver, type TargetRules } from '../target/resolve.js';
 import { AccessDenied, auditRefusal, authorize } from './access.js';
 import { ExecQueryError, parseApiserverExecQuery, parseKubeletExecQuery, type ExecRequestOptions } from './exec-query.js';
-import { runPlannedSession, type ExecPlan, type RunnerDeps } from './session-runner.js';
+import { BegunSession, type ExecPlan, type RunnerDeps } from './session-runner.js';
 import { sendStatus } from './status-reply.js';
 import { checkUpgrade, UpgradeRefused, UPGRADE_REQUIRED } from './upgrade.js';
 import { runWithoutRequest } from './upgraded-session.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
-    /** Decided before the upgrade; `response` is the one @fastify/websocket made for the upgrade request. */
-    execPlan: { plan: ExecPlan; traits: ProtocolTraits; response: ServerResponse } | null;
+    /**
+     * Set up before the upgrade; `response` is the one @fastify/websocket made for the upgrade
+     * request, `detach` stops the session from being abandoned when the connection closes.
+     */
+    execPlan: { session: BegunSession; response: ServerResponse; detach: () => void } | null;
   }
 }
 
@@ -54,17 +56,26 @@ export function registerExecRoutes(app: FastifyInstance, deps: ExecRouteDeps): v
         });
         const grant = authorize(deps, { identity, target, command: options.command, tty: options.tty, stdin: options.stdin });
         const traits = checkUpgrade(request);
-        request.execPlan = {
-          traits,
-          response: reply.raw,
-          plan: {
-            identity,
-            grant,
-            target,
-            receivedAt,
-            spec: { place: target.place, command: options.command, tty: options.tty, stdin: options.stdin, stdout: options.stdout, stderr: options.stderr },
-          },
+        // Upgrade headers on a request that is not an upgrade (no `Connection: Upgrade`): the
+        // route's HTTP handler refuses it; nothing is set up.
+        // Nor for a connection gone already: the upgrade has nowhere to go either.
+        if (!(request.raw as { upgrade?: boolean }).upgrade || request.raw.socket.destroyed) return undefined;
+        const plan: ExecPlan = {
+          identity,
+          grant,
+          target,
+          receivedAt,
+          spec: { place: target.place, command: options.command, tty: options.tty, stdin: options.stdin, stdout: options.stdout, stderr: options.stderr },
         };
+        // Set up, and without a TTY started, while the upgrade completes.
+        const session = BegunSession.begin(deps, plan, traits, request.log, true);
+        if (!session) return sendStatus(reply, 500, 'the session was refused: its audit record could not be written', 'InternalError');
+        // A connection that ends before the WebSocket opens (the upgrade failed, the client left)
+        // takes the session with it.
+        const connection = request.raw.socket;
+        const abandon = () => session.abandon('the connection closed before the WebSocket opened');
+        connection.once('close', abandon);
+        request.execPlan = { session, response: reply.raw, detach: () => connection.off('close', abandon) };
         return undefined;
       } catch (err) {
         if (err instanceof AccessDenied) return sendStatus(reply, err.code, err.message, err.reason);
@@ -83,9 +94,9 @@ export function registerExecRoutes(app: FastifyInstance, deps: ExecRouteDeps): v
 
   const notUpgraded = async (_request: FastifyRequest, reply: FastifyReply) => sendStatus(reply, 400, UPGRADE_REQUIRED);
   const runSession = (socket: WebSocket, request: FastifyRequest): void => {
-    const { plan: execPlan, traits, response } = request.execPlan!;
-    const log = request.log;
-    runWithoutRequest(socket, response, log, () => runPlannedSession(deps, execPlan, traits, socket, log));
+    const { session, response, detach } = request.execPlan!;
+    detach();
+    runWithoutRequest(socket, response, request.log, () => session.run(socket));
   };
 
   for (const [rules, urls] of [

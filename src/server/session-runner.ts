@@ -1,18 +1,19 @@
-// Runs one authorized exec plan over an upgraded WebSocket: registers the session, audits its start
-// and end, applies the grant's limits, picks the backend for the place, and records metrics.
+// Runs one authorized exec plan: sets the session up (audits its start, registers it, and without a
+// TTY starts its process) before or after the upgrade, runs it over the WebSocket with the grant's
+// limits, and records its end (audit, metrics) however it ends.
 import { randomUUID } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
 import type { WebSocket } from 'ws';
-import type { AuditLog } from '../auth/audit.js';
+import type { AuditLog, SessionAuditFields } from '../auth/audit.js';
 import type { Identity } from '../auth/authenticate.js';
 import type { Grant } from '../auth/policy.js';
-import type { Backend, ExecSpec, TerminalSize } from '../backend/types.js';
+import type { Backend, ExecProcess, ExecSpec, TerminalSize } from '../backend/types.js';
 import { metrics } from '../metrics.js';
 import { WebSocketChannels } from '../protocol/channel-connection.js';
 import { failureStatus } from '../protocol/status.js';
 import type { ProtocolTraits } from '../protocol/subprotocols.js';
-import { runExecSession, type SessionStop } from '../session/exec-session.js';
-import type { SessionRegistry } from '../session/registry.js';
+import { runExecSession, type SessionResult, type SessionStop } from '../session/exec-session.js';
+import type { SessionProgress, SessionRegistry } from '../session/registry.js';
 import type { Target } from '../target/resolve.js';
 import type { Authorizer } from '../auth/policy.js';
 import { accessRequest, auditIdentity, auditTarget } from './access.js';
@@ -46,97 +47,191 @@ export interface RunnerDeps {
   markerEnv(sessionId: string): string;
 }
 
-export async function runPlannedSession(deps: RunnerDeps, plan: ExecPlan, traits: ProtocolTraits, socket: WebSocket, parentLog: FastifyBaseLogger): Promise<void> {
-  const { spec, target, identity, grant } = plan;
-  const sessionId = randomUUID();
-  const log = parentLog.child({
-    session: sessionId,
-    user: identity.user,
-    mode: target.mode,
-    namespace: target.pod.namespace,
-    pod: target.pod.name,
-    container: target.container.name,
-    protocol: traits.name,
-  });
-  const channels = new WebSocketChannels(socket, traits, {
-    stdin: spec.stdin,
-    stdout: spec.stdout,
-    stderr: spec.stderr,
-    highWaterMark: deps.outputHighWaterMark,
-    pingIntervalMs: deps.pingIntervalMs,
-  });
-  const auditCommon = {
-    sessionId,
-    identity: auditIdentity(identity),
-    target: auditTarget(target, deps.nodeName),
-    mode: target.mode,
-    command: spec.command,
-    tty: spec.tty,
-    stdin: spec.stdin,
-  };
-  if (!deps.audit.write({ event: 'session.start', ...auditCommon }) && deps.audit.failClosed) {
-    log.error('the audit record could not be written; refusing the session (audit.failClosed)');
-    channels.attach({ stdin() {}, stdinEnd() {}, resize() {}, clientGone() {} });
-    channels.finish(failureStatus('InternalError', 'the session was refused: its audit record could not be written', 500));
-    return;
+/**
+ * A session set up before its WebSocket exists: named, audited, registered, counted, and — without
+ * a TTY, which waits for the client's terminal size — its process already starting, so that it
+ * starts while the agent finishes the upgrade (~0.5 ms sooner than after it). Run once the
+ * WebSocket is open, or abandoned if the connection ends first; never both.
+ */
+export class BegunSession {
+  /** The process starting, for a session without a TTY started early; null when run() starts it. */
+  readonly started: Promise<ExecProcess> | null;
+  readonly #spec: Omit<ExecSpec, 'initialSize'>;
+  readonly #backend: Backend;
+  readonly #stopper = new AbortController();
+  readonly #progress: SessionProgress = { bytesIn: 0, bytesOut: 0, lastActivity: Date.now() };
+  readonly #startedAt = performance.now();
+  readonly #unregister: () => void;
+  #claimed = false;
+  #ended = false;
+
+  /** Use begin(): it refuses a session whose audit record cannot be written. */
+  private constructor(
+    readonly id: string,
+    private readonly deps: RunnerDeps,
+    private readonly plan: ExecPlan,
+    private readonly traits: ProtocolTraits,
+    private readonly log: FastifyBaseLogger,
+    private readonly auditCommon: SessionAuditFields,
+    startEarly: boolean,
+  ) {
+    const { target, identity, grant } = plan;
+    const spec = { ...plan.spec, env: [...(plan.spec.env ?? []), deps.markerEnv(id)] };
+    this.#spec = spec;
+    this.#backend = spec.place.kind === 'container' ? deps.docker : deps.nsenter;
+    // Started before anything else but the audit record, which must come first.
+    this.started = startEarly && !spec.tty ? this.#backend.start(spec) : null;
+    // Its failure is reported when the session runs; until then it must not count as unhandled.
+    this.started?.catch(() => undefined);
+    this.#unregister = deps.registry.add({
+      id,
+      user: identity.user,
+      rule: grant.rule,
+      mode: target.mode,
+      target: `${target.pod.namespace}/${target.pod.name}/${target.container.name}`,
+      startedAt: Date.now(),
+      progress: this.#progress,
+      end: (stop: SessionStop) => this.#stopper.abort(stop),
+      stillAllowed: () => deps.authorizer.decide(accessRequest({ identity, target, command: spec.command, tty: spec.tty, stdin: spec.stdin })).allowed,
+    });
+    metrics.sessionsStarted.inc({ mode: target.mode, protocol: traits.name });
+    const place = spec.place.kind === 'namespaces' ? { pid: spec.place.pid, namespaces: spec.place.namespaces } : {};
+    log.info({ program: spec.command[0], tty: spec.tty, stdin: spec.stdin, auth: identity.method, rule: grant.rule, ...place }, 'session started');
+    metrics.sessionsActive.inc({ mode: target.mode });
   }
 
-  const stopper = new AbortController();
-  const progress = { bytesIn: 0, bytesOut: 0, lastActivity: Date.now() };
-  const unregister = deps.registry.add({
-    id: sessionId,
-    user: identity.user,
-    rule: grant.rule,
-    mode: target.mode,
-    target: `${target.pod.namespace}/${target.pod.name}/${target.container.name}`,
-    startedAt: Date.now(),
-    progress,
-    end: (stop: SessionStop) => stopper.abort(stop),
-    stillAllowed: () => deps.authorizer.decide(accessRequest({ identity, target, command: spec.command, tty: spec.tty, stdin: spec.stdin })).allowed,
-  });
-  const startedAt = performance.now();
-  metrics.sessionsStarted.inc({ mode: target.mode, protocol: traits.name });
-  const place = spec.place.kind === 'namespaces' ? { pid: spec.place.pid, namespaces: spec.place.namespaces } : {};
-  log.info({ program: spec.command[0], tty: spec.tty, stdin: spec.stdin, auth: identity.method, rule: grant.rule, ...place }, 'session started');
-  metrics.sessionsActive.inc({ mode: target.mode });
-  try {
-    const backend = spec.place.kind === 'container' ? deps.docker : deps.nsenter;
-    const result = await runExecSession({
-      channels,
-      backend,
-      spec: { ...spec, env: [...(spec.env ?? []), deps.markerEnv(sessionId)] },
-      log,
-      ...(plan.initialSize ? { initialSize: plan.initialSize } : {}),
-      idleTimeoutMs: grant.idleTimeoutMs ?? deps.idleTimeoutMs,
-      maxDurationMs: grant.maxDurationMs ?? deps.maxDurationMs,
-      stop: stopper.signal,
-      progress,
-      onProcessStarted: () => metrics.sessionStartSeconds.observe({ mode: target.mode }, (performance.now() - plan.receivedAt) / 1000),
+  /**
+   * Sets up the session, or returns null when its audit record cannot be written and the audit log
+   * fails closed (nothing was started). `startEarly`: start the process now if it has no TTY.
+   */
+  static begin(deps: RunnerDeps, plan: ExecPlan, traits: ProtocolTraits, parentLog: FastifyBaseLogger, startEarly: boolean): BegunSession | null {
+    const id = randomUUID();
+    const { target, identity } = plan;
+    const log = parentLog.child({
+      session: id,
+      user: identity.user,
+      mode: target.mode,
+      namespace: target.pod.namespace,
+      pod: target.pod.name,
+      container: target.container.name,
+      protocol: traits.name,
     });
-    const durationMs = Math.round(performance.now() - startedAt);
-    metrics.sessionsEnded.inc({ mode: target.mode, protocol: traits.name, outcome: result.outcome });
-    metrics.sessionDurationSeconds.observe({ mode: target.mode }, durationMs / 1000);
-    metrics.relayedBytes.inc({ direction: 'in', stream: 'stdin' }, result.bytesIn);
-    metrics.relayedBytes.inc({ direction: 'out', stream: spec.tty ? 'tty' : 'stdout+stderr' }, result.bytesOut);
-    deps.audit.write({
-      event: 'session.end',
-      ...auditCommon,
-      outcome: {
-        reason: result.outcome,
-        exitCode: result.exit?.code ?? null,
-        signal: result.exit?.signal ?? null,
-        ...(result.exit?.error ? { error: result.exit.error } : {}),
-      },
-      durationMs,
-      bytesIn: result.bytesIn,
-      bytesOut: result.bytesOut,
-    });
-    log.info(
-      { outcome: result.outcome, exitCode: result.exit?.code ?? null, error: result.exit?.error, bytesIn: result.bytesIn, bytesOut: result.bytesOut, durationMs },
-      'session ended',
-    );
-  } finally {
-    unregister();
-    metrics.sessionsActive.dec({ mode: target.mode });
+    const auditCommon = {
+      sessionId: id,
+      identity: auditIdentity(identity),
+      target: auditTarget(target, deps.nodeName),
+      mode: target.mode,
+      command: plan.spec.command,
+      tty: plan.spec.tty,
+      stdin: plan.spec.stdin,
+    };
+    if (!deps.audit.write({ event: 'session.start', ...auditCommon }) && deps.audit.failClosed) {
+      log.error('the audit record could not be written; refusing the session (audit.failClosed)');
+      return null;
+    }
+    return new BegunSession(id, deps, plan, traits, log, auditCommon, startEarly);
   }
+
+  /** Runs the session over its now open WebSocket, to the end. */
+  async run(socket: WebSocket): Promise<void> {
+    const { deps, plan, traits } = this;
+    const spec = this.#spec;
+    const channels = new WebSocketChannels(socket, traits, {
+      stdin: spec.stdin,
+      stdout: spec.stdout,
+      stderr: spec.stderr,
+      highWaterMark: deps.outputHighWaterMark,
+      pingIntervalMs: deps.pingIntervalMs,
+    });
+    if (this.#claimed) {
+      // Abandoned already: its connection ended, so nothing reaches the client anyway.
+      channels.attach({ stdin() {}, stdinEnd() {}, resize() {}, clientGone() {} });
+      channels.finish(failureStatus('InternalError', 'the session was ended before its stream opened', 500));
+      return;
+    }
+    this.#claimed = true;
+    let result: SessionResult = { outcome: 'error', exit: null, status: null, bytesIn: 0, bytesOut: 0 };
+    try {
+      result = await runExecSession({
+        channels,
+        backend: this.#backend,
+        spec,
+        ...(this.started ? { started: this.started } : {}),
+        log: this.log,
+        ...(plan.initialSize ? { initialSize: plan.initialSize } : {}),
+        idleTimeoutMs: plan.grant.idleTimeoutMs ?? deps.idleTimeoutMs,
+        maxDurationMs: plan.grant.maxDurationMs ?? deps.maxDurationMs,
+        stop: this.#stopper.signal,
+        progress: this.#progress,
+        onProcessStarted: () => metrics.sessionStartSeconds.observe({ mode: plan.target.mode }, (performance.now() - plan.receivedAt) / 1000),
+      });
+    } finally {
+      this.#end(result);
+    }
+  }
+
+  /** Ends a session whose WebSocket never opened: its process is ended, then the end is recorded. */
+  abandon(reason: string): void {
+    if (this.#claimed) return;
+    this.#claimed = true;
+    this.log.info({ reason }, 'client left before the session opened');
+    const result: SessionResult = { outcome: 'disconnect', exit: null, status: null, bytesIn: 0, bytesOut: 0 };
+    if (!this.started) return this.#end(result);
+    this.started
+      .then(
+        async (process) => {
+          // Its exit is reported once its output is read to the end: read, and dropped.
+          process.stdout.resume();
+          process.stderr?.resume();
+          await process.kill().catch((err: Error) => this.log.warn({ err: err.message }, 'ending the process failed'));
+          result.exit = await process.exit;
+        },
+        () => undefined, // it never started
+      )
+      .finally(() => this.#end(result));
+  }
+
+  /** Records the end (metrics, audit, log) and unregisters, once. */
+  #end(result: SessionResult): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    const mode = this.plan.target.mode;
+    try {
+      const durationMs = Math.round(performance.now() - this.#startedAt);
+      metrics.sessionsEnded.inc({ mode, protocol: this.traits.name, outcome: result.outcome });
+      metrics.sessionDurationSeconds.observe({ mode }, durationMs / 1000);
+      metrics.relayedBytes.inc({ direction: 'in', stream: 'stdin' }, result.bytesIn);
+      metrics.relayedBytes.inc({ direction: 'out', stream: this.#spec.tty ? 'tty' : 'stdout+stderr' }, result.bytesOut);
+      this.deps.audit.write({
+        event: 'session.end',
+        ...this.auditCommon,
+        outcome: {
+          reason: result.outcome,
+          exitCode: result.exit?.code ?? null,
+          signal: result.exit?.signal ?? null,
+          ...(result.exit?.error ? { error: result.exit.error } : {}),
+        },
+        durationMs,
+        bytesIn: result.bytesIn,
+        bytesOut: result.bytesOut,
+      });
+      this.log.info(
+        { outcome: result.outcome, exitCode: result.exit?.code ?? null, error: result.exit?.error, bytesIn: result.bytesIn, bytesOut: result.bytesOut, durationMs },
+        'session ended',
+      );
+    } finally {
+      this.#unregister();
+      metrics.sessionsActive.dec({ mode });
+    }
+  }
+}
+
+/** Sets up and runs a session whose WebSocket is already open (the stream-URL route). */
+export async function runPlannedSession(deps: RunnerDeps, plan: ExecPlan, traits: ProtocolTraits, socket: WebSocket, parentLog: FastifyBaseLogger): Promise<void> {
+  const session = BegunSession.begin(deps, plan, traits, parentLog, true);
+  if (session) return session.run(socket);
+  const { stdin, stdout, stderr } = plan.spec;
+  const channels = new WebSocketChannels(socket, traits, { stdin, stdout, stderr, highWaterMark: deps.outputHighWaterMark, pingIntervalMs: deps.pingIntervalMs });
+  channels.attach({ stdin() {}, stdinEnd() {}, resize() {}, clientGone() {} });
+  channels.finish(failureStatus('InternalError', 'the session was refused: its audit record could not be written', 500));
 }

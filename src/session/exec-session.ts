@@ -49,6 +49,11 @@ export interface ExecSessionOptions {
   progress?: SessionProgress;
   /** Called once the process runs. */
   onProcessStarted?: () => void;
+  /**
+   * The process, already starting (a session without a TTY, started before its WebSocket opened):
+   * used instead of `backend.start`, and ended like any other if the session ends first.
+   */
+  started?: Promise<ExecProcess>;
 }
 
 /** A TTY user is told this long before a timeout ends the session. */
@@ -172,6 +177,8 @@ export async function runExecSession(options: ExecSessionOptions): Promise<Sessi
     endSession(reason.outcome, failureStatus(reason.outcome === 'shutdown' ? 'ServiceUnavailable' : 'Forbidden', reason.message, reason.outcome === 'shutdown' ? 503 : 403));
   };
   options.stop?.addEventListener('abort', onStop, { once: true });
+  // Stopped while it was being set up (the process may be starting already): ended as soon as it runs.
+  if (options.stop?.aborted) onStop();
   try {
     return await run();
   } finally {
@@ -232,8 +239,9 @@ export async function runExecSession(options: ExecSessionOptions): Promise<Sessi
       });
       sizeArrived = goneArrived = endArrived = null;
     }
-    if (clientGone) return result;
-    if (endStatus) {
+    // A process started already is awaited and ended below, like one that started as the session ended.
+    if (clientGone && !options.started) return result;
+    if (endStatus && !options.started) {
       result.status = endStatus;
       channels.finish(endStatus);
       return result;
@@ -241,7 +249,7 @@ export async function runExecSession(options: ExecSessionOptions): Promise<Sessi
 
     const sizeAtStart = latestSize;
     try {
-      process = await backend.start({ ...spec, ...(spec.tty && sizeAtStart ? { initialSize: sizeAtStart } : {}) });
+      process = await (options.started ?? backend.start({ ...spec, ...(spec.tty && sizeAtStart ? { initialSize: sizeAtStart } : {}) }));
     } catch (err) {
       result.outcome = 'error';
       result.status = statusForStartError(err);

@@ -50,7 +50,8 @@ async function agentWith(failClosed: boolean, name: string): Promise<{ port: num
   };
 }
 
-function run(target: { port: number; token: string; ca: string }, command: string[]): Promise<{ stdout: string; status: { status: string; message?: string } }> {
+/** The session's output and final Status: over the WebSocket, or as the HTTP refusal of the upgrade (`httpCode`). */
+function run(target: { port: number; token: string; ca: string }, command: string[]): Promise<{ stdout: string; status: { status: string; message?: string }; httpCode?: number }> {
   const query = `${command.map((c) => `command=${encodeURIComponent(c)}`).join('&')}&container=app&stdout=true`;
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(`wss://127.0.0.1:${target.port}/api/v1/namespaces/default/pods/audited/exec?${query}`, ['v5.channel.k8s.io'], {
@@ -63,6 +64,12 @@ function run(target: { port: number; token: string; ca: string }, command: strin
       if (data[0] === 1) stdout += data.subarray(1).toString();
       if (data[0] === 3) status += data.subarray(1).toString();
     });
+    ws.on('unexpected-response', (_request, response) => {
+      let body = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => (body += chunk));
+      response.on('end', () => resolve({ stdout, status: JSON.parse(body), httpCode: response.statusCode! }));
+    });
     ws.on('close', () => resolve({ stdout, status: JSON.parse(status) }));
     ws.on('error', reject);
   });
@@ -73,11 +80,12 @@ async function auditFailures(): Promise<number> {
   return metric.values.reduce((sum, v) => sum + v.value, 0);
 }
 
-test('fail closed: the session is refused and no process starts', async () => {
+test('fail closed: the session is refused before the upgrade (500) and no process starts', async () => {
   const target = await agentWith(true, 'closed');
   const execsBefore = (await dockerClient(docker).getContainer(container.id).inspect()).ExecIDs ?? [];
   const failuresBefore = await auditFailures();
   const r = await run(target, ['echo', 'should-not-run']);
+  assert.equal(r.httpCode, 500);
   assert.equal(r.stdout, '');
   assert.equal(r.status.status, 'Failure');
   assert.equal(r.status.message, 'the session was refused: its audit record could not be written');
@@ -91,5 +99,6 @@ test('fail open (the default): the session runs, the failure is counted', async 
   const r = await run(target, ['echo', 'runs-anyway']);
   assert.equal(r.stdout, 'runs-anyway\n');
   assert.equal(r.status.status, 'Success');
+  assert.equal(r.httpCode, undefined, 'over the WebSocket');
   assert.ok((await auditFailures()) >= failuresBefore + 2, 'start and end records both failed and were counted');
 });

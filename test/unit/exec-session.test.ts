@@ -203,7 +203,12 @@ function spec(overrides: Partial<Omit<ExecSpec, 'initialSize'>> = {}): Omit<Exec
 
 function startSession(
   specOverrides: Partial<Omit<ExecSpec, 'initialSize'>> = {},
-  options: Partial<Pick<ExecSessionOptions, 'initialSizeWaitMs' | 'maxPendingStdin'>> & { hold?: boolean; setup?: (backend: FakeBackend) => void } = {},
+  options: Partial<Pick<ExecSessionOptions, 'initialSizeWaitMs' | 'maxPendingStdin' | 'stop'>> & {
+    hold?: boolean;
+    setup?: (backend: FakeBackend) => void;
+    /** Start the process before the session runs and hand it over as `started`, as the agent does without a TTY. */
+    startedBefore?: boolean;
+  } = {},
 ): Harness {
   const events: string[] = [];
   const channels = new FakeChannels(events);
@@ -215,11 +220,14 @@ function startSession(
     info: (obj: object, msg: string) => logs.push({ level: 'info', msg, obj }),
     warn: (obj: object, msg: string) => logs.push({ level: 'warn', msg, obj }),
   };
+  const started = options.startedBefore ? backend.start(spec(specOverrides)) : undefined;
   const session = runExecSession({
     channels,
     backend,
     spec: spec(specOverrides),
     log,
+    ...(started ? { started } : {}),
+    ...(options.stop ? { stop: options.stop } : {}),
     ...(options.initialSizeWaitMs !== undefined ? { initialSizeWaitMs: options.initialSizeWaitMs } : {}),
     ...(options.maxPendingStdin !== undefined ? { maxPendingStdin: options.maxPendingStdin } : {}),
   });
@@ -654,6 +662,50 @@ describe('runExecSession: start failures', () => {
     assert.equal(statusForStartError(new BackendError('x', 'NotFound')).code, 404);
     assert.equal(statusForStartError(new BackendError('x', 'Unavailable')).reason, 'ServiceUnavailable');
     assert.equal(statusForStartError(new TypeError('y')).code, 500);
+  });
+});
+
+describe('runExecSession: a process started before the session ran (started)', () => {
+  it('is used instead of starting another, and reported like any other', async () => {
+    const { channels, backend, session } = startSession({}, { startedBefore: true });
+    await settle();
+    assert.equal(backend.specs.length, 1, 'started once, before the session');
+    backend.process.stdout.write('out');
+    backend.process.end({ code: 3, signal: null });
+    const result = await session;
+    assert.equal(channels.text('stdout'), 'out');
+    assert.deepEqual(result.exit, { code: 3, signal: null });
+    assert.equal(backend.specs.length, 1);
+  });
+
+  it('the client left while it was starting: it is killed once it runs, no finish', async () => {
+    const { channels, backend, session } = startSession({}, { startedBefore: true, hold: true });
+    channels.leave();
+    backend.release();
+    const result = await session;
+    assert.equal(backend.process.kills, 1);
+    assert.equal(channels.finishes.length, 0);
+    assert.equal(result.outcome, 'disconnect');
+  });
+
+  it('stopped before the session ran (the stop signal had fired already): killed, and the stop\'s Status sent', async () => {
+    const stopper = new AbortController();
+    stopper.abort({ outcome: 'shutdown', message: 'the agent is shutting down' });
+    const { channels, backend, session } = startSession({}, { startedBefore: true, stop: stopper.signal });
+    const result = await session;
+    assert.equal(backend.process.kills, 1);
+    assert.equal(result.outcome, 'shutdown');
+    assert.equal(channels.finishes.length, 1);
+    assert.equal(channels.finishes[0]!.message, 'the agent is shutting down');
+    assert.equal(channels.finishes[0]!.code, 503);
+  });
+
+  it('that failed to start: the start error\'s Status', async () => {
+    const { channels, session } = startSession({}, { startedBefore: true, setup: (backend) => (backend.failWith = new BackendError('container c0ffee is not running', 'Conflict')) });
+    const result = await session;
+    assert.equal(result.outcome, 'error');
+    assert.equal(channels.finishes.length, 1);
+    assert.match(channels.finishes[0]!.message ?? '', /container c0ffee is not running/);
   });
 });
 
