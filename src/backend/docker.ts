@@ -280,7 +280,8 @@ class DockerExecProcess implements ExecProcess {
         return { code: null, signal: null, error: this.#engineError.trim() || 'the engine reported no exit code' };
       }
       if (Date.now() > deadline) {
-        await this.kill();
+        // Not kill(): an earlier kill() may have given up on an exec that was not running then.
+        await this.#killTree();
         return { code: null, signal: null, error: 'the output stream ended but the process kept running; it was killed' };
       }
       await new Promise((resolve) => setTimeout(resolve, delay));

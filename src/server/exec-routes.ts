@@ -58,8 +58,9 @@ export function registerExecRoutes(app: FastifyInstance, deps: ExecRouteDeps): v
         const traits = checkUpgrade(request);
         // Upgrade headers on a request that is not an upgrade (no `Connection: Upgrade`): the
         // route's HTTP handler refuses it; nothing is set up.
-        // Nor for a connection gone already: the upgrade has nowhere to go either.
-        if (!(request.raw as { upgrade?: boolean }).upgrade || request.raw.socket.destroyed) return undefined;
+        // Nor for a connection gone or half-closed already, which the handshake refuses (as ws does).
+        const connection = request.raw.socket;
+        if (!(request.raw as { upgrade?: boolean }).upgrade || connection.destroyed || !connection.readable || !connection.writable) return undefined;
         const plan: ExecPlan = {
           identity,
           grant,
@@ -72,7 +73,6 @@ export function registerExecRoutes(app: FastifyInstance, deps: ExecRouteDeps): v
         if (!session) return sendStatus(reply, 500, 'the session was refused: its audit record could not be written', 'InternalError');
         // A connection that ends before the WebSocket opens (the upgrade failed, the client left)
         // takes the session with it.
-        const connection = request.raw.socket;
         const abandon = () => session.abandon('the connection closed before the WebSocket opened');
         connection.once('close', abandon);
         request.execPlan = { session, response: reply.raw, detach: () => connection.off('close', abandon) };

@@ -12,7 +12,7 @@ import { metrics } from '../metrics.js';
 import { WebSocketChannels } from '../protocol/channel-connection.js';
 import { failureStatus } from '../protocol/status.js';
 import type { ProtocolTraits } from '../protocol/subprotocols.js';
-import { runExecSession, type SessionResult, type SessionStop } from '../session/exec-session.js';
+import { endUnusedProcess, runExecSession, type SessionResult, type SessionStop } from '../session/exec-session.js';
 import type { SessionProgress, SessionRegistry } from '../session/registry.js';
 import type { Target } from '../target/resolve.js';
 import type { Authorizer } from '../auth/policy.js';
@@ -180,11 +180,7 @@ export class BegunSession {
     this.started
       .then(
         async (process) => {
-          // Its exit is reported once its output is read to the end: read, and dropped.
-          process.stdout.resume();
-          process.stderr?.resume();
-          await process.kill().catch((err: Error) => this.log.warn({ err: err.message }, 'ending the process failed'));
-          result.exit = await process.exit;
+          result.exit = await endUnusedProcess(process, this.log);
         },
         () => undefined, // it never started
       )

@@ -78,6 +78,17 @@ export function statusForExit(exit: ExitStatus): Status {
   return failureStatus('InternalError', `error executing command in container: ${exit.error ?? 'the process ended without an exit status'}`, 500);
 }
 
+/**
+ * Ends a process whose output nobody will read and returns how it ended. Its output is dropped:
+ * the backends report an exit only once the output is read to the end.
+ */
+export async function endUnusedProcess(process: ExecProcess, log: SessionLogger): Promise<ExitStatus> {
+  process.stdout.resume();
+  process.stderr?.resume();
+  await process.kill().catch((err: Error) => log.warn({ err: err.message }, 'ending the process failed'));
+  return process.exit;
+}
+
 export function statusForStartError(err: unknown): Status {
   if (err instanceof BackendError) {
     const { code, reason } = BACKEND_ERROR_HTTP[err.kind];
@@ -258,8 +269,7 @@ export async function runExecSession(options: ExecSessionOptions): Promise<Sessi
       return result;
     }
     if (clientGone || endStatus) {
-      await process.kill();
-      result.exit = await process.exit;
+      result.exit = await endUnusedProcess(process, log);
       if (endStatus && !clientGone) {
         result.status = endStatus;
         channels.finish(endStatus);

@@ -119,9 +119,19 @@ describe('the container list from container events', () => {
   const PAST_THE_SECOND_MS = 1300;
 
   test('with the event stream up, an exec after a quiet second does not list the containers again', async () => {
-    await execTrue();
-    await sleep(PAST_THE_SECOND_MS);
-    assert.equal(await containerListsDuring(execTrue), 0);
+    // A (re)subscription moves the change feed, as it should (events may have been missed): a late
+    // retry left by the test before this one would, so a window with one is measured again.
+    for (let attempt = 1; ; attempt++) {
+      await execTrue();
+      const windowStart = proxy.requests.length;
+      await sleep(PAST_THE_SECOND_MS);
+      const lists = await containerListsDuring(execTrue);
+      const resubscribed = proxy.requests.slice(windowStart).some(isEventStream);
+      if (resubscribed && attempt < 3) continue;
+      assert.equal(resubscribed, false, 'the event stream stayed up');
+      assert.equal(lists, 0);
+      break;
+    }
   });
 
   test('a removed container is gone from the list as soon as the engine says so, not a minute later', async () => {

@@ -1,14 +1,17 @@
 // A session is set up before its WebSocket opens (audited, registered and, without a TTY, its
 // process started while the upgrade completes): a request that is no real upgrade sets nothing up,
-// and a connection that ends before the WebSocket opens leaves no process and no session behind.
+// a connection that ends before the WebSocket opens leaves no process and no session behind, and
+// neither does a client that leaves while its process is still starting.
 // The agent runs in this process, so the test can see which way each session went.
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Socket } from 'node:net';
 import * as tls from 'node:tls';
 import { after, before, test } from 'node:test';
+import WebSocket from 'ws';
 import { startAgent, type Agent } from '../../src/cli/agent.js';
 import { defaultSettings } from '../../src/config/settings.js';
 import { registry } from '../../src/metrics.js';
@@ -113,4 +116,19 @@ test('a connection that ends before its WebSocket opens: the process started for
     assert.equal(await metric('execlet_sessions_active'), 0);
     await waitUntil(() => pidsWithCommandLine(marker).length === 0, 5_000, `${mode}: ${marker} to be gone`);
   }
+});
+
+test('a client that leaves as soon as its WebSocket opens, while a process that writes without pause starts: ended and recorded', async () => {
+  const marker = 'yes 1234562';
+  const disconnects = await metric('execlet_sessions_ended_total', { outcome: 'disconnect' });
+  const ws = new WebSocket(`wss://127.0.0.1:${port}/api/v1/namespaces/default/pods/setup/exec?command=yes&command=1234562&container=app&stdout=true`, ['v5.channel.k8s.io'], {
+    ca,
+    headers: { authorization: `Bearer ${token}` },
+  });
+  await once(ws, 'open');
+  ws.terminate();
+  // The process is ended with its output unread: its exit must not wait for that output.
+  await waitUntil(async () => (await metric('execlet_sessions_ended_total', { outcome: 'disconnect' })) === disconnects + 1, 10_000, 'the session to end');
+  assert.equal(await metric('execlet_sessions_active'), 0);
+  await waitUntil(() => pidsWithCommandLine(marker).length === 0, 5_000, `${marker} to be gone`);
 });

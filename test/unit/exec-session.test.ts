@@ -6,6 +6,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { PassThrough, Writable } from 'node:stream';
+import { finished } from 'node:stream/promises';
 
 import { BackendError, type Backend, type ExecProcess, type ExecSpec, type ExitStatus, type TerminalSize } from '../../src/backend/types.js';
 import type { ChannelHandlers, ClientChannels, OutputStreamName } from '../../src/protocol/channel-connection.js';
@@ -137,13 +138,18 @@ class FakeProcess implements ExecProcess {
     this.end({ code: null, signal: 'SIGKILL' });
   }
 
-  /** The process ends: its output streams end, then exit resolves. */
+  /**
+   * The process ends: its output streams end, and exit resolves once they are read to the end, as
+   * with the real backends (whose exit waits for the output to be drained).
+   */
   end(status: ExitStatus): void {
     if (this.#ended) return;
     this.#ended = true;
     this.stdout.end();
     this.stderr?.end();
-    this.#resolveExit(status);
+    // Read to the end, or failed or destroyed: what the real backends' 'close' waits for.
+    const readToEnd = (stream: PassThrough | null) => (stream ? finished(stream).catch(() => undefined) : Promise.resolve());
+    void Promise.all([readToEnd(this.stdout), readToEnd(this.stderr)]).then(() => this.#resolveExit(status));
   }
 }
 
