@@ -5,23 +5,20 @@
 // The agent runs in this process, so the test can see which way each session went.
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { Socket } from 'node:net';
 import * as tls from 'node:tls';
 import { after, before, test } from 'node:test';
 import WebSocket from 'ws';
-import { startAgent, type Agent } from '../../src/cli/agent.js';
-import { defaultSettings } from '../../src/config/settings.js';
+import type { Agent } from '../../src/cli/agent.js';
 import { registry } from '../../src/metrics.js';
 import { BegunSession } from '../../src/server/session-runner.js';
 import { podLabels, startContainer, type TestContainer } from '../helpers/containers.js';
 import { useTestDocker, type TestDocker } from '../helpers/docker-daemon.js';
+import { startInProcessAgent, type InProcessAgent } from '../helpers/in-process-agent.js';
 import { pidsWithCommandLine, waitUntil } from '../helpers/proc-scan.js';
 
 let docker: TestDocker;
-let dir: string;
+let inProcess: InProcessAgent;
 let container: TestContainer;
 let agent: Agent;
 let port: number;
@@ -36,12 +33,9 @@ let lastUpgradeSocket: Socket | null = null;
 
 before(async () => {
   docker = await useTestDocker();
-  dir = mkdtempSync(join(tmpdir(), 'execlet-session-setup-'));
   container = await startContainer(docker, { labels: podLabels('default', 'setup', 'app') });
-  agent = await startAgent({ ...defaultSettings(), listen: '127.0.0.1:0', dockerHost: docker.host, stateDir: dir, nodeName: 'setup', logLevel: 'silent' });
-  port = Number(new URL(agent.kubeconfig.serverUrl).port);
-  token = readFileSync(join(dir, 'token'), 'utf8').trim();
-  ca = readFileSync(join(dir, 'pki', 'ca.crt'), 'utf8');
+  inProcess = await startInProcessAgent(docker, 'setup');
+  ({ agent, port, token, caPem: ca } = inProcess);
   BegunSession.prototype.abandon = function (this: BegunSession, reason: string) {
     abandoned++;
     return abandon.call(this, reason);
@@ -61,10 +55,9 @@ before(async () => {
 after(async () => {
   BegunSession.prototype.abandon = abandon;
   BegunSession.begin = begin;
-  await agent?.close();
+  await inProcess?.close();
   await container?.remove();
   await docker?.stop();
-  rmSync(dir, { recursive: true, force: true });
 });
 
 async function metric(name: string, labels: Record<string, string> = {}): Promise<number> {

@@ -3,25 +3,22 @@
 // forced GC the request is gone while the session still runs, for an exec and for a stream URL.
 // The agent runs in this process, so the test can watch the request with a WeakRef.
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import WebSocket from 'ws';
-import { startAgent, type Agent } from '../../src/cli/agent.js';
-import { defaultSettings } from '../../src/config/settings.js';
+import type { Agent } from '../../src/cli/agent.js';
 import { podLabels, startContainer, type TestContainer } from '../helpers/containers.js';
 import { useTestDocker, type TestDocker } from '../helpers/docker-daemon.js';
+import { startInProcessAgent, type InProcessAgent } from '../helpers/in-process-agent.js';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
 
 let docker: TestDocker;
-let dir: string;
+let inProcess: InProcessAgent;
 let container: TestContainer;
 let agent: Agent;
 let port: number;
@@ -32,20 +29,16 @@ const upgrades: Array<WeakRef<IncomingMessage>> = [];
 
 before(async () => {
   docker = await useTestDocker();
-  dir = mkdtempSync(join(tmpdir(), 'execlet-upgrade-release-'));
   container = await startContainer(docker, { labels: podLabels('default', 'held', 'app') });
-  agent = await startAgent({ ...defaultSettings(), listen: '127.0.0.1:0', dockerHost: docker.host, stateDir: dir, nodeName: 'release', logLevel: 'silent' });
-  port = Number(new URL(agent.kubeconfig.serverUrl).port);
-  token = readFileSync(join(dir, 'token'), 'utf8').trim();
-  ca = readFileSync(join(dir, 'pki', 'ca.crt'), 'utf8');
+  inProcess = await startInProcessAgent(docker, 'release');
+  ({ agent, port, token, caPem: ca } = inProcess);
   agent.app.server.on('upgrade', (request: IncomingMessage) => upgrades.push(new WeakRef(request)));
 });
 
 after(async () => {
-  await agent?.close();
+  await inProcess?.close();
   await container?.remove();
   await docker?.stop();
-  rmSync(dir, { recursive: true, force: true });
 });
 
 /** Opens a shell on `path` and resolves once it has echoed a line back: the session is running. */
