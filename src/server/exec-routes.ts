@@ -9,7 +9,7 @@ import type { SessionRegistry } from '../session/registry.js';
 import { TargetError, type TargetResolver, type TargetRules } from '../target/resolve.js';
 import { AccessDenied, auditRefusal, authorize } from './access.js';
 import { ExecQueryError, parseApiserverExecQuery, parseKubeletExecQuery, type ExecRequestOptions } from './exec-query.js';
-import { BegunSession, type ExecPlan, type RunnerDeps } from './session-runner.js';
+import { AUDIT_REFUSAL, BegunSession, type ExecPlan, type RunnerDeps } from './session-runner.js';
 import { sendStatus } from './status-reply.js';
 import { checkUpgrade, UpgradeRefused, UPGRADE_REQUIRED } from './upgrade.js';
 import { runWithoutRequest } from './upgraded-session.js';
@@ -69,8 +69,8 @@ export function registerExecRoutes(app: FastifyInstance, deps: ExecRouteDeps): v
           spec: { place: target.place, command: options.command, tty: options.tty, stdin: options.stdin, stdout: options.stdout, stderr: options.stderr },
         };
         // Set up, and without a TTY started, while the upgrade completes.
-        const session = BegunSession.begin(deps, plan, traits, request.log, true);
-        if (!session) return sendStatus(reply, 500, 'the session was refused: its audit record could not be written', 'InternalError');
+        const session = BegunSession.begin(deps, plan, traits, request.log);
+        if (!session) return sendStatus(reply, 500, AUDIT_REFUSAL, 'InternalError');
         // A connection that ends before the WebSocket opens (the upgrade failed, the client left)
         // takes the session with it.
         const abandon = () => session.abandon('the connection closed before the WebSocket opened');

@@ -54,7 +54,7 @@ export interface RunnerDeps {
  * WebSocket is open, or abandoned if the connection ends first; never both.
  */
 export class BegunSession {
-  /** The process starting, for a session without a TTY started early; null when run() starts it. */
+  /** The process starting, for a session without a TTY; null when run() starts it (after the terminal size). */
   readonly started: Promise<ExecProcess> | null;
   readonly #spec: Omit<ExecSpec, 'initialSize'>;
   readonly #backend: Backend;
@@ -73,14 +73,13 @@ export class BegunSession {
     private readonly traits: ProtocolTraits,
     private readonly log: FastifyBaseLogger,
     private readonly auditCommon: SessionAuditFields,
-    startEarly: boolean,
   ) {
     const { target, identity, grant } = plan;
     const spec = { ...plan.spec, env: [...(plan.spec.env ?? []), deps.markerEnv(id)] };
     this.#spec = spec;
     this.#backend = spec.place.kind === 'container' ? deps.docker : deps.nsenter;
     // Started before anything else but the audit record, which must come first.
-    this.started = startEarly && !spec.tty ? this.#backend.start(spec) : null;
+    this.started = spec.tty ? null : this.#backend.start(spec);
     // Its failure is reported when the session runs; until then it must not count as unhandled.
     this.started?.catch(() => undefined);
     this.#unregister = deps.registry.add({
@@ -102,9 +101,9 @@ export class BegunSession {
 
   /**
    * Sets up the session, or returns null when its audit record cannot be written and the audit log
-   * fails closed (nothing was started). `startEarly`: start the process now if it has no TTY.
+   * fails closed (nothing was started).
    */
-  static begin(deps: RunnerDeps, plan: ExecPlan, traits: ProtocolTraits, parentLog: FastifyBaseLogger, startEarly: boolean): BegunSession | null {
+  static begin(deps: RunnerDeps, plan: ExecPlan, traits: ProtocolTraits, parentLog: FastifyBaseLogger): BegunSession | null {
     const id = randomUUID();
     const { target, identity } = plan;
     const log = parentLog.child({
@@ -129,26 +128,16 @@ export class BegunSession {
       log.error('the audit record could not be written; refusing the session (audit.failClosed)');
       return null;
     }
-    return new BegunSession(id, deps, plan, traits, log, auditCommon, startEarly);
+    return new BegunSession(id, deps, plan, traits, log, auditCommon);
   }
 
   /** Runs the session over its now open WebSocket, to the end. */
   async run(socket: WebSocket): Promise<void> {
     const { deps, plan, traits } = this;
     const spec = this.#spec;
-    const channels = new WebSocketChannels(socket, traits, {
-      stdin: spec.stdin,
-      stdout: spec.stdout,
-      stderr: spec.stderr,
-      highWaterMark: deps.outputHighWaterMark,
-      pingIntervalMs: deps.pingIntervalMs,
-    });
-    if (this.#claimed) {
-      // Abandoned already: its connection ended, so nothing reaches the client anyway.
-      channels.attach({ stdin() {}, stdinEnd() {}, resize() {}, clientGone() {} });
-      channels.finish(failureStatus('InternalError', 'the session was ended before its stream opened', 500));
-      return;
-    }
+    const channels = channelsFor(deps, traits, spec, socket);
+    // Abandoned already: its connection ended, so nothing reaches the client anyway.
+    if (this.#claimed) return refuseOver(channels, 'the session was ended before its stream opened');
     this.#claimed = true;
     let result: SessionResult = { outcome: 'error', exit: null, status: null, bytesIn: 0, bytesOut: 0 };
     try {
@@ -222,12 +211,24 @@ export class BegunSession {
   }
 }
 
+/** What a client is told when its session's audit record cannot be written and the audit log fails closed. */
+export const AUDIT_REFUSAL = 'the session was refused: its audit record could not be written';
+
+/** The client's channels over `socket`, for a session of `spec`. */
+function channelsFor(deps: RunnerDeps, traits: ProtocolTraits, spec: Omit<ExecSpec, 'initialSize'>, socket: WebSocket): WebSocketChannels {
+  const { stdin, stdout, stderr } = spec;
+  return new WebSocketChannels(socket, traits, { stdin, stdout, stderr, highWaterMark: deps.outputHighWaterMark, pingIntervalMs: deps.pingIntervalMs });
+}
+
+/** Ends a stream that runs no session with a Failure Status saying why (500). */
+function refuseOver(channels: WebSocketChannels, message: string): void {
+  channels.attach({ stdin() {}, stdinEnd() {}, resize() {}, clientGone() {} });
+  channels.finish(failureStatus('InternalError', message, 500));
+}
+
 /** Sets up and runs a session whose WebSocket is already open (the stream-URL route). */
 export async function runPlannedSession(deps: RunnerDeps, plan: ExecPlan, traits: ProtocolTraits, socket: WebSocket, parentLog: FastifyBaseLogger): Promise<void> {
-  const session = BegunSession.begin(deps, plan, traits, parentLog, true);
+  const session = BegunSession.begin(deps, plan, traits, parentLog);
   if (session) return session.run(socket);
-  const { stdin, stdout, stderr } = plan.spec;
-  const channels = new WebSocketChannels(socket, traits, { stdin, stdout, stderr, highWaterMark: deps.outputHighWaterMark, pingIntervalMs: deps.pingIntervalMs });
-  channels.attach({ stdin() {}, stdinEnd() {}, resize() {}, clientGone() {} });
-  channels.finish(failureStatus('InternalError', 'the session was refused: its audit record could not be written', 500));
+  refuseOver(channelsFor(deps, traits, plan.spec, socket), AUDIT_REFUSAL);
 }
