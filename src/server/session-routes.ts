@@ -123,18 +123,23 @@ export function registerSessionRoutes(app: FastifyInstance, deps: SessionRouteDe
     url: '/v1/streams/:token',
     preHandler: async (request, reply) => {
       const receivedAt = performance.now();
+      // The upgrade is checked first: a request that cannot become a WebSocket (a plain GET, a
+      // link preview, upgrade headers without `Connection: Upgrade`) must not use up the URL.
+      let traits: ProtocolTraits;
+      try {
+        traits = checkUpgrade(request);
+      } catch (err) {
+        if (err instanceof UpgradeRefused) return sendStatus(reply.headers(err.headers), err.code, err.message);
+        throw err;
+      }
+      if (!(request.raw as { upgrade?: boolean }).upgrade) return undefined; // the handler refuses it
       const grant = deps.streamTokens.take(request.params.token);
       if (!grant) {
         auditRefusal(deps.audit, null, 404, 'NotFound', 'unknown, used or expired stream URL');
         return sendStatus(reply, 404, 'this stream URL is unknown, already used, or expired: request a new one with POST /v1/sessions');
       }
-      try {
-        request.streamGrant = { grant, traits: checkUpgrade(request), receivedAt, response: reply.raw };
-        return undefined;
-      } catch (err) {
-        if (err instanceof UpgradeRefused) return sendStatus(reply.headers(err.headers), err.code, err.message);
-        throw err;
-      }
+      request.streamGrant = { grant, traits, receivedAt, response: reply.raw };
+      return undefined;
     },
     handler: async (_request, reply) => sendStatus(reply, 400, UPGRADE_REQUIRED),
     wsHandler: (socket: WebSocket, request: FastifyRequest): void => {

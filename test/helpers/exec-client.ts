@@ -33,8 +33,21 @@ export function execPath(namespace: string, pod: string, params: Record<string, 
   return `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods/${encodeURIComponent(pod)}/exec?${query}`;
 }
 
+/**
+ * Messages read together with the 101, per socket. ws emits 'open' and then reads the bytes that
+ * came with the upgrade response on the next tick, before the caller of `openExec` (resumed in a
+ * microtask after that) can listen; they are kept here until the event loop's next turn.
+ */
+const earlyMessages = new WeakMap<WebSocket, Array<[Buffer, boolean]>>();
+
+/** Listens for messages, first handing over any read together with the 101. */
+export function onMessage(ws: WebSocket, handler: (data: Buffer, isBinary: boolean) => void): void {
+  for (const [data, isBinary] of earlyMessages.get(ws) ?? []) handler(data, isBinary);
+  ws.on('message', handler);
+}
+
 /** Opens the WebSocket; rejects with the HTTP status and body when the upgrade is refused. */
-export async function openExec(agent: TestAgent, path: string, options: ExecOpenOptions = {}): Promise<WebSocket> {
+export async function openExec(agent: Pick<TestAgent, 'port' | 'token' | 'caPem'>, path: string, options: ExecOpenOptions = {}): Promise<WebSocket> {
   const headers: Record<string, string> = { ...options.headers };
   const token = options.token === undefined ? agent.token : options.token;
   if (token !== null) headers.authorization = `Bearer ${token}`;
@@ -44,8 +57,18 @@ export async function openExec(agent: TestAgent, path: string, options: ExecOpen
     perMessageDeflate: false,
     ...(options.autoPong === false ? ({ autoPong: false } as WebSocket.ClientOptions) : {}),
   });
+  const early: Array<[Buffer, boolean]> = [];
+  const keepEarly = (data: Buffer, isBinary: boolean): void => void early.push([data, isBinary]);
+  ws.on('message', keepEarly);
+  earlyMessages.set(ws, early);
   return new Promise((resolve, reject) => {
-    ws.once('open', () => resolve(ws));
+    ws.once('open', () => {
+      resolve(ws);
+      setImmediate(() => {
+        ws.off('message', keepEarly);
+        earlyMessages.delete(ws);
+      });
+    });
     ws.once('unexpected-response', (_req, res) => {
       let body = '';
       res.setEncoding('utf8');
@@ -62,7 +85,7 @@ export async function collect(ws: WebSocket): Promise<ExecResult> {
   const stderr: Buffer[] = [];
   const errorParts: Buffer[] = [];
   const messages: Buffer[] = [];
-  ws.on('message', (data: Buffer, isBinary: boolean) => {
+  onMessage(ws, (data, isBinary) => {
     messages.push(data);
     if (!isBinary) {
       // base64 protocols: digit + base64 payload

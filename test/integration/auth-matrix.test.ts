@@ -292,6 +292,16 @@ describe('single-use stream URLs', () => {
     await assertRefused(() => stream(url.pathname, {}), 404, 'NotFound', /unknown, already used, or expired/);
   });
 
+  test('a GET that is not an upgrade is refused and leaves the URL unused', async () => {
+    const issued = await issue(TOKENS.alice);
+    const path = new URL(issued.body.url as string).pathname;
+    const plain = await call('GET', path, {});
+    assert.equal(plain.status, 400);
+    assert.match(plain.body.message ?? '', /Upgrade request required/);
+    const opened = await stream(path, {});
+    assert.ok('stdout' in opened && opened.stdout === 'from-a-url\n', JSON.stringify(opened));
+  });
+
   test('an expired URL: 404', async () => {
     const issued = await issue(TOKENS.alice);
     now += 61_000;

@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import { startAgent, type TestAgent } from '../helpers/agent.js';
 import { podLabels, startContainer, type TestContainer } from '../helpers/containers.js';
 import { useTestDocker, type TestDocker } from '../helpers/docker-daemon.js';
-import { closeStdin, collect, execPath, openExec, runExec, sendResize, sendStdin } from '../helpers/exec-client.js';
+import { closeStdin, collect, execPath, onMessage, openExec, runExec, sendResize, sendStdin } from '../helpers/exec-client.js';
 import { pidsWithCommandLine, waitUntil } from '../helpers/proc-scan.js';
 
 let docker: TestDocker;
@@ -124,7 +124,7 @@ describe('streams', () => {
     const ws = await openExec(agent, execPath('default', 'web', { command: 'sh', container: 'app', stdin: true, stdout: true, tty: true }));
     const result = collect(ws);
     let output = '';
-    ws.on('message', (data: Buffer) => {
+    onMessage(ws, (data) => {
       if (data[0] === 1) output += data.subarray(1).toString('utf8');
     });
     sendResize(ws, 50, 20);

@@ -14,7 +14,7 @@ import { BackendError } from '../../src/backend/types.js';
 import { startAgent, type TestAgent } from '../helpers/agent.js';
 import { dockerClient, podLabels, startContainer, type TestContainer } from '../helpers/containers.js';
 import { useTestDocker, type TestDocker } from '../helpers/docker-daemon.js';
-import { collect, execPath, openExec, runExec, sendResize, sendStdin } from '../helpers/exec-client.js';
+import { collect, execPath, onMessage, openExec, runExec, sendResize, sendStdin } from '../helpers/exec-client.js';
 import { pidsWithCommandLine, waitUntil } from '../helpers/proc-scan.js';
 import { runCommand } from '../helpers/run-command.js';
 
@@ -154,7 +154,7 @@ describe('TTY and exit codes', () => {
     const ws = await openExec(agent, execPath('default', 'isolated', { command: 'sh', container: 'app.nsenter', stdin: true, stdout: true, tty: true }));
     const result = collect(ws);
     let output = '';
-    ws.on('message', (data: Buffer) => {
+    onMessage(ws, (data) => {
       if (data[0] === 1) output += data.subarray(1).toString('utf8');
     });
     sendResize(ws, 91, 17);
