@@ -17,6 +17,18 @@ export function setEngineProbe(probe: () => Promise<boolean>): void {
   engineProbe = probe;
 }
 
+/** Live sessions' reports of bytes relayed since their last one, called at each scrape. */
+const relayedReporters = new Set<() => void>();
+
+/**
+ * Has `report` add a live session's bytes to execlet_relayed_bytes_total at each scrape, until the
+ * returned function is called (when the session ends, after its last report).
+ */
+export function reportRelayedAtScrape(report: () => void): () => void {
+  relayedReporters.add(report);
+  return () => relayedReporters.delete(report);
+}
+
 export const metrics = {
   sessionsActive: new Gauge({
     name: 'execlet_sessions_active',
@@ -53,9 +65,12 @@ export const metrics = {
   }),
   relayedBytes: new Counter({
     name: 'execlet_relayed_bytes_total',
-    help: 'Bytes relayed between clients and processes, by direction (in: to the process) and stream; added when a session ends.',
+    help: 'Bytes relayed between clients and processes, by direction (in: to the process) and stream; live sessions count at each scrape.',
     labelNames: ['direction', 'stream'] as const,
     registers: [registry],
+    collect() {
+      for (const report of relayedReporters) report();
+    },
   }),
   authenticationFailures: new Counter({
     name: 'execlet_authentication_failures_total',
@@ -94,3 +109,12 @@ export const metrics = {
     registers: [registry],
   }),
 };
+
+// Every stream's series exists from the start, at 0, so rate() sees the first session's bytes.
+for (const labels of [
+  { direction: 'in', stream: 'stdin' },
+  { direction: 'out', stream: 'stdout+stderr' },
+  { direction: 'out', stream: 'tty' },
+] as const) {
+  metrics.relayedBytes.inc(labels, 0);
+}

@@ -8,7 +8,7 @@ import type { AuditLog, SessionAuditFields } from '../auth/audit.js';
 import type { Identity } from '../auth/authenticate.js';
 import type { Grant } from '../auth/policy.js';
 import type { Backend, ExecProcess, ExecSpec, TerminalSize } from '../backend/types.js';
-import { metrics } from '../metrics.js';
+import { metrics, reportRelayedAtScrape } from '../metrics.js';
 import { WebSocketChannels } from '../protocol/channel-connection.js';
 import { failureStatus } from '../protocol/status.js';
 import type { ProtocolTraits } from '../protocol/subprotocols.js';
@@ -62,6 +62,9 @@ export class BegunSession {
   readonly #progress: SessionProgress = { bytesIn: 0, bytesOut: 0, lastActivity: Date.now() };
   readonly #startedAt = performance.now();
   readonly #unregister: () => void;
+  /** Of #progress, what execlet_relayed_bytes_total already holds. */
+  readonly #relayedReported = { bytesIn: 0, bytesOut: 0 };
+  readonly #stopReportingRelayed: () => void;
   #claimed = false;
   #ended = false;
 
@@ -93,6 +96,7 @@ export class BegunSession {
       end: (stop: SessionStop) => this.#stopper.abort(stop),
       stillAllowed: () => deps.authorizer.decide(accessRequest({ identity, target, command: spec.command, tty: spec.tty, stdin: spec.stdin })).allowed,
     });
+    this.#stopReportingRelayed = reportRelayedAtScrape(() => this.#reportRelayed());
     metrics.sessionsStarted.inc({ mode: target.mode, protocol: traits.name });
     const place = spec.place.kind === 'namespaces' ? { pid: spec.place.pid, namespaces: spec.place.namespaces } : {};
     log.info({ program: spec.command[0], tty: spec.tty, stdin: spec.stdin, auth: identity.method, rule: grant.rule, ...place }, 'session started');
@@ -176,6 +180,20 @@ export class BegunSession {
       .finally(() => this.#end(result));
   }
 
+  /** Adds the bytes relayed since the last report to execlet_relayed_bytes_total. */
+  #reportRelayed(): void {
+    const progress = this.#progress;
+    const reported = this.#relayedReported;
+    if (progress.bytesIn > reported.bytesIn) {
+      metrics.relayedBytes.inc({ direction: 'in', stream: 'stdin' }, progress.bytesIn - reported.bytesIn);
+      reported.bytesIn = progress.bytesIn;
+    }
+    if (progress.bytesOut > reported.bytesOut) {
+      metrics.relayedBytes.inc({ direction: 'out', stream: this.#spec.tty ? 'tty' : 'stdout+stderr' }, progress.bytesOut - reported.bytesOut);
+      reported.bytesOut = progress.bytesOut;
+    }
+  }
+
   /** Records the end (metrics, audit, log) and unregisters, once. */
   #end(result: SessionResult): void {
     if (this.#ended) return;
@@ -185,8 +203,8 @@ export class BegunSession {
       const durationMs = Math.round(performance.now() - this.#startedAt);
       metrics.sessionsEnded.inc({ mode, protocol: this.traits.name, outcome: result.outcome });
       metrics.sessionDurationSeconds.observe({ mode }, durationMs / 1000);
-      metrics.relayedBytes.inc({ direction: 'in', stream: 'stdin' }, result.bytesIn);
-      metrics.relayedBytes.inc({ direction: 'out', stream: this.#spec.tty ? 'tty' : 'stdout+stderr' }, result.bytesOut);
+      this.#stopReportingRelayed();
+      this.#reportRelayed();
       this.deps.audit.write({
         event: 'session.end',
         ...this.auditCommon,

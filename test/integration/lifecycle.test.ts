@@ -12,7 +12,7 @@ import type WebSocket from 'ws';
 import { startAgent, type TestAgent } from '../helpers/agent.js';
 import { podLabels, startContainer, type TestContainer } from '../helpers/containers.js';
 import { startPrivateDocker, useTestDocker, type TestDocker } from '../helpers/docker-daemon.js';
-import { collect, execPath, openExec, sendResize } from '../helpers/exec-client.js';
+import { collect, execPath, onMessage, openExec, sendResize } from '../helpers/exec-client.js';
 import { pidsWithCommandLine, waitUntil } from '../helpers/proc-scan.js';
 import { runCommand } from '../helpers/run-command.js';
 
@@ -265,8 +265,13 @@ describe('metrics', () => {
     await collect(await openExec(agent, execPath('default', 'life', { command: ['sh', '-c', 'printf 12345'], container: 'app', stdout: true })));
     await collect(await openExec(agent, execPath('default', 'life', { command: ['sh', '-c', 'exit 3'], container: 'app.nsenter', stdout: true })));
     await get(agent, '/api', 'wrong-token');
-    const ws = await openExec(agent, execPath('default', 'life', { command: ['sleep', '9000001'], container: 'app', stdout: true }));
-    await waitUntil(() => pidsWithCommandLine('sleep 9000001').length === 1, 10_000, 'the live session');
+    // A live session that has sent 7 bytes: they count before it ends.
+    const ws = await openExec(agent, execPath('default', 'life', { command: ['sh', '-c', 'printf 1234567; exec sleep 9000001'], container: 'app', stdout: true }));
+    let liveBytes = 0;
+    onMessage(ws, (data) => {
+      if (data[0] === 1) liveBytes += data.length - 1;
+    });
+    await waitUntil(() => liveBytes === 7 && pidsWithCommandLine('sleep 9000001').length === 1, 10_000, 'the live session');
     const text = (await get(agent, '/metrics')).body;
     const checked = await runCommand('promtool', ['check', 'metrics'], { input: text });
     assert.equal(checked.code, 0, `promtool: ${checked.stdout}${checked.stderr}`);
@@ -274,11 +279,19 @@ describe('metrics', () => {
     assert.equal(sample(text, 'execlet_sessions_started_total', { mode: 'nsenter' }), 1);
     assert.equal(sample(text, 'execlet_sessions_ended_total', { outcome: 'exited' }), 2);
     assert.equal(sample(text, 'execlet_sessions_active', { mode: 'exec' }), 1);
-    assert.equal(sample(text, 'execlet_relayed_bytes_total', { direction: 'out' }), 5);
+    assert.equal(sample(text, 'execlet_relayed_bytes_total', { direction: 'out' }), 5 + 7);
+    assert.equal(sample(text, 'execlet_relayed_bytes_total', { direction: 'out', stream: 'tty' }), 0, 'every series exists from the start');
     assert.equal(sample(text, 'execlet_authentication_failures_total', { reason: 'invalid-token' }), 1);
     assert.equal(sample(text, 'execlet_session_start_seconds_count'), 3);
     assert.equal(sample(text, 'execlet_engine_up'), 1);
     assert.ok(sample(text, 'process_resident_memory_bytes') > 0, 'default process metrics');
     ws.terminate();
+    // Its end adds nothing already counted.
+    let after = '';
+    await waitUntil(async () => {
+      after = (await get(agent, '/metrics')).body;
+      return sample(after, 'execlet_sessions_ended_total') === 3;
+    }, 10_000, 'the live session ends');
+    assert.equal(sample(after, 'execlet_relayed_bytes_total', { direction: 'out' }), 5 + 7);
   });
 });
