@@ -8,6 +8,7 @@
  * own stack): the agent pauses only until the child has exec'd (~0.2 ms).
  *
  *   spawn(file, argv, envp, cwd, [stdin, stdout, stderr], onExit) -> { pid, fds: [in, out, err] }
+ *   spawnAsync(file, argv, envp, cwd, [stdin, stdout, stderr], onExit, onStarted)
  *   spawnPty(file, argv, envp, cwd, cols, rows, onExit) -> { pid, master }
  *   resize(master, cols, rows)
  *
@@ -21,7 +22,14 @@
  * reaped (code: exit status or null; signal: number or null; both null if the child was reaped by
  * someone else). Children are reaped on SIGCHLD, through a libuv signal watcher of this module:
  * each waitpid() names one of its own children, so those of child_process are left to libuv. Only
- * the main thread may spawn.
+ * the main thread may call these functions.
+ *
+ * spawnAsync is spawn with the pause moved off the event loop: posix_spawn runs on a libuv worker
+ * thread, and onStarted(error, { pid, fds }) is called on the event loop afterwards. The pause is
+ * ~0.2 ms alone but 0.5-1 ms on a busy machine, where the child waits for a CPU before it can
+ * exec: for a helper started ahead, the agent need not wait at all. A worker thread lives as long
+ * as the process, so the helper's death signal (which follows the thread that started it) still
+ * comes only when the agent dies.
  *
  * Needs glibc 2.34 (posix_spawn_file_actions_addclosefrom_np); native/build.sh leaves the module
  * out where it does not compile, and the agent then starts the helper with node-pty and
@@ -57,15 +65,20 @@ static uv_signal_t sigchld;
 static bool sigchld_initialized;
 static napi_env watching_env;
 
-static napi_value throw_errno(napi_env env, const char *what, int err) {
-	char message[512];
+/* An Error "WHAT: strerror(err)" with .errno, not thrown. */
+static napi_value errno_error(napi_env env, const char *what, int err) {
+	char message[4608];
 	snprintf(message, sizeof message, "%s: %s", what, strerror(err));
 	napi_value msg, code, error;
 	napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &msg);
 	napi_create_int32(env, err, &code);
 	napi_create_error(env, NULL, msg, &error);
 	napi_set_named_property(env, error, "errno", code);
-	napi_throw(env, error);
+	return error;
+}
+
+static napi_value throw_errno(napi_env env, const char *what, int err) {
+	napi_throw(env, errno_error(env, what, err));
 	return NULL;
 }
 
@@ -233,8 +246,8 @@ static int spawn_child(struct request *request, posix_spawn_file_actions_t *acti
 	return err;
 }
 
-/* Watches a started child for its exit; on failure (out of memory) ends it and throws. */
-static bool track_child(napi_env env, pid_t pid, napi_value on_exit) {
+/* Watches a started child for its exit; on failure (out of memory) ends it and returns ENOMEM. */
+static int track_child(napi_env env, pid_t pid, napi_value on_exit) {
 	struct child *child = calloc(1, sizeof *child);
 	napi_value resource_name;
 	napi_create_string_utf8(env, "execlet-spawn", NAPI_AUTO_LENGTH, &resource_name);
@@ -246,15 +259,14 @@ static bool track_child(napi_env env, pid_t pid, napi_value on_exit) {
 		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
 		}
 		free(child);
-		throw_errno(env, "spawn: keeping track of the child", ENOMEM);
-		return false;
+		return ENOMEM;
 	}
 	child->pid = pid;
 	child->env = env;
 	child->next = children;
 	children = child;
 	uv_ref((uv_handle_t *)&sigchld);
-	return true;
+	return 0;
 }
 
 static void set_int(napi_env env, napi_value object, const char *name, int32_t number) {
@@ -263,30 +275,13 @@ static void set_int(napi_env env, napi_value object, const char *name, int32_t n
 	napi_set_named_property(env, object, name, value);
 }
 
-static napi_value spawn(napi_env env, napi_callback_info info) {
-	static const char usage[] = "spawn(file, argv, envp, cwd, [stdin, stdout, stderr], onExit): strings (of at most 4094 bytes), arrays of strings without NUL bytes (argv not empty), booleans, a function";
-	size_t argc = 6;
-	napi_value args[6];
-	napi_get_cb_info(env, info, &argc, args, NULL, NULL);
-	bool pipes[3];
-	for (uint32_t i = 0; i < 3 && argc == 6; i++) {
-		napi_value item;
-		if (napi_get_element(env, args[4], i, &item) != napi_ok || napi_get_value_bool(env, item, &pipes[i]) != napi_ok) argc = 0;
-	}
-	if (argc != 6) {
-		napi_throw_type_error(env, NULL, usage);
-		return NULL;
-	}
-	int err = start_watching(env);
-	if (err != 0) return throw_errno(env, "spawn: watching SIGCHLD (from the main thread only)", err);
-	struct request request;
-	if (!is_function(env, args[5])) {
-		napi_throw_type_error(env, NULL, usage);
-		return NULL;
-	}
-	if (!read_request(env, args, &request, usage)) return NULL;
-
-	int parent_fds[3] = {-1, -1, -1}, child_fds[3] = {-1, -1, -1};
+/*
+ * Socket pairs (or /dev/null) for fds 0-2, then spawn_child: the agent's ends in parent_fds, -1
+ * where there is none. Returns 0 or an errno (nothing left open). No Node-API: runs on any thread.
+ */
+static int spawn_with_pipes(struct request *request, const bool pipes[3], int parent_fds[3], pid_t *pid) {
+	int err = 0, child_fds[3] = {-1, -1, -1};
+	for (int fd = 0; fd < 3; fd++) parent_fds[fd] = -1;
 	posix_spawn_file_actions_t actions;
 	posix_spawn_file_actions_init(&actions);
 	for (int fd = 0; fd < 3 && err == 0; fd++) {
@@ -304,24 +299,25 @@ static napi_value spawn(napi_env env, napi_callback_info info) {
 		/* dup2 onto 0-2 clears close-on-exec there (glibc does so even when the numbers are equal). */
 		err = posix_spawn_file_actions_adddup2(&actions, child_fds[fd], fd);
 	}
-	pid_t pid = -1;
-	if (err == 0) err = spawn_child(&request, &actions, &pid);
+	if (err == 0) err = spawn_child(request, &actions, pid);
 	posix_spawn_file_actions_destroy(&actions);
 	for (int fd = 0; fd < 3; fd++) {
 		if (child_fds[fd] >= 0) close(child_fds[fd]);
-		if (err != 0 && parent_fds[fd] >= 0) close(parent_fds[fd]);
+		if (err != 0 && parent_fds[fd] >= 0) {
+			close(parent_fds[fd]);
+			parent_fds[fd] = -1;
+		}
 	}
-	if (err != 0) {
-		napi_value error = throw_errno(env, request.file, err);
-		free_request(&request);
-		return error;
-	}
-	free_request(&request);
-	if (!track_child(env, pid, args[5])) {
-		for (int fd = 0; fd < 3; fd++)
-			if (parent_fds[fd] >= 0) close(parent_fds[fd]);
-		return NULL;
-	}
+	return err;
+}
+
+static void close_fds(int fds[3]) {
+	for (int fd = 0; fd < 3; fd++)
+		if (fds[fd] >= 0) close(fds[fd]);
+}
+
+/* { pid, fds: [in, out, err] } */
+static napi_value started_result(napi_env env, pid_t pid, const int parent_fds[3]) {
 	napi_value result, fds;
 	napi_create_object(env, &result);
 	set_int(env, result, "pid", pid);
@@ -333,6 +329,135 @@ static napi_value spawn(napi_env env, napi_callback_info info) {
 	}
 	napi_set_named_property(env, result, "fds", fds);
 	return result;
+}
+
+/*
+ * What spawn and spawnAsync take first: file, argv, envp, cwd, [stdin, stdout, stderr], onExit
+ * (and, for spawnAsync, onStarted). False, with a JS exception pending, when they are not valid.
+ */
+static bool read_pipe_request(napi_env env, napi_value *args, size_t argc, size_t expected, struct request *request, bool pipes[3], const char *usage) {
+	for (uint32_t i = 0; i < 3 && argc == expected; i++) {
+		napi_value item;
+		if (napi_get_element(env, args[4], i, &item) != napi_ok || napi_get_value_bool(env, item, &pipes[i]) != napi_ok) argc = 0;
+	}
+	for (size_t i = 5; i < expected && argc == expected; i++)
+		if (!is_function(env, args[i])) argc = 0;
+	if (argc != expected) {
+		napi_throw_type_error(env, NULL, usage);
+		return false;
+	}
+	int err = start_watching(env);
+	if (err != 0) {
+		throw_errno(env, "spawn: watching SIGCHLD (from the main thread only)", err);
+		return false;
+	}
+	return read_request(env, args, request, usage);
+}
+
+static napi_value spawn(napi_env env, napi_callback_info info) {
+	static const char usage[] = "spawn(file, argv, envp, cwd, [stdin, stdout, stderr], onExit): strings (of at most 4094 bytes), arrays of strings without NUL bytes (argv not empty), booleans, a function";
+	size_t argc = 6;
+	napi_value args[6];
+	napi_get_cb_info(env, info, &argc, args, NULL, NULL);
+	struct request request;
+	bool pipes[3];
+	if (!read_pipe_request(env, args, argc, 6, &request, pipes, usage)) return NULL;
+	int parent_fds[3];
+	pid_t pid = -1;
+	int err = spawn_with_pipes(&request, pipes, parent_fds, &pid);
+	if (err != 0) {
+		napi_value error = throw_errno(env, request.file, err);
+		free_request(&request);
+		return error;
+	}
+	free_request(&request);
+	err = track_child(env, pid, args[5]);
+	if (err != 0) {
+		close_fds(parent_fds);
+		return throw_errno(env, "spawn: keeping track of the child", err);
+	}
+	return started_result(env, pid, parent_fds);
+}
+
+/* One spawnAsync: what the worker thread needs, and what it leaves for the event loop. */
+struct async_spawn {
+	napi_async_work work;
+	struct request request;
+	bool pipes[3];
+	napi_ref on_exit;
+	napi_ref on_started;
+	/* Set on the worker thread. */
+	int err;
+	pid_t pid;
+	int parent_fds[3];
+};
+
+static void async_spawn_execute(napi_env env, void *data) {
+	(void)env;
+	struct async_spawn *job = data;
+	job->err = spawn_with_pipes(&job->request, job->pipes, job->parent_fds, &job->pid);
+}
+
+static void async_spawn_complete(napi_env env, napi_status status, void *data) {
+	struct async_spawn *job = data;
+	napi_value on_exit, on_started, global, args[2];
+	napi_get_reference_value(env, job->on_exit, &on_exit);
+	napi_get_reference_value(env, job->on_started, &on_started);
+	napi_get_global(env, &global);
+	const char *what = job->request.file;
+	if (status != napi_ok && job->err == 0) job->err = ECANCELED; /* not queued to run: never here */
+	if (job->err == 0) {
+		job->err = track_child(env, job->pid, on_exit);
+		if (job->err != 0) what = "spawn: keeping track of the child";
+	}
+	if (job->err != 0) {
+		close_fds(job->parent_fds);
+		args[0] = errno_error(env, what, job->err);
+		napi_get_undefined(env, &args[1]);
+	} else {
+		napi_get_null(env, &args[0]);
+		args[1] = started_result(env, job->pid, job->parent_fds);
+		/* A child that ended before it was tracked had its SIGCHLD handled with nobody to reap it. */
+		on_sigchld(&sigchld, SIGCHLD);
+	}
+	free_request(&job->request);
+	napi_delete_reference(env, job->on_exit);
+	napi_delete_reference(env, job->on_started);
+	napi_delete_async_work(env, job->work);
+	free(job);
+	/* An exception it throws is left pending: Node.js reports it as uncaught. */
+	napi_call_function(env, global, on_started, 2, args, NULL);
+}
+
+/*
+ * spawnAsync(file, argv, envp, cwd, [stdin, stdout, stderr], onExit, onStarted): as spawn, but
+ * posix_spawn runs on a libuv worker thread; onStarted(error, { pid, fds }) on the event loop.
+ * Throws only for invalid arguments.
+ */
+static napi_value spawn_async(napi_env env, napi_callback_info info) {
+	static const char usage[] = "spawnAsync(file, argv, envp, cwd, [stdin, stdout, stderr], onExit, onStarted): strings (of at most 4094 bytes), arrays of strings without NUL bytes (argv not empty), booleans, functions";
+	size_t argc = 7;
+	napi_value args[7];
+	napi_get_cb_info(env, info, &argc, args, NULL, NULL);
+	struct async_spawn *job = calloc(1, sizeof *job);
+	if (!job) return throw_errno(env, "spawnAsync", ENOMEM);
+	if (!read_pipe_request(env, args, argc, 7, &job->request, job->pipes, usage)) {
+		free(job);
+		return NULL;
+	}
+	napi_value resource_name;
+	napi_create_string_utf8(env, "execlet-spawn", NAPI_AUTO_LENGTH, &resource_name);
+	if (napi_create_reference(env, args[5], 1, &job->on_exit) != napi_ok || napi_create_reference(env, args[6], 1, &job->on_started) != napi_ok ||
+	    napi_create_async_work(env, NULL, resource_name, async_spawn_execute, async_spawn_complete, job, &job->work) != napi_ok ||
+	    napi_queue_async_work(env, job->work) != napi_ok) {
+		if (job->work) napi_delete_async_work(env, job->work);
+		if (job->on_exit) napi_delete_reference(env, job->on_exit);
+		if (job->on_started) napi_delete_reference(env, job->on_started);
+		free_request(&job->request);
+		free(job);
+		return throw_errno(env, "spawnAsync: queueing the spawn", ENOMEM);
+	}
+	return NULL;
 }
 
 /* A terminal size from JS: 1..65535. */
@@ -423,9 +548,10 @@ static napi_value spawn_pty(napi_env env, napi_callback_info info) {
 		return error;
 	}
 	free_request(&request);
-	if (!track_child(env, pid, args[6])) {
+	err = track_child(env, pid, args[6]);
+	if (err != 0) {
 		close(master);
-		return NULL;
+		return throw_errno(env, "spawnPty: keeping track of the child", err);
 	}
 	napi_value result;
 	napi_create_object(env, &result);
@@ -452,6 +578,7 @@ static napi_value resize(napi_env env, napi_callback_info info) {
 NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
 	static const struct { const char *name; napi_callback function; } functions[] = {
 		{ "spawn", spawn },
+		{ "spawnAsync", spawn_async },
 		{ "spawnPty", spawn_pty },
 		{ "resize", resize },
 	};

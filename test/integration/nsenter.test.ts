@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { after, before, describe, test } from 'node:test';
 import { NsenterBackend } from '../../src/backend/nsenter.js';
@@ -264,8 +264,9 @@ describe('the helper', () => {
 });
 
 describe('the standby helper', () => {
+  /** Children of every thread of `pid` (a standby is started from a worker thread). */
   const childrenOf = (pid: number) =>
-    readFileSync(`/proc/${pid}/task/${pid}/children`, 'latin1').trim().split(' ').filter(Boolean).map(Number);
+    readdirSync(`/proc/${pid}/task`).flatMap((task) => readFileSync(`/proc/${pid}/task/${task}/children`, 'latin1').trim().split(' ').filter(Boolean).map(Number));
   const argvOf = (pid: number) => readFileSync(`/proc/${pid}/cmdline`, 'latin1').split('\0').filter(Boolean);
   const parentOf = (pid: number) => Number(readFileSync(`/proc/${pid}/stat`, 'latin1').split(') ')[1]!.split(' ')[1]);
   /** The agent's children waiting as a standby (argv: the helper, --standby, its room of spaces). */
@@ -404,6 +405,37 @@ describe('the standby helper', () => {
       await new Promise((resolve) => setImmediate(resolve));
       assert.equal(backend.standbyPid, null, 'none after close()');
       assert.deepEqual(errors, []);
+    } finally {
+      backend.close();
+    }
+  });
+
+  test('the backend: a session whose command runs on does not keep the next one from a standby', async () => {
+    const spec = { place: { kind: 'namespaces' as const, pid: isolated.hostPid, namespaces: ['uts' as const], toolbox: false }, tty: false, stdin: false, stdout: true, stderr: true };
+    const backend = new NsenterBackend({ killGraceMs: 100, standby: true });
+    try {
+      const warmUp = await backend.start({ ...spec, command: ['true'] });
+      warmUp.stdout.resume();
+      warmUp.stderr?.resume();
+      await warmUp.exit;
+      await waitUntil(() => backend.standbyPid !== null, 5000, 'the first standby');
+      const first = backend.standbyPid;
+      // The standby runs this one; the next is started while it runs, not once it has ended.
+      const long = await backend.start({ ...spec, command: ['sleep', '1234301'] });
+      long.stdout.resume();
+      long.stderr?.resume();
+      const commandLine = (pid: number) => {
+        try {
+          return readFileSync(`/proc/${pid}/cmdline`, 'latin1');
+        } catch {
+          return ''; // not there (yet)
+        }
+      };
+      await waitUntil(() => commandLine(first!).includes('1234301'), 5000, 'the session running in the standby');
+      await waitUntil(() => backend.standbyPid !== null, 5000, 'a standby while the long session runs');
+      assert.notEqual(backend.standbyPid, first);
+      long.kill();
+      await long.exit;
     } finally {
       backend.close();
     }

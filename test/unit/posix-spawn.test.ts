@@ -6,12 +6,12 @@
 // fallback). Entering namespaces needs root; those tests skip without it.
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { closeSync, readdirSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, readdirSync, readFileSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import type { Readable } from 'node:stream';
 import { after, describe, test } from 'node:test';
 import { NsenterBackend } from '../../src/backend/nsenter.js';
-import { DEFAULT_SPAWN_MODULE_PATH, PosixSpawner, SpawnError, type SpawnedProcess } from '../../src/backend/posix-spawn.js';
+import { DEFAULT_SPAWN_MODULE_PATH, PosixSpawner, SpawnError, streamsOf, type SpawnedProcess } from '../../src/backend/posix-spawn.js';
 import type { ExecProcess } from '../../src/backend/types.js';
 import { pidsWithCommandLine, waitUntil } from '../helpers/proc-scan.js';
 
@@ -122,6 +122,46 @@ describe('posix_spawn module', () => {
     const before = openFds();
     assert.throws(
       () => spawner.spawn(['/nonexistent/program'], { env: ENV, cwd: '/', stdin: true, stdout: true, stderr: true }),
+      (err: unknown) => err instanceof SpawnError && err.errno === 2 && /\/nonexistent\/program: No such file or directory/.test(err.message),
+    );
+    assert.equal(openFds(), before);
+  });
+
+  test('spawnWithFdsAsync: the same process and streams as spawn, started off the event loop', async () => {
+    const spawner = loadSpawner();
+    const pending = spawner.spawnWithFdsAsync(['/bin/sh', '-c', 'cat; echo "$ONLY" >&2; exit 3'], { env: { ...ENV, ONLY: 'this' }, cwd: '/', stdin: true, stdout: true, stderr: true });
+    const startedAsync = await pending;
+    started.push(startedAsync.pid);
+    const child = streamsOf(startedAsync);
+    const out = readAll(child.stdout);
+    const err = readAll(child.stderr);
+    child.stdin!.end('typed\n');
+    assert.equal(await out, 'typed\n');
+    assert.equal(await err, 'this\n');
+    assert.deepEqual(await child.exited, { code: 3, signal: null });
+  });
+
+  test('spawnWithFdsAsync: a child that has exited before the event loop learns it started is still reaped and reported', async () => {
+    const spawner = loadSpawner();
+    const children = await Promise.all(Array.from({ length: 40 }, () => spawner.spawnWithFdsAsync(['/bin/true'], { env: ENV, cwd: '/', stdin: false, stdout: false, stderr: false })));
+    started.push(...children.map((c) => c.pid));
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('an exit was never reported')), 10_000)));
+    try {
+      const outcomes = await Promise.race([Promise.all(children.map((c) => c.exited)), deadline]);
+      assert.ok(outcomes.every((o) => o.code === 0 && o.signal === null), JSON.stringify(outcomes));
+    } finally {
+      clearTimeout(timer);
+    }
+    for (const { pid } of children) assert.equal(existsSync(`/proc/${pid}`), false, `pid ${pid} is reaped`);
+  });
+
+  test('spawnWithFdsAsync: a program that cannot be started rejects with a SpawnError, and no fd is left open', async () => {
+    const spawner = loadSpawner();
+    const openFds = () => readdirSync('/proc/self/fd').length;
+    const before = openFds();
+    await assert.rejects(
+      spawner.spawnWithFdsAsync(['/nonexistent/program'], { env: ENV, cwd: '/', stdin: true, stdout: true, stderr: true }),
       (err: unknown) => err instanceof SpawnError && err.errno === 2 && /\/nonexistent\/program: No such file or directory/.test(err.message),
     );
     assert.equal(openFds(), before);
