@@ -112,7 +112,8 @@ Examples:
 export function serveHelp(): string {
   const rows = SETTINGS.map((s) => {
     const flag = s.kind === 'boolean' ? s.flag : `${s.flag} ${s.kind === 'integer' ? 'N' : 'VALUE'}`;
-    return `  ${flag.padEnd(40)} ${s.help}${s.defaultText ? ` (default: ${s.defaultText})` : ''}\n  ${''.padEnd(40)} env ${s.env}, config key ${s.path}`;
+    const off = s.kind === 'boolean' ? `; --no-${s.flag.slice(2)} turns it off` : '';
+    return `  ${flag.padEnd(40)} ${s.help}${s.defaultText ? ` (default: ${s.defaultText})` : ''}\n  ${''.padEnd(40)} env ${s.env}, config key ${s.path}${off}`;
   });
   return `Usage: execlet serve [flags]
 

@@ -116,22 +116,35 @@ function flagLayer(argv: string[], sources: Map<string, string>): ParsedFlags {
     help: { type: 'boolean' },
   };
   for (const descriptor of SETTINGS) {
-    options[descriptor.flag.slice(2)] = descriptor.kind === 'boolean' ? { type: 'boolean' } : descriptor.kind === 'list' ? { type: 'string', multiple: true } : { type: 'string' };
+    const name = descriptor.flag.slice(2);
+    options[name] = descriptor.kind === 'boolean' ? { type: 'boolean' } : descriptor.kind === 'list' ? { type: 'string', multiple: true } : { type: 'string' };
+    // --no-NAME sets a boolean false: a flag can then override a config file or the environment.
+    if (descriptor.kind === 'boolean') options[`no-${name}`] = { type: 'boolean' };
   }
   let values: Record<string, string | boolean | string[] | undefined>;
   try {
     ({ values } = parseArgs({ args: argv, options, strict: true, allowPositionals: false }) as { values: Record<string, string | boolean | string[] | undefined> });
   } catch (err) {
-    throw new ConfigError(`${(err as Error).message} (see execlet serve --help)`);
+    const message = (err as Error).message;
+    const valued = /^Option '--([^'=\s]+)' does not take an argument/.exec(message)?.[1];
+    const hint = valued && options[`no-${valued}`] ? `; to turn it off, give --no-${valued}` : '';
+    throw new ConfigError(`${message}${hint} (see execlet serve --help)`);
   }
   const layer: Layer = {};
   for (const descriptor of SETTINGS) {
-    const value = values[descriptor.flag.slice(2)];
+    const name = descriptor.flag.slice(2);
+    let value = values[name];
+    let source = descriptor.flag;
+    if (descriptor.kind === 'boolean' && values[`no-${name}`] !== undefined) {
+      if (value !== undefined) throw new ConfigError(`${descriptor.flag} and --no-${name} are both given (see execlet serve --help)`);
+      value = false;
+      source = `--no-${name}`;
+    }
     if (value === undefined) continue;
     const converted =
       typeof value === 'boolean' ? value : Array.isArray(value) ? value.flatMap((v) => convertText(descriptor, v, descriptor.flag) as string[]) : convertText(descriptor, value, descriptor.flag);
     setPath(layer, descriptor.path, converted);
-    sources.set(descriptor.path, descriptor.flag);
+    sources.set(descriptor.path, source);
   }
   return {
     layer,

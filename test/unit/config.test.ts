@@ -380,7 +380,20 @@ describe('boolean environment values', () => {
     const path = configFile('insecureSelfSignedOnNetwork: "yes"\n');
     assertConfigError(() => loadSettings(['--config', path], {}), 'invalid setting insecureSelfSignedOnNetwork (from config file');
   });
-  it('a boolean flag takes no value', () => {
-    assertConfigError(() => loadSettings(['--insecure-self-signed-on-network=false'], {}), '--insecure-self-signed-on-network');
+  it('a boolean flag takes no value, and the error names its --no- form', () => {
+    assertConfigError(() => loadSettings(['--insecure-self-signed-on-network=false'], {}), 'to turn it off, give --no-insecure-self-signed-on-network');
+  });
+  it('--no-FLAG sets a boolean false over the config file and the environment', () => {
+    const path = configFile('audit:\n  failClosed: true\n  stdout: true\n');
+    const loaded = loadSettings(['--config', path, '--no-audit-fail-closed'], { EXECLET_AUDIT_STDOUT: 'true' });
+    assert.equal(loaded.settings.audit.failClosed, false);
+    assert.equal(loaded.settings.audit.stdout, true);
+    assert.equal(loadSettings(['--config', path, '--no-audit-stdout'], { EXECLET_AUDIT_STDOUT: 'true' }).settings.audit.stdout, false);
+  });
+  it('a flag and its --no- form together are refused', () => {
+    assertConfigError(() => loadSettings(['--audit-stdout', '--no-audit-stdout'], {}), '--audit-stdout and --no-audit-stdout are both given');
+  });
+  it('--no- exists only for yes/no settings', () => {
+    assertConfigError(() => loadSettings(['--no-listen'], {}), "Unknown option '--no-listen'");
   });
 });
