@@ -425,7 +425,8 @@ static void async_spawn_complete(napi_env env, napi_status status, void *data) {
 	napi_delete_reference(env, job->on_started);
 	napi_delete_async_work(env, job->work);
 	free(job);
-	/* An exception it throws is left pending: Node.js reports it as uncaught. */
+	/* An exception it throws is left pending: Node.js reports it as uncaught (and the child, already
+	 * tracked, and its fds are then the caller's loss: posix-spawn.ts only resolves a promise). */
 	napi_call_function(env, global, on_started, 2, args, NULL);
 }
 
@@ -441,6 +442,7 @@ static napi_value spawn_async(napi_env env, napi_callback_info info) {
 	napi_get_cb_info(env, info, &argc, args, NULL, NULL);
 	struct async_spawn *job = calloc(1, sizeof *job);
 	if (!job) return throw_errno(env, "spawnAsync", ENOMEM);
+	for (int fd = 0; fd < 3; fd++) job->parent_fds[fd] = -1; /* none until the worker has made them */
 	if (!read_pipe_request(env, args, argc, 7, &job->request, job->pipes, usage)) {
 		free(job);
 		return NULL;

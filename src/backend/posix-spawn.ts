@@ -10,25 +10,16 @@ import { fileURLToPath } from 'node:url';
 /** Where `npm run build` puts the module (beside dist/native/execlet-nsenter; see nsenter.ts). */
 export const DEFAULT_SPAWN_MODULE_PATH = fileURLToPath(new URL(import.meta.url.endsWith('.ts') ? '../../dist/native/execlet-spawn.node' : '../native/execlet-spawn.node', import.meta.url));
 
+type OnExit = (code: number | null, signal: number | null) => void;
+/** What the module returns for a process on socket pairs: its pid, and the agent's ends (-1: none). */
+type Started = { pid: number; fds: [number, number, number] };
+/** file, argv, envp, cwd, which of stdin/stdout/stderr are socket pairs, onExit. */
+type PipeSpawnArgs = [file: string, argv: string[], envp: string[], cwd: string, stdio: [boolean, boolean, boolean], onExit: OnExit];
+
 interface SpawnModule {
-  spawn(
-    file: string,
-    argv: string[],
-    envp: string[],
-    cwd: string,
-    stdio: [boolean, boolean, boolean],
-    onExit: (code: number | null, signal: number | null) => void,
-  ): { pid: number; fds: [number, number, number] };
-  spawnAsync(
-    file: string,
-    argv: string[],
-    envp: string[],
-    cwd: string,
-    stdio: [boolean, boolean, boolean],
-    onExit: (code: number | null, signal: number | null) => void,
-    onStarted: (error: (Error & { errno?: number }) | null, started?: { pid: number; fds: [number, number, number] }) => void,
-  ): void;
-  spawnPty(file: string, argv: string[], envp: string[], cwd: string, cols: number, rows: number, onExit: (code: number | null, signal: number | null) => void): { pid: number; master: number };
+  spawn(...args: PipeSpawnArgs): Started;
+  spawnAsync(...args: [...PipeSpawnArgs, onStarted: (error: (Error & { errno?: number }) | null, started?: Started) => void]): void;
+  spawnPty(file: string, argv: string[], envp: string[], cwd: string, cols: number, rows: number, onExit: OnExit): { pid: number; master: number };
   resize(master: number, cols: number, rows: number): void;
 }
 

@@ -86,6 +86,7 @@ export class StandbyHelper {
       // It died meanwhile (EPIPE): its exit is reaped as it comes; the caller starts one itself.
       this.#release(ready);
       this.onError(new Error(`the standby nsenter helper (pid ${ready.pid}) could not be given its session: ${(err as Error).message}`));
+      this.#prepare();
       return null;
     }
     this.#prepare(ready.exited);

@@ -11,7 +11,7 @@ import { AccessDenied, auditRefusal, authorize } from './access.js';
 import { ExecQueryError, parseApiserverExecQuery, parseKubeletExecQuery, type ExecRequestOptions } from './exec-query.js';
 import { AUDIT_REFUSAL, BegunSession, type ExecPlan, type RunnerDeps } from './session-runner.js';
 import { sendStatus } from './status-reply.js';
-import { checkUpgrade, UpgradeRefused, UPGRADE_REQUIRED } from './upgrade.js';
+import { checkUpgrade, UpgradeRefused, UPGRADE_REQUIRED, willUpgrade } from './upgrade.js';
 import { runWithoutRequest } from './upgraded-session.js';
 
 declare module 'fastify' {
@@ -56,11 +56,8 @@ export function registerExecRoutes(app: FastifyInstance, deps: ExecRouteDeps): v
         });
         const grant = authorize(deps, { identity, target, command: options.command, tty: options.tty, stdin: options.stdin });
         const traits = checkUpgrade(request);
-        // Upgrade headers on a request that is not an upgrade (no `Connection: Upgrade`): the
-        // route's HTTP handler refuses it; nothing is set up.
-        // Nor for a connection gone or half-closed already, which the handshake refuses (as ws does).
+        if (!willUpgrade(request)) return undefined; // nothing is set up
         const connection = request.raw.socket;
-        if (!(request.raw as { upgrade?: boolean }).upgrade || connection.destroyed || !connection.readable || !connection.writable) return undefined;
         const plan: ExecPlan = {
           identity,
           grant,

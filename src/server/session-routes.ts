@@ -16,7 +16,7 @@ import type { ExecRouteDeps } from './exec-routes.js';
 import { runPlannedSession, type ExecPlan } from './session-runner.js';
 import { sendStatus } from './status-reply.js';
 import { runWithoutRequest } from './upgraded-session.js';
-import { checkUpgrade, UpgradeRefused, UPGRADE_REQUIRED } from './upgrade.js';
+import { checkUpgrade, UpgradeRefused, UPGRADE_REQUIRED, willUpgrade } from './upgrade.js';
 
 export interface StreamGrant {
   id: string;
@@ -124,7 +124,8 @@ export function registerSessionRoutes(app: FastifyInstance, deps: SessionRouteDe
     preHandler: async (request, reply) => {
       const receivedAt = performance.now();
       // The upgrade is checked first: a request that cannot become a WebSocket (a plain GET, a
-      // link preview, upgrade headers without `Connection: Upgrade`) must not use up the URL.
+      // link preview, upgrade headers without `Connection: Upgrade`, a connection already gone)
+      // must not use up the URL.
       let traits: ProtocolTraits;
       try {
         traits = checkUpgrade(request);
@@ -132,7 +133,7 @@ export function registerSessionRoutes(app: FastifyInstance, deps: SessionRouteDe
         if (err instanceof UpgradeRefused) return sendStatus(reply.headers(err.headers), err.code, err.message);
         throw err;
       }
-      if (!(request.raw as { upgrade?: boolean }).upgrade) return undefined; // the handler refuses it
+      if (!willUpgrade(request)) return undefined; // the URL stays unused
       const grant = deps.streamTokens.take(request.params.token);
       if (!grant) {
         auditRefusal(deps.audit, null, 404, 'NotFound', 'unknown, used or expired stream URL');

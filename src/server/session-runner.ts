@@ -203,7 +203,6 @@ export class BegunSession {
       const durationMs = Math.round(performance.now() - this.#startedAt);
       metrics.sessionsEnded.inc({ mode, protocol: this.traits.name, outcome: result.outcome });
       metrics.sessionDurationSeconds.observe({ mode }, durationMs / 1000);
-      this.#stopReportingRelayed();
       this.#reportRelayed();
       this.deps.audit.write({
         event: 'session.end',
@@ -223,6 +222,7 @@ export class BegunSession {
         'session ended',
       );
     } finally {
+      this.#stopReportingRelayed();
       this.#unregister();
       metrics.sessionsActive.dec({ mode });
     }

@@ -56,3 +56,14 @@ export function checkUpgrade(request: FastifyRequest): ProtocolTraits {
   }
   return protocolTraits(protocol);
 }
+
+/**
+ * Whether the handshake will go ahead: a real upgrade (not upgrade headers on a plain request,
+ * which the route's HTTP handler refuses) on a connection still open both ways (ws refuses any
+ * other, silently). Nothing that cannot be undone — a session set up, a single-use URL used — is
+ * done for a request that fails this.
+ */
+export function willUpgrade(request: FastifyRequest): boolean {
+  const connection = request.raw.socket;
+  return (request.raw as { upgrade?: boolean }).upgrade === true && !connection.destroyed && connection.readable && connection.writable;
+}

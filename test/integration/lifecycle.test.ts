@@ -126,6 +126,22 @@ describe('backpressure', () => {
     await collect(await openExec(agent, execPath('default', 'life', { command: 'true', container: 'app', stdout: true })));
     const baseline = rssBytes(pid);
     const ws = await openExec(agent, execPath('default', 'life', { command: 'yes', container: 'app', stdout: true }));
+    // Every byte is checked to be part of "y\n" repeated, across message boundaries — from the
+    // first frame on, so none read before the stall is missed.
+    let received = 0;
+    let expectY = true;
+    let bad = false;
+    const enough = new Promise<void>((resolve) => {
+      onMessage(ws, (data) => {
+        if (data[0] !== 1) return;
+        for (let i = 1; i < data.length; i++) {
+          if (data[i] !== (expectY ? 0x79 : 0x0a)) bad = true;
+          expectY = !expectY;
+        }
+        received += data.length - 1;
+        if (received > 64 * 1024 * 1024) resolve();
+      });
+    });
     const socket = (ws as unknown as { _socket: { pause(): void; resume(): void } })._socket;
     socket.pause();
     let peak = baseline;
@@ -136,21 +152,7 @@ describe('backpressure', () => {
     }
     const growth = peak - baseline;
     assert.ok(growth <= 1024 * 1024 + 25 * 1024 * 1024, `agent RSS grew by ${(growth / 1048576).toFixed(1)} MB`);
-    // Now read fast and check every byte is part of "y\n" repeated, across message boundaries.
-    let received = 0;
-    let expectY = true;
-    let bad = false;
-    const enough = new Promise<void>((resolve) => {
-      ws.on('message', (data: Buffer) => {
-        if (data[0] !== 1) return;
-        for (let i = 1; i < data.length; i++) {
-          if (data[i] !== (expectY ? 0x79 : 0x0a)) bad = true;
-          expectY = !expectY;
-        }
-        received += data.length - 1;
-        if (received > 64 * 1024 * 1024) resolve();
-      });
-    });
+    // Now read fast.
     socket.resume();
     await enough;
     assert.equal(bad, false, 'the stream is "y\\n" repeated');

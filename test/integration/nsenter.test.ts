@@ -421,7 +421,7 @@ describe('the standby helper', () => {
       await waitUntil(() => backend.standbyPid !== null, 5000, 'the first standby');
       const first = backend.standbyPid;
       // The standby runs this one; the next is started while it runs, not once it has ended.
-      const long = await backend.start({ ...spec, command: ['sleep', '1234301'] });
+      const long = await backend.start({ ...spec, command: ['sleep', '1234311'] });
       long.stdout.resume();
       long.stderr?.resume();
       const commandLine = (pid: number) => {
@@ -431,7 +431,7 @@ describe('the standby helper', () => {
           return ''; // not there (yet)
         }
       };
-      await waitUntil(() => commandLine(first!).includes('1234301'), 5000, 'the session running in the standby');
+      await waitUntil(() => commandLine(first!).includes('1234311'), 5000, 'the session running in the standby');
       await waitUntil(() => backend.standbyPid !== null, 5000, 'a standby while the long session runs');
       assert.notEqual(backend.standbyPid, first);
       long.kill();
