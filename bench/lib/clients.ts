@@ -11,6 +11,9 @@ import WebSocket from 'ws';
 import { percentile } from './stats.js';
 import type { TestAgent } from '../../test/helpers/agent.js';
 
+/** What a client needs to reach an agent (or the bench's bare WebSocket endpoint). */
+export type ExecServer = Pick<TestAgent, 'port' | 'caPem' | 'token'>;
+
 export function execUrl(agent: Pick<TestAgent, 'port'>, namespace: string, pod: string, container: string, command: string[], extra = 'stdout=true&stderr=true'): string {
   const query = command.map((c) => `command=${encodeURIComponent(c)}`).join('&');
   return `wss://127.0.0.1:${agent.port}/api/v1/namespaces/${namespace}/pods/${pod}/exec?${query}&container=${encodeURIComponent(container)}&${extra}`;
@@ -20,8 +23,8 @@ export function execUrl(agent: Pick<TestAgent, 'port'>, namespace: string, pod: 
  * The client's TLS context, made once per agent as a long-lived client (kubectl's transport, a
  * console's browser) makes it once: building one per connection would time the client, not the agent.
  */
-const contexts = new WeakMap<TestAgent, SecureContext>();
-export function clientContext(agent: TestAgent): SecureContext {
+const contexts = new WeakMap<ExecServer, SecureContext>();
+export function clientContext(agent: ExecServer): SecureContext {
   let context = contexts.get(agent);
   if (!context) contexts.set(agent, (context = createSecureContext({ ca: agent.caPem })));
   return context;
@@ -48,7 +51,7 @@ export interface AgentExecResult {
 }
 
 /** TLS sessions a client may resume, per agent (a browser or any long-lived client keeps them). */
-const sessions = new WeakMap<TestAgent, Buffer>();
+const sessions = new WeakMap<ExecServer, Buffer>();
 
 export interface AgentExecOptions {
   /** Resume the last TLS session with this agent (an abbreviated handshake) instead of a full one. */
@@ -57,7 +60,7 @@ export interface AgentExecOptions {
 }
 
 /** Opens an exec stream (a new TLS connection every time) and resolves when the server closes it; counts stdout bytes. */
-export function agentExec(agent: TestAgent, url: string, options: AgentExecOptions = {}): Promise<AgentExecResult> {
+export function agentExec(agent: ExecServer, url: string, options: AgentExecOptions = {}): Promise<AgentExecResult> {
   const started = performance.now();
   const session = options.resumeTls ? sessions.get(agent) : undefined;
   return new Promise((resolve, reject) => {
@@ -118,7 +121,7 @@ export class AgentLatencies {
    * The two ways as paths for runInRounds: one run with a full handshake, one resuming the TLS
    * session of the last connection (the warm-up's in the first round).
    */
-  paths(agent: TestAgent, url: string): Array<() => Promise<void>> {
+  paths(agent: ExecServer, url: string): Array<() => Promise<void>> {
     return [
       async () => {
         const run = await agentExec(agent, url);
@@ -139,13 +142,13 @@ export class AgentLatencies {
    * `TCP connected / TLS done / 101 received / Status` (ms, each the median of its own step): how
    * much of a round trip is opening the connection.
    */
-  timelineFigures(): Record<string, string> {
+  timelineFigures(what = 'agent'): Record<string, string> {
     const median = (values: number[]) => percentile(values, 50).toFixed(1);
     const timeline = (phases: ClientPhases[], totals: number[]) =>
       [median(phases.map((p) => p.connected)), median(phases.map((p) => p.secured)), median(phases.map((p) => p.upgraded)), median(totals)].join(' / ');
     return {
-      'agent client timeline p50 ms, full handshake: TCP / TLS / 101 / Status': timeline(this.fullPhases, this.full),
-      'agent client timeline p50 ms, resumed session: TCP / TLS / 101 / Status': timeline(this.resumedPhases, this.resumed),
+      [`${what} client timeline p50 ms, full handshake: TCP / TLS / 101 / Status`]: timeline(this.fullPhases, this.full),
+      [`${what} client timeline p50 ms, resumed session: TCP / TLS / 101 / Status`]: timeline(this.resumedPhases, this.resumed),
     };
   }
 }

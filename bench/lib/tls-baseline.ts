@@ -10,19 +10,22 @@ import { connect, type TLSSocket } from 'node:tls';
 import type { TestAgent } from '../../test/helpers/agent.js';
 import { rssBytes } from './stats.js';
 
+// The key comes over IPC, not on the command line, where any user's ps would show it.
 const SERVER = `
 const tls = require('node:tls');
-const [key, cert] = JSON.parse(process.argv[1]);
-const server = tls.createServer({ key, cert }, (socket) => socket.on('data', (d) => socket.write(d)));
-server.listen(0, '127.0.0.1', () => process.send({ port: server.address().port }));
-process.on('message', (m) => { if (m === 'gc') { global.gc(); global.gc(); process.send({ collected: true }); } });
+process.on('message', (m) => {
+  if (m === 'gc') { global.gc(); global.gc(); process.send({ collected: true }); return; }
+  const server = tls.createServer({ key: m.key, cert: m.cert }, (socket) => socket.on('data', (d) => socket.write(d)));
+  server.listen(0, '127.0.0.1', () => process.send({ port: server.address().port }));
+});
 `;
 
 /** RSS per connection of a bare Node.js TLS server, with the agent's own key and certificate, holding `count` open connections, after GC. */
 export async function tlsConnectionFloor(agent: TestAgent, count: number): Promise<number> {
   const keyPem = readFileSync(join(agent.stateDir, 'pki', 'serving.key'), 'utf8');
   const certPem = readFileSync(join(agent.stateDir, 'pki', 'serving.crt'), 'utf8');
-  const child = spawn(process.execPath, ['--expose-gc', '-e', SERVER, '--', JSON.stringify([keyPem, certPem])], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+  const child = spawn(process.execPath, ['--expose-gc', '-e', SERVER], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+  child.send({ key: keyPem, cert: certPem });
   const sockets: TLSSocket[] = [];
   try {
     const exited = once(child, 'exit').then(([code]) => {
