@@ -103,6 +103,17 @@ export const metrics = {
       this.set((await engineProbe()) ? 1 : 0);
     },
   }),
+  servingCertificateExpiry: new Gauge({
+    name: 'execlet_serving_certificate_expiry_timestamp_seconds',
+    help: 'When the certificate the agent serves expires (Unix time); follows reloads.',
+    registers: [registry],
+  }),
+  servingTlsReloads: new Counter({
+    name: 'execlet_serving_tls_reloads_total',
+    help: 'Re-reads of the TLS files (SIGHUP or a change), by outcome: success, or failure (the previous certificate stays).',
+    labelNames: ['outcome'] as const,
+    registers: [registry],
+  }),
   auditFailures: new Counter({
     name: 'execlet_audit_write_failures_total',
     help: 'Audit records that could not be written.',

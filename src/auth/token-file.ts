@@ -12,8 +12,8 @@
 //
 // Only SHA-256 digests are kept in memory, and no error message ever contains a token or a hash.
 import { createHash } from 'node:crypto';
-import { readFileSync, watch as watchFs, type FSWatcher } from 'node:fs';
-import { basename, dirname } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { watchFiles } from '../config/watch-files.js';
 
 export interface TokenIdentity {
   user: string;
@@ -34,9 +34,6 @@ export class TokenFileError extends Error {
 
 const HASH_PREFIX = 'sha256:';
 const HEX_DIGEST = /^[0-9a-f]{64}$/;
-/** Name the Kubernetes secret/configMap volume writer swaps atomically when a mounted secret changes. */
-const KUBERNETES_DATA_LINK = '..data';
-const WATCH_DEBOUNCE_MS = 100;
 
 function sha256Hex(value: string): string {
   return createHash('sha256').update(value, 'utf8').digest('hex');
@@ -149,50 +146,16 @@ export class TokenFile {
   }
 
   /**
-   * Watches the file and reloads it on change, debounced by ~100 ms; calls `onReload(error | null)`
-   * after each reload (and with an error if the watcher itself fails). The directory is watched, not
-   * the file, so editors and tools that replace the file (write a temporary file, then rename it over)
-   * are followed; a change to `..data` in that directory also triggers a reload, which is how a mounted
-   * Kubernetes secret or configMap is updated. Throws TokenFileError when the directory cannot be
-   * watched. Returns a function that stops watching (safe to call more than once); until it is
-   * called the watcher keeps the process alive, like any fs.watch.
+   * Watches the file (as watch-files.ts does: replaced by a rename, or a mounted secret updated)
+   * and reloads it on change; calls `onReload(error | null)` after each reload, and with an error
+   * if the watcher itself fails. Throws TokenFileError when its directory cannot be watched.
+   * Returns a function that stops watching (safe to call more than once).
    */
   watch(onReload: (error: TokenFileError | null) => void): () => void {
-    const directory = dirname(this.#file);
-    const name = basename(this.#file);
-    let timer: NodeJS.Timeout | null = null;
-    let stopped = false;
-
-    const reloadNow = (): void => {
-      timer = null;
-      if (stopped) return;
-      onReload(this.reload());
-    };
-
-    let watcher: FSWatcher;
     try {
-      watcher = watchFs(directory, { persistent: true }, (_event, filename) => {
-        if (stopped) return;
-        // Some platforms do not report the name; then any change in the directory may be ours.
-        const changed = filename === null ? null : filename.toString();
-        if (changed !== null && changed !== name && changed !== KUBERNETES_DATA_LINK) return;
-        if (timer !== null) clearTimeout(timer);
-        timer = setTimeout(reloadNow, WATCH_DEBOUNCE_MS);
-      });
+      return watchFiles([this.#file], () => onReload(this.reload()), (err) => onReload(new TokenFileError(err.message, this.#file)));
     } catch (err) {
-      throw new TokenFileError(`cannot watch the directory ${directory} for changes: ${(err as Error).message}`, this.#file);
+      throw new TokenFileError((err as Error).message, this.#file);
     }
-    watcher.on('error', (err: Error) => {
-      if (stopped) return;
-      onReload(new TokenFileError(`watching the directory ${directory} failed: ${err.message}`, this.#file));
-    });
-
-    return () => {
-      if (stopped) return;
-      stopped = true;
-      if (timer !== null) clearTimeout(timer);
-      timer = null;
-      watcher.close();
-    };
   }
 }

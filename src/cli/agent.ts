@@ -1,6 +1,7 @@
 // Assembles a running agent from validated settings: credentials, backends, authentication,
 // policy, audit, stream URLs and the HTTPS server. `serve` runs one; tests run one in-process.
 import { readFileSync } from 'node:fs';
+import type { Server as TlsServer } from 'node:tls';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { AuditLog, DEFAULT_REDACTIONS } from '../auth/audit.js';
@@ -8,6 +9,8 @@ import { Authenticator } from '../auth/authenticate.js';
 import { prepareLocalCredentials, writeLocalKubeconfig, type LocalKubeconfig } from '../auth/local-credentials.js';
 import { ALLOW_ALL, Policy } from '../auth/policy.js';
 import { ReloadableAuthorizer } from '../auth/reloadable.js';
+import { describeCertificate, reloadableFiles, rereadServingTls, secureContextOptions, type ServingTls } from '../auth/serving-tls.js';
+import { watchFiles } from '../config/watch-files.js';
 import { StreamTokenCache, type Clock } from '../auth/stream-tokens.js';
 import { TokenFile } from '../auth/token-file.js';
 import { DockerBackend } from '../backend/docker.js';
@@ -27,7 +30,7 @@ export interface Agent {
   /** The console's address with the local token in its fragment (never sent to the server), or null when it is off. */
   consoleUrl: string | null;
   registry: SessionRegistry;
-  /** Re-reads the token file and the policy (SIGHUP); a broken file keeps the previous one in force. */
+  /** Re-reads the TLS files, the token file and the policy (SIGHUP); a broken file keeps the previous one in force. */
   reload(): void;
   /**
    * Graceful shutdown (SIGTERM): refuses new requests, tells every session the agent is shutting
@@ -73,6 +76,7 @@ export async function startAgent(settings: Settings, overrides: AgentOverrides =
   const tokenFile = settings.tokenFile ? TokenFile.load(settings.tokenFile) : null;
   const authorizer = new ReloadableAuthorizer(settings.policyFile ? Policy.load(settings.policyFile) : ALLOW_ALL);
   const clientCA = settings.tls.clientCAFile ? readFileSync(settings.tls.clientCAFile, 'utf8') : undefined;
+  let servingTls: ServingTls = { keyPem: credentials.keyPem, certPem: credentials.certPem, ...(clientCA ? { clientCAPem: clientCA } : {}) };
   const auditFile = settings.audit.file === 'none' ? null : (settings.audit.file ?? join(settings.stateDir, 'audit.log'));
   // Until the server's logger exists, what must be said goes to stderr.
   const early = (obj: object, msg: string) => void process.stderr.write(`execlet: ${msg} ${JSON.stringify(obj)}\n`);
@@ -99,7 +103,7 @@ export async function startAgent(settings: Settings, overrides: AgentOverrides =
   const marker = { scope: scopeFor(settings.stateDir), instance: newInstanceId() };
   let draining = false;
   const app = await buildApp({
-    tls: { key: credentials.keyPem, cert: credentials.certPem, ...(clientCA ? { clientCA } : {}) },
+    tls: servingTls,
     authenticator: new Authenticator({ localToken: credentials.token, tokenFile, clientCertificates: Boolean(clientCA) }),
     authorizer,
     audit,
@@ -149,6 +153,26 @@ export async function startAgent(settings: Settings, overrides: AgentOverrides =
     if (error) app.log.error({ err: error.message }, 'token file not reloaded; the previous tokens stay in force');
     else app.log.info({ tokens: tokenFile.size }, 'token file reloaded');
   });
+  metrics.servingCertificateExpiry.set(describeCertificate(servingTls.certPem).notAfter.getTime() / 1000);
+  /** New connections get the TLS files as they are now; open ones keep theirs. */
+  const reloadServingTls = (why: 'SIGHUP' | 'the files changed') => {
+    try {
+      servingTls = rereadServingTls(settings.tls, servingTls);
+      (app.server as unknown as TlsServer).setSecureContext(secureContextOptions(servingTls));
+      const certificate = describeCertificate(servingTls.certPem);
+      metrics.servingCertificateExpiry.set(certificate.notAfter.getTime() / 1000);
+      metrics.servingTlsReloads.inc({ outcome: 'success' });
+      app.log.info({ why, subject: certificate.subject, notAfter: certificate.notAfter.toISOString(), fingerprint256: certificate.fingerprint256 }, 'TLS certificate and key reloaded');
+    } catch (err) {
+      metrics.servingTlsReloads.inc({ outcome: 'failure' });
+      app.log.error({ why, err: (err as Error).message }, 'TLS files not reloaded; the previous certificate and key stay in force');
+    }
+  };
+  const tlsFiles = reloadableFiles(settings.tls);
+  const stopWatchingTls =
+    tlsFiles.length === 0
+      ? null
+      : watchFiles(tlsFiles, () => reloadServingTls('the files changed'), (err) => app.log.error({ err: err.message }, 'TLS files are no longer watched for changes; SIGHUP still reloads them'));
 
   docker.watchEvents();
   await app.listen({ host, port });
@@ -173,6 +197,7 @@ export async function startAgent(settings: Settings, overrides: AgentOverrides =
   const close = async () => {
     stopReaper();
     stopWatching?.();
+    stopWatchingTls?.();
     try {
       await app.close();
     } finally {
@@ -186,6 +211,7 @@ export async function startAgent(settings: Settings, overrides: AgentOverrides =
     kubeconfig,
     consoleUrl: isConsoleEnabled(settings) ? `${kubeconfig.serverUrl}/#token=${encodeURIComponent(credentials.token)}` : null,
     reload() {
+      if (tlsFiles.length > 0) reloadServingTls('SIGHUP');
       const error = tokenFile?.reload();
       if (error) app.log.error({ err: error.message }, 'token file not reloaded; the previous tokens stay in force');
       if (!settings.policyFile) return;

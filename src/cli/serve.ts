@@ -25,7 +25,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
     const shown = process.stdout.isTTY ? agent.consoleUrl : `${serverUrl}/#token=<the token in ${join(loaded.settings.stateDir, 'token')}>`;
     process.stdout.write(`execlet: web console: ${shown}\n`);
   }
-  // SIGHUP re-reads the token file and the policy; live sessions keep running.
+  // SIGHUP re-reads the TLS files, the token file and the policy; live sessions keep running.
   process.on('SIGHUP', () => agent.reload());
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {

@@ -111,7 +111,7 @@ export const SETTINGS: readonly SettingDescriptor[] = [
     defaultText: '/var/lib/execlet as root, else ~/.local/state/execlet',
   },
   { path: 'nodeName', flag: '--node-name', env: 'EXECLET_NODE_NAME', kind: 'string', help: 'name of this node', defaultText: 'the hostname' },
-  { path: 'tls.certFile', flag: '--tls-cert-file', env: 'EXECLET_TLS_CERT_FILE', kind: 'string', help: 'serving certificate (PEM); generated in the state dir when unset' },
+  { path: 'tls.certFile', flag: '--tls-cert-file', env: 'EXECLET_TLS_CERT_FILE', kind: 'string', help: 'serving certificate (PEM); generated in the state dir when unset; re-read on change and SIGHUP' },
   { path: 'tls.keyFile', flag: '--tls-key-file', env: 'EXECLET_TLS_KEY_FILE', kind: 'string', help: 'private key of the serving certificate (PEM)' },
   { path: 'tls.clientCAFile', flag: '--tls-client-ca-file', env: 'EXECLET_TLS_CLIENT_CA_FILE', kind: 'string', help: 'CA bundle for client certificates (PEM); reserved for mTLS' },
   {

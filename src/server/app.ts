@@ -4,6 +4,7 @@ import fastifyWebsocket from '@fastify/websocket';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { TLSSocket } from 'node:tls';
 import type { AuditLog } from '../auth/audit.js';
+import { secureContextOptions, type ServingTls } from '../auth/serving-tls.js';
 import type { Authenticator, Identity } from '../auth/authenticate.js';
 import type { Authorizer } from '../auth/policy.js';
 import type { StreamTokenCache } from '../auth/stream-tokens.js';
@@ -19,10 +20,9 @@ import { registerExecRoutes } from './exec-routes.js';
 import { registerPodRoutes } from './pods-routes.js';
 import { registerSessionRoutes, type StreamGrant } from './session-routes.js';
 import { sendStatus } from './status-reply.js';
-import { SERVER_CIPHERS } from './tls-ciphers.js';
 
 export interface AppOptions {
-  tls: { key: string; cert: string; clientCA?: string };
+  tls: ServingTls;
   authenticator: Authenticator;
   authorizer: Authorizer;
   audit: AuditLog;
@@ -82,12 +82,9 @@ function isSameOrigin(origin: string, request: FastifyRequest): boolean {
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
     https: {
-      key: options.tls.key,
-      cert: options.tls.cert,
-      ciphers: SERVER_CIPHERS,
-      honorCipherOrder: true,
+      ...secureContextOptions(options.tls),
       // Client certificates are asked for, checked against the client CA, and judged per request.
-      ...(options.tls.clientCA ? { ca: options.tls.clientCA, requestCert: true, rejectUnauthorized: false } : {}),
+      ...(options.tls.clientCAPem ? { requestCert: true, rejectUnauthorized: false } : {}),
     },
     logger: {
       level: options.logLevel,

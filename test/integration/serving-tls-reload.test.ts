@@ -1,0 +1,127 @@
+// The operator's serving certificate and key are re-read without a restart: when the files are
+// replaced (a rename over them, as cert-manager and editors do) and on SIGHUP (agent.reload()).
+// New connections get the new certificate, with the agent's cipher order; an open connection goes
+// on; files that do not fit together leave the previous certificate in force, counted and logged.
+// The agent runs in this process, so the test can call its SIGHUP handler and read its metrics.
+import assert from 'node:assert/strict';
+import { X509Certificate } from 'node:crypto';
+import { once } from 'node:events';
+import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import * as tls from 'node:tls';
+import { startAgent, type Agent } from '../../src/cli/agent.js';
+import { createCertificateAuthority, createServingCertificate } from '../../src/auth/self-signed.js';
+import { defaultSettings } from '../../src/config/settings.js';
+import { registry } from '../../src/metrics.js';
+import { useTestDocker, type TestDocker } from '../helpers/docker-daemon.js';
+import { waitUntil } from '../helpers/proc-scan.js';
+
+const ca = createCertificateAuthority('reload test CA');
+const [first, second, third] = ['first', 'second', 'third'].map((name) => createServingCertificate(ca, `execlet-${name}`, ['127.0.0.1'])) as [
+  ReturnType<typeof createServingCertificate>,
+  ReturnType<typeof createServingCertificate>,
+  ReturnType<typeof createServingCertificate>,
+];
+const fingerprint = (certPem: string) => new X509Certificate(certPem).fingerprint256;
+
+let docker: TestDocker;
+let agent: Agent;
+let dir: string;
+let port: number;
+let certFile: string;
+let keyFile: string;
+
+/** Replaces a file the way an editor or a tool does: a new file renamed over it. */
+function replace(path: string, text: string): void {
+  writeFileSync(`${path}.new`, text, { mode: 0o600 });
+  renameSync(`${path}.new`, path);
+}
+
+/** What a new connection is served: the certificate's fingerprint and the cipher. */
+async function served(): Promise<{ fingerprint: string; cipher: string }> {
+  const socket = tls.connect({ host: '127.0.0.1', port, ca: ca.certPem });
+  try {
+    await once(socket, 'secureConnect');
+    return { fingerprint: socket.getPeerCertificate().fingerprint256, cipher: socket.getCipher().name };
+  } finally {
+    socket.destroy();
+  }
+}
+
+async function metricValue(name: string, labels: Record<string, string> = {}): Promise<number> {
+  const metric = await registry.getSingleMetric(name)!.get();
+  const values = metric.values as Array<{ value: number; labels: Record<string, string | number> }>;
+  return values.find((v) => Object.entries(labels).every(([key, value]) => v.labels[key] === value))?.value ?? 0;
+}
+
+/** One HTTP request on an already open TLS connection: the status line. */
+async function statusLineOn(socket: tls.TLSSocket): Promise<string> {
+  socket.write('GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+  const [chunk] = (await once(socket, 'data')) as [Buffer];
+  return chunk.toString('latin1').split('\r\n')[0]!;
+}
+
+before(async () => {
+  docker = await useTestDocker();
+  dir = mkdtempSync(join(tmpdir(), 'execlet-tls-reload-'));
+  mkdirSync(join(dir, 'tls'));
+  certFile = join(dir, 'tls', 'tls.crt');
+  keyFile = join(dir, 'tls', 'tls.key');
+  writeFileSync(certFile, first.certPem);
+  writeFileSync(keyFile, first.keyPem, { mode: 0o600 });
+  const settings = defaultSettings();
+  agent = await startAgent({
+    ...settings,
+    listen: '127.0.0.1:0',
+    dockerHost: docker.host,
+    stateDir: join(dir, 'state'),
+    nodeName: 'tls-reload',
+    logLevel: 'silent',
+    tls: { ...settings.tls, certFile, keyFile },
+  });
+  port = Number(new URL(agent.kubeconfig.serverUrl).port);
+});
+
+after(async () => {
+  await agent?.close();
+  await docker?.stop();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+test('replaced files reach new connections, an open one goes on, a mismatch keeps the last good pair, SIGHUP re-reads', async () => {
+  assert.equal((await served()).fingerprint, fingerprint(first.certPem));
+  assert.equal(await metricValue('execlet_serving_certificate_expiry_timestamp_seconds'), Date.parse(new X509Certificate(first.certPem).validTo) / 1000);
+  const open = tls.connect({ host: '127.0.0.1', port, ca: ca.certPem });
+  await once(open, 'secureConnect');
+  const successes = await metricValue('execlet_serving_tls_reloads_total', { outcome: 'success' });
+
+  // Replaced: the key first, then the certificate (a moment where they do not match is tolerated).
+  replace(keyFile, second.keyPem);
+  replace(certFile, second.certPem);
+  await waitUntil(async () => (await served()).fingerprint === fingerprint(second.certPem), 5000, 'the second certificate served');
+  assert.equal((await served()).cipher, 'TLS_AES_128_GCM_SHA256', "the agent's cipher order holds after a reload");
+  assert.ok((await metricValue('execlet_serving_tls_reloads_total', { outcome: 'success' })) > successes);
+  assert.equal(await metricValue('execlet_serving_certificate_expiry_timestamp_seconds'), Date.parse(new X509Certificate(second.certPem).validTo) / 1000);
+  assert.equal(open.getPeerCertificate().fingerprint256, fingerprint(first.certPem));
+  assert.equal(await statusLineOn(open), 'HTTP/1.1 200 OK', 'the connection opened before the reload still serves');
+  open.destroy();
+
+  // A key that is not the certificate's: refused, counted, and the second pair stays.
+  const failuresBefore = await metricValue('execlet_serving_tls_reloads_total', { outcome: 'failure' });
+  replace(keyFile, third.keyPem);
+  await waitUntil(async () => (await metricValue('execlet_serving_tls_reloads_total', { outcome: 'failure' })) > failuresBefore, 5000, 'the mismatch refused');
+  assert.equal((await served()).fingerprint, fingerprint(second.certPem));
+
+  // SIGHUP re-reads the files whether or not a change was seen.
+  const failuresAfterWatch = await metricValue('execlet_serving_tls_reloads_total', { outcome: 'failure' });
+  agent.reload();
+  assert.equal(await metricValue('execlet_serving_tls_reloads_total', { outcome: 'failure' }), failuresAfterWatch + 1);
+  replace(certFile, third.certPem);
+  await waitUntil(async () => (await served()).fingerprint === fingerprint(third.certPem), 5000, 'the third certificate served');
+  const successesAfterWatch = await metricValue('execlet_serving_tls_reloads_total', { outcome: 'success' });
+  agent.reload();
+  assert.equal(await metricValue('execlet_serving_tls_reloads_total', { outcome: 'success' }), successesAfterWatch + 1);
+  assert.equal((await served()).fingerprint, fingerprint(third.certPem));
+});
