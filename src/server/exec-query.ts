@@ -91,9 +91,12 @@ export function parseApiserverExecQuery(query: unknown): ExecRequestOptions {
   });
 }
 
-/** Kubelet rules, as the CRI streaming server validates an exec request: tty with stderr is refused. */
+/**
+ * Kubelet rules, as the kubelet's own exec handler reads a request (remotecommand NewOptions): with
+ * a TTY, stderr is dropped quietly — before the check that some stream is asked for, so `tty=1`
+ * with only `error=1` asks for none.
+ */
 export function parseKubeletExecQuery(query: unknown, container: string): ExecRequestOptions {
   const q = parseOrThrow(kubeletQuery, query);
-  if (q.tty && q.error) throw new ExecQueryError('tty and stderr cannot both be true (query parameters "tty" and "error")');
-  return validateCommon({ command: q.command, container, stdin: q.input, stdout: q.output, stderr: q.error, tty: q.tty, namespaces: q.namespaces });
+  return validateCommon({ command: q.command, container, stdin: q.input, stdout: q.output, stderr: q.error && !q.tty, tty: q.tty, namespaces: q.namespaces });
 }
