@@ -129,3 +129,4 @@ for (const labels of [
 ] as const) {
   metrics.relayedBytes.inc(labels, 0);
 }
+for (const outcome of ['success', 'failure'] as const) metrics.servingTlsReloads.inc({ outcome }, 0);

