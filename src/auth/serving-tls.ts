@@ -8,6 +8,7 @@
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createSecureContext, DEFAULT_CIPHERS, type SecureContextOptions } from 'node:tls';
+import { watchFiles } from '../config/watch-files.js';
 
 /**
  * Node's cipher list with AES-128-GCM first, chosen by the server: with AES instructions it is the
@@ -64,10 +65,6 @@ export function checkClientCA(pem: string, source: string): void {
   }
 }
 
-/** The files that are re-read, or none when the agent has nothing of the operator's to re-read. */
-export function reloadableFiles(files: ServingTlsFiles): string[] {
-  return [files.certFile, files.keyFile, files.clientCAFile].filter((file): file is string => Boolean(file));
-}
 
 function readPem(path: string, what: string): string {
   try {
@@ -112,4 +109,62 @@ export function rereadServingTls(files: ServingTlsFiles, current: ServingTls): S
 export function describeCertificate(certPem: string): { subject: string; notAfter: Date; fingerprint256: string } {
   const certificate = new X509Certificate(certPem);
   return { subject: certificate.subject.replace(/\n/g, ', '), notAfter: new Date(certificate.validTo), fingerprint256: certificate.fingerprint256 };
+}
+
+export type ReloadCause = 'SIGHUP' | 'the files changed';
+
+/** What the agent hears of reloads (it logs them and counts them). */
+export interface ServingTlsEvents {
+  reloaded(certificate: ReturnType<typeof describeCertificate>, why: ReloadCause): void;
+  refused(err: Error, why: ReloadCause): void;
+  /** The files cannot be watched (any more); SIGHUP still reloads them. */
+  unwatched(err: Error): void;
+}
+
+/** The server's TLS material as it is now, re-read into the server by reload() and by watch(). */
+export class ReloadableServingTls {
+  #current: ServingTls;
+  /** The operator's files; none when everything is generated, and then there is nothing to reload. */
+  readonly #files: string[];
+
+  constructor(
+    private readonly settings: ServingTlsFiles,
+    initial: ServingTls,
+    /** Puts new material in force for new connections (the server's setSecureContext). */
+    private readonly apply: (options: SecureContextOptions) => void,
+    private readonly events: ServingTlsEvents,
+  ) {
+    this.#current = initial;
+    this.#files = [settings.certFile, settings.keyFile, settings.clientCAFile].filter((file): file is string => Boolean(file));
+  }
+
+  get current(): ServingTls {
+    return this.#current;
+  }
+
+  /** Re-reads the files; what does not read or fit together leaves the current material in force. */
+  reload(why: ReloadCause): void {
+    if (this.#files.length === 0) return;
+    let next: ServingTls;
+    try {
+      next = rereadServingTls(this.settings, this.#current);
+      this.apply(secureContextOptions(next));
+    } catch (err) {
+      this.events.refused(err as Error, why);
+      return;
+    }
+    this.#current = next;
+    this.events.reloaded(describeCertificate(next.certPem), why);
+  }
+
+  /** Reloads when the files change (watch-files.ts); returns how to stop. Never throws: serving matters more. */
+  watch(): () => void {
+    if (this.#files.length === 0) return () => undefined;
+    try {
+      return watchFiles(this.#files, () => this.reload('the files changed'), (err) => this.events.unwatched(err));
+    } catch (err) {
+      this.events.unwatched(err as Error); // out of inotify watches, say
+      return () => undefined;
+    }
+  }
 }

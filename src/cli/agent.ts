@@ -9,8 +9,7 @@ import { Authenticator } from '../auth/authenticate.js';
 import { prepareLocalCredentials, writeLocalKubeconfig, type LocalKubeconfig } from '../auth/local-credentials.js';
 import { ALLOW_ALL, Policy } from '../auth/policy.js';
 import { ReloadableAuthorizer } from '../auth/reloadable.js';
-import { checkClientCA, describeCertificate, reloadableFiles, rereadServingTls, secureContextOptions, type ServingTls } from '../auth/serving-tls.js';
-import { watchFiles } from '../config/watch-files.js';
+import { checkClientCA, describeCertificate, ReloadableServingTls } from '../auth/serving-tls.js';
 import { StreamTokenCache, type Clock } from '../auth/stream-tokens.js';
 import { TokenFile } from '../auth/token-file.js';
 import { DockerBackend } from '../backend/docker.js';
@@ -77,7 +76,24 @@ export async function startAgent(settings: Settings, overrides: AgentOverrides =
   const authorizer = new ReloadableAuthorizer(settings.policyFile ? Policy.load(settings.policyFile) : ALLOW_ALL);
   const clientCA = settings.tls.clientCAFile ? readFileSync(settings.tls.clientCAFile, 'utf8') : undefined;
   if (clientCA !== undefined) checkClientCA(clientCA, settings.tls.clientCAFile!);
-  let servingTls: ServingTls = { keyPem: credentials.keyPem, certPem: credentials.certPem, ...(clientCA !== undefined ? { clientCAPem: clientCA } : {}) };
+  // New connections get the TLS files as they are now (SIGHUP, or a change); open ones keep theirs.
+  const servingTls = new ReloadableServingTls(
+    settings.tls,
+    { keyPem: credentials.keyPem, certPem: credentials.certPem, ...(clientCA !== undefined ? { clientCAPem: clientCA } : {}) },
+    (options) => (app.server as unknown as TlsServer).setSecureContext(options),
+    {
+      reloaded: (certificate, why) => {
+        metrics.servingCertificateExpiry.set(certificate.notAfter.getTime() / 1000);
+        metrics.servingTlsReloads.inc({ outcome: 'success' });
+        log.info({ why, subject: certificate.subject, notAfter: certificate.notAfter.toISOString(), fingerprint256: certificate.fingerprint256 }, 'TLS certificate and key reloaded');
+      },
+      refused: (err, why) => {
+        metrics.servingTlsReloads.inc({ outcome: 'failure' });
+        log.error({ why, err: err.message }, 'TLS files not reloaded; the previous certificate and key stay in force');
+      },
+      unwatched: (err) => log.warn({ err: err.message }, 'the TLS files are not watched for changes; SIGHUP reloads them'),
+    },
+  );
   const auditFile = settings.audit.file === 'none' ? null : (settings.audit.file ?? join(settings.stateDir, 'audit.log'));
   // Until the server's logger exists, what must be said goes to stderr.
   const early = (obj: object, msg: string) => void process.stderr.write(`execlet: ${msg} ${JSON.stringify(obj)}\n`);
@@ -104,7 +120,7 @@ export async function startAgent(settings: Settings, overrides: AgentOverrides =
   const marker = { scope: scopeFor(settings.stateDir), instance: newInstanceId() };
   let draining = false;
   const app = await buildApp({
-    tls: servingTls,
+    tls: servingTls.current,
     authenticator: new Authenticator({ localToken: credentials.token, tokenFile, clientCertificates: Boolean(clientCA) }),
     authorizer,
     audit,
@@ -150,24 +166,7 @@ export async function startAgent(settings: Settings, overrides: AgentOverrides =
   if (nsenterEnabled && nsenter.spawnerFallback) {
     app.log.warn({ reason: nsenter.spawnerFallback }, 'nsenter sessions start their helper with node-pty and child_process, a fork of the whole agent each');
   }
-  metrics.servingCertificateExpiry.set(describeCertificate(servingTls.certPem).notAfter.getTime() / 1000);
-  /** New connections get the TLS files as they are now; open ones keep theirs. */
-  const reloadServingTls = (why: 'SIGHUP' | 'the files changed') => {
-    try {
-      const next = rereadServingTls(settings.tls, servingTls);
-      (app.server as unknown as TlsServer).setSecureContext(secureContextOptions(next));
-      servingTls = next;
-      const certificate = describeCertificate(servingTls.certPem);
-      metrics.servingCertificateExpiry.set(certificate.notAfter.getTime() / 1000);
-      metrics.servingTlsReloads.inc({ outcome: 'success' });
-      app.log.info({ why, subject: certificate.subject, notAfter: certificate.notAfter.toISOString(), fingerprint256: certificate.fingerprint256 }, 'TLS certificate and key reloaded');
-    } catch (err) {
-      metrics.servingTlsReloads.inc({ outcome: 'failure' });
-      app.log.error({ why, err: (err as Error).message }, 'TLS files not reloaded; the previous certificate and key stay in force');
-    }
-  };
-
-  const tlsFiles = reloadableFiles(settings.tls);
+  metrics.servingCertificateExpiry.set(describeCertificate(servingTls.current.certPem).notAfter.getTime() / 1000);
 
   let stopWatching: (() => void) | undefined;
   let stopWatchingTls: (() => void) | null = null;
@@ -203,15 +202,7 @@ export async function startAgent(settings: Settings, overrides: AgentOverrides =
     await close().catch(() => undefined);
     throw err;
   }
-  try {
-    if (tlsFiles.length > 0) {
-      const onError = (err: Error) => app.log.error({ err: err.message }, 'the TLS files are no longer watched for changes; SIGHUP still reloads them');
-      stopWatchingTls = watchFiles(tlsFiles, () => reloadServingTls('the files changed'), onError);
-    }
-  } catch (err) {
-    // Out of inotify watches, say: serving matters more than noticing a renewal by itself.
-    app.log.warn({ err: (err as Error).message, files: tlsFiles }, 'the TLS files cannot be watched for changes; SIGHUP reloads them');
-  }
+  stopWatchingTls = servingTls.watch();
   const address = app.server.address();
   const kubeconfig = writeLocalKubeconfig(settings, credentials, typeof address === 'object' && address ? address.port : port);
   app.log.info(
@@ -235,7 +226,7 @@ export async function startAgent(settings: Settings, overrides: AgentOverrides =
     kubeconfig,
     consoleUrl: isConsoleEnabled(settings) ? `${kubeconfig.serverUrl}/#token=${encodeURIComponent(credentials.token)}` : null,
     reload() {
-      if (tlsFiles.length > 0) reloadServingTls('SIGHUP');
+      servingTls.reload('SIGHUP');
       const error = tokenFile?.reload();
       if (error) app.log.error({ err: error.message }, 'token file not reloaded; the previous tokens stay in force');
       if (!settings.policyFile) return;
