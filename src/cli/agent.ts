@@ -39,6 +39,9 @@ export interface Agent {
   close(): Promise<void>;
 }
 
+/** How long close() lets HTTP requests in flight finish before it closes their connections. */
+const FORCE_CLOSE_AFTER_MS = 1000;
+
 /** What the agent's own set-up logs through: stderr at first, then the server's logger. */
 interface AgentLog {
   error(obj: object, msg: string): void;
@@ -174,9 +177,14 @@ export async function startAgent(settings: Settings, overrides: AgentOverrides =
     stopReaper();
     stopWatching?.();
     stopWatchingTls?.();
+    // fastify closes the idle connections; a TLS connection that never sent a request does not count
+    // as idle to Node.js and would hold the close (and SIGTERM) for as long as the peer likes. What
+    // is still open after a moment — a request still in flight gets that long — is closed.
+    const forceClose = setTimeout(() => app.server.closeAllConnections(), FORCE_CLOSE_AFTER_MS);
     try {
       await app.close();
     } finally {
+      clearTimeout(forceClose);
       nsenter.close(); // its standby would hold the event loop
     }
     docker.close();

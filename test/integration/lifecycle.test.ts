@@ -3,6 +3,7 @@
 // live session, graceful SIGTERM, and metrics that promtool accepts and that match what ran.
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import * as tls from 'node:tls';
 import { readdirSync, readFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -235,6 +236,22 @@ describe('engine outage', () => {
 });
 
 describe('graceful shutdown', () => {
+  test('SIGTERM with a TLS connection that never sent a request: the agent still exits 0, in about a second', async () => {
+    const agent = await agentFor();
+    const idle = tls.connect({ host: '127.0.0.1', port: agent.port, ca: agent.caPem });
+    cleanups.push(async () => void idle.destroy());
+    await once(idle, 'secureConnect');
+    const exited = once(agent.process, 'exit') as Promise<[number | null, string | null]>;
+    const signalledAt = performance.now();
+    agent.process.kill('SIGTERM');
+    let timer: NodeJS.Timeout | undefined;
+    const hung = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('the agent did not exit within 10 s of SIGTERM')), 10_000)));
+    const [code] = await Promise.race([exited, hung]).finally(() => clearTimeout(timer));
+    assert.equal(code, 0);
+    // Only the second that close() gives requests in flight; before, the connection held SIGTERM as long as it stayed open.
+    assert.ok(performance.now() - signalledAt < 5000, `exited after ${Math.round(performance.now() - signalledAt)} ms`);
+  });
+
   test('SIGTERM with live sessions: every client gets a Status, processes end, the agent exits 0 within the grace', async () => {
     const agent = await startAgent(docker, { args: ['--log-level', 'warn', '--shutdown-grace-seconds', '5'] });
     cleanups.push(() => agent.stop());
