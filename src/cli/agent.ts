@@ -52,6 +52,8 @@ interface AgentLog {
 export interface AgentOverrides {
   /** The clock of the stream URL cache (tests move it forward). */
   clock?: Clock;
+  /** How long a new connection may wait for its first request (tests shorten it). */
+  firstRequestTimeoutMs?: number;
 }
 
 export async function startAgent(settings: Settings, overrides: AgentOverrides = {}): Promise<Agent> {
@@ -124,6 +126,7 @@ export async function startAgent(settings: Settings, overrides: AgentOverrides =
   let draining = false;
   const app = await buildApp({
     tls: servingTls.current,
+    ...(overrides.firstRequestTimeoutMs !== undefined ? { firstRequestTimeoutMs: overrides.firstRequestTimeoutMs } : {}),
     authenticator: new Authenticator({ localToken: credentials.token, tokenFile, clientCertificates: Boolean(clientCA) }),
     authorizer,
     audit,

@@ -19,10 +19,13 @@ import { registerDiscoveryRoutes } from './discovery.js';
 import { registerExecRoutes } from './exec-routes.js';
 import { registerPodRoutes } from './pods-routes.js';
 import { registerSessionRoutes, type StreamGrant } from './session-routes.js';
+import { closeSilentConnections } from './silent-connections.js';
 import { sendStatus } from './status-reply.js';
 
 export interface AppOptions {
   tls: ServingTls;
+  /** How long a new connection may wait for its first request (silent-connections.ts); tests shorten it. */
+  firstRequestTimeoutMs?: number;
   authenticator: Authenticator;
   authorizer: Authorizer;
   audit: AuditLog;
@@ -102,6 +105,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     requestTimeout: 0,
     return503OnClosing: true,
   });
+  closeSilentConnections(app.server, options.firstRequestTimeoutMs);
 
   await app.register(fastifyWebsocket, {
     options: {
