@@ -2,9 +2,9 @@
 // (tls.certFile, tls.keyFile) and the client CA (tls.clientCAFile) are read again on SIGHUP and when
 // the files change (cert-manager or any rotation), checked, and swapped in for new connections —
 // open connections and their sessions keep the certificate they started with (TLS sessions to
-// resume start afresh: the new context has new ticket keys). Material that does not read or does
-// not fit together — the key is not the certificate's, a client CA bundle without a certificate —
-// leaves the current one in force.
+// resume start afresh: the new context has new ticket keys). Material that does not read, does not
+// fit together (the key is not the certificate's, a client CA bundle without a certificate) or
+// has expired already leaves the current one in force.
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createSecureContext, DEFAULT_CIPHERS, type SecureContextOptions } from 'node:tls';
@@ -90,6 +90,9 @@ export function rereadServingTls(files: ServingTlsFiles, current: ServingTls): S
   } catch (err) {
     throw new ServingTlsError(`the TLS certificate ${files.certFile ?? ''} does not parse: ${(err as Error).message}`);
   }
+  // A renewal that has expired already is a mistake somewhere; the current one may still be good.
+  const notAfter = new Date(certificate.validTo);
+  if (files.certFile && notAfter.getTime() <= Date.now()) throw new ServingTlsError(`the TLS certificate ${files.certFile} expired on ${notAfter.toISOString()}`);
   try {
     if (!certificate.checkPrivateKey(createPrivateKey(next.keyPem))) throw new Error('the key is not the certificate\'s');
   } catch (err) {

@@ -2,7 +2,8 @@
 // replaced (a rename over them, as cert-manager and editors do) and on SIGHUP (agent.reload()).
 // New connections get the new certificate, with the agent's cipher order; an open connection goes
 // on; files that do not fit together — a key not the certificate's, an empty key, a client CA file
-// without a certificate — leave the previous material in force, counted and logged.
+// without a certificate, a certificate already expired — leave the previous material in force,
+// counted and logged.
 // The agent runs in this process, so the test can call its SIGHUP handler and read its metrics.
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
@@ -133,6 +134,18 @@ test('replaced files reach new connections, an open one goes on, a mismatch keep
     replace(file, good);
     await waitUntil(async () => (await metricValue('execlet_serving_tls_reloads_total', { outcome: 'success' })) > successesBefore, 5000, `${what} put right`);
   }
+  // A certificate that has expired already (with its own key): refused, and put right.
+  const expired = createServingCertificate(ca, 'execlet-expired', ['127.0.0.1'], -0.001);
+  const failuresBeforeExpired = await metricValue('execlet_serving_tls_reloads_total', { outcome: 'failure' });
+  replace(keyFile, expired.keyPem);
+  replace(certFile, expired.certPem);
+  await waitUntil(async () => (await metricValue('execlet_serving_tls_reloads_total', { outcome: 'failure' })) > failuresBeforeExpired, 5000, 'the expired certificate refused');
+  assert.equal((await served()).fingerprint, fingerprint(second.certPem));
+  const successesBeforeRestore = await metricValue('execlet_serving_tls_reloads_total', { outcome: 'success' });
+  replace(keyFile, second.keyPem);
+  replace(certFile, second.certPem);
+  await waitUntil(async () => (await metricValue('execlet_serving_tls_reloads_total', { outcome: 'success' })) > successesBeforeRestore, 5000, 'the second pair back');
+
   const failuresBefore = await metricValue('execlet_serving_tls_reloads_total', { outcome: 'failure' });
   replace(keyFile, third.keyPem);
   await waitUntil(async () => (await metricValue('execlet_serving_tls_reloads_total', { outcome: 'failure' })) > failuresBefore, 5000, "a key not the certificate's refused");
