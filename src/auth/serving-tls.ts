@@ -50,19 +50,22 @@ export function secureContextOptions(tls: ServingTls): SecureContextOptions {
 const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g;
 
 /**
- * Checks a client CA bundle: at least one certificate, and every one parses. (An empty bundle, or one
- * of keys, would make a secure context anyway — one that trusts nothing, or Node's default roots.)
+ * Reads a client CA bundle and checks it: at least one certificate, and every one parses. (An empty
+ * bundle, or one of keys, would make a secure context anyway — one that trusts nothing, or Node's
+ * default roots.)
  */
-export function checkClientCA(pem: string, source: string): void {
+export function readClientCA(path: string): string {
+  const pem = readPem(path, 'client CA bundle');
   const certificates = pem.match(PEM_CERTIFICATE) ?? [];
-  if (certificates.length === 0) throw new ServingTlsError(`the client CA bundle ${source} holds no PEM certificate`);
+  if (certificates.length === 0) throw new ServingTlsError(`the client CA bundle ${path} holds no PEM certificate`);
   for (const [index, certificate] of certificates.entries()) {
     try {
       new X509Certificate(certificate);
     } catch (err) {
-      throw new ServingTlsError(`certificate ${index + 1} of the client CA bundle ${source} does not parse: ${(err as Error).message}`);
+      throw new ServingTlsError(`certificate ${index + 1} of the client CA bundle ${path} does not parse: ${(err as Error).message}`);
     }
   }
+  return pem;
 }
 
 
@@ -82,7 +85,7 @@ export function rereadServingTls(files: ServingTlsFiles, current: ServingTls): S
   const next: ServingTls = {
     keyPem: files.keyFile ? readPem(files.keyFile, 'TLS key') : current.keyPem,
     certPem: files.certFile ? readPem(files.certFile, 'TLS certificate') : current.certPem,
-    ...(files.clientCAFile ? { clientCAPem: readPem(files.clientCAFile, 'client CA bundle') } : {}),
+    ...(files.clientCAFile ? { clientCAPem: readClientCA(files.clientCAFile) } : {}),
   };
   let certificate: X509Certificate;
   try {
@@ -98,7 +101,6 @@ export function rereadServingTls(files: ServingTlsFiles, current: ServingTls): S
   } catch (err) {
     throw new ServingTlsError(`the TLS key ${files.keyFile ?? ''} does not fit the certificate ${files.certFile ?? ''}: ${(err as Error).message}`);
   }
-  if (files.clientCAFile) checkClientCA(next.clientCAPem!, files.clientCAFile);
   try {
     createSecureContext(secureContextOptions(next));
   } catch (err) {

@@ -109,41 +109,51 @@ export class StandbyHelper {
   #prepare(after?: Promise<unknown>): void {
     if (this.#ready || this.#preparing || this.#closed) return;
     this.#preparing = true;
-    let timer: NodeJS.Timeout | undefined;
+    if (!after) {
+      setImmediate(() => this.#start());
+      return;
+    }
     let begun = false;
-    const start = () => {
+    const startOnce = () => {
       if (begun) return;
       begun = true;
       clearTimeout(timer);
-      if (this.#ready || this.#closed) {
-        this.#preparing = false;
-        return;
-      }
-      this.spawner.spawnWithFdsAsync([this.helper, '--standby', ARGUMENT_ROOM], { env: this.env, cwd: '/', stdin: true, stdout: true, stderr: true }).then(
-        (started) => {
-          this.#preparing = false;
-          // Closed meanwhile: its stdin ends, and it exits.
-          if (this.#ready || this.#closed) return this.#release(started);
-          this.#ready = started;
-          void started.exited.then((outcome) => {
-            if (this.#ready !== started) return;
-            this.#ready = null;
-            this.#release(started);
-            if (!this.#closed) this.onError(new Error(`the standby nsenter helper (pid ${started.pid}) ended before it was used (code ${outcome.code}, signal ${outcome.signal})`));
-          });
-        },
-        (err: Error) => {
-          this.#preparing = false;
-          this.onError(new Error(`cannot start a standby nsenter helper: ${err.message}`));
-        },
-      );
+      this.#start();
     };
-    if (!after) {
-      setImmediate(start);
+    const timer = setTimeout(startOnce, PREPARE_WAIT_MS).unref();
+    void after.then(startOnce, startOnce);
+  }
+
+  /** Spawns the standby #prepare decided on, unless one waits already or the helper was closed. */
+  #start(): void {
+    if (this.#ready || this.#closed) {
+      this.#preparing = false;
       return;
     }
-    timer = setTimeout(start, PREPARE_WAIT_MS).unref();
-    void after.then(start, start);
+    const argv = [this.helper, '--standby', ARGUMENT_ROOM];
+    this.spawner.spawnWithFdsAsync(argv, { env: this.env, cwd: '/', stdin: true, stdout: true, stderr: true }).then(
+      (started) => {
+        this.#preparing = false;
+        this.#wait(started);
+      },
+      (err: Error) => {
+        this.#preparing = false;
+        this.onError(new Error(`cannot start a standby nsenter helper: ${err.message}`));
+      },
+    );
+  }
+
+  /** Keeps a started standby for the next session, and says so if it dies before one takes it. */
+  #wait(started: SpawnedFds): void {
+    // Closed meanwhile: its stdin ends, and it exits.
+    if (this.#ready || this.#closed) return this.#release(started);
+    this.#ready = started;
+    void started.exited.then((outcome) => {
+      if (this.#ready !== started) return;
+      this.#ready = null;
+      this.#release(started);
+      if (!this.#closed) this.onError(new Error(`the standby nsenter helper (pid ${started.pid}) ended before it was used (code ${outcome.code}, signal ${outcome.signal})`));
+    });
   }
 
   /** Lets the waiting helper go: its stdin ends, and it exits 0. */

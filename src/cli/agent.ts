@@ -1,6 +1,5 @@
 // Assembles a running agent from validated settings: credentials, backends, authentication,
 // policy, audit, stream URLs and the HTTPS server. `serve` runs one; tests run one in-process.
-import { readFileSync } from 'node:fs';
 import type { Server as TlsServer } from 'node:tls';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -9,7 +8,7 @@ import { Authenticator } from '../auth/authenticate.js';
 import { prepareLocalCredentials, writeLocalKubeconfig, type LocalKubeconfig } from '../auth/local-credentials.js';
 import { ALLOW_ALL, Policy } from '../auth/policy.js';
 import { ReloadableAuthorizer } from '../auth/reloadable.js';
-import { checkClientCA, describeCertificate, ReloadableServingTls } from '../auth/serving-tls.js';
+import { describeCertificate, readClientCA, ReloadableServingTls } from '../auth/serving-tls.js';
 import { StreamTokenCache, type Clock } from '../auth/stream-tokens.js';
 import { TokenFile } from '../auth/token-file.js';
 import { DockerBackend } from '../backend/docker.js';
@@ -79,8 +78,7 @@ export async function startAgent(settings: Settings, overrides: AgentOverrides =
   setEngineProbe(() => docker.ping().then(() => true, () => false));
   const tokenFile = settings.tokenFile ? TokenFile.load(settings.tokenFile) : null;
   const authorizer = new ReloadableAuthorizer(settings.policyFile ? Policy.load(settings.policyFile) : ALLOW_ALL);
-  const clientCA = settings.tls.clientCAFile ? readFileSync(settings.tls.clientCAFile, 'utf8') : undefined;
-  if (clientCA !== undefined) checkClientCA(clientCA, settings.tls.clientCAFile!);
+  const clientCA = settings.tls.clientCAFile ? readClientCA(settings.tls.clientCAFile) : undefined;
   // New connections get the TLS files as they are now (SIGHUP, or a change); open ones keep theirs.
   const servingTls = new ReloadableServingTls(
     settings.tls,
@@ -197,19 +195,14 @@ export async function startAgent(settings: Settings, overrides: AgentOverrides =
   docker.watchEvents();
   try {
     await app.listen({ host, port });
-  } catch (err) {
-    // What was started so far (the engine's event stream, the orphan sweep) would keep a process
-    // that serves nothing alive.
-    await close().catch(() => undefined);
-    throw err;
-  }
-  // Watched only once serving, for the same reason.
-  try {
+    // Watched only once serving: a watcher would keep a process that failed to listen alive.
     stopWatching = tokenFile?.watch((error) => {
       if (error) app.log.error({ err: error.message }, 'token file not reloaded; the previous tokens stay in force');
       else app.log.info({ tokens: tokenFile.size }, 'token file reloaded');
     });
   } catch (err) {
+    // What was started so far (the engine's event stream, the orphan sweep) would keep a process
+    // that serves nothing alive.
     await close().catch(() => undefined);
     throw err;
   }
