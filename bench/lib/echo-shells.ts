@@ -8,13 +8,19 @@ import { execUrl } from './clients.js';
 
 export interface Shell {
   send(key: string): void;
-  onOutput(listener: (text: string) => void): void;
+  /** Calls `listener` with every piece of output from now on, until the returned function is called. */
+  onOutput(listener: (text: string) => void): () => void;
   /** Ends the shell; resolves once its stream is closed. */
   close(): Promise<void>;
 }
 
 /** What a shell needs of an agent (plain data, so a worker thread can be given it). */
 export type AgentAddress = Pick<TestAgent, 'port' | 'token' | 'caPem'>;
+
+function unsubscribable(listeners: Array<(text: string) => void>, listener: (text: string) => void): () => void {
+  listeners.push(listener);
+  return () => listeners.splice(listeners.indexOf(listener), 1);
+}
 
 export function agentShell(agent: AgentAddress, container: string, pod: string): Promise<Shell> {
   return new Promise((resolve, reject) => {
@@ -30,7 +36,7 @@ export function agentShell(agent: AgentAddress, container: string, pod: string):
         prompted = true;
         resolve({
           send: (key) => ws.send(Buffer.concat([Buffer.from([0]), Buffer.from(key)])),
-          onOutput: (listener) => listeners.push(listener),
+          onOutput: (listener) => unsubscribable(listeners, listener),
           close: () => {
             ws.close();
             return ws.readyState === WebSocket.CLOSED ? Promise.resolve() : new Promise<void>((closed) => ws.once('close', () => closed()));
@@ -56,7 +62,7 @@ export async function rawEngineShell(docker: Dockerode, containerId: string): Pr
   });
   return {
     send: (key) => socket.write(key),
-    onOutput: (l) => listeners.push(l),
+    onOutput: (listener) => unsubscribable(listeners, listener),
     // The engine leaves a TTY exec running when its connection goes: the shell must exit itself.
     close: () => {
       const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
@@ -79,18 +85,25 @@ export async function openShells(count: number, open: (index: number) => Promise
   return shells;
 }
 
+/** The echoes of a run: each one's latency (ms) and when its keystroke was sent (ms since the epoch). */
+export interface Echoes {
+  latencies: number[];
+  sentAt: number[];
+}
+
 /**
  * Sends `x` every second to every shell for `rounds` seconds, shell `i` starting `startMs(i)` into
- * the first second (so the keystrokes are spread evenly); returns echo latencies (ms).
+ * the first second (so the keystrokes are spread evenly); returns the echoes.
  */
-export async function echoLatencies(shells: Shell[], rounds: number, startMs: (index: number) => number): Promise<number[]> {
-  const latencies: number[] = [];
+export async function echoLatencies(shells: Shell[], rounds: number, startMs: (index: number) => number): Promise<Echoes> {
+  const echoes: Echoes = { latencies: [], sentAt: [] };
   await Promise.all(
     shells.map(async (shell, index) => {
       let pending: { at: number; resolve: () => void } | null = null;
-      shell.onOutput((text) => {
+      const stopListening = shell.onOutput((text) => {
         if (pending && text.includes('x')) {
-          latencies.push(performance.now() - pending.at);
+          echoes.latencies.push(performance.now() - pending.at);
+          echoes.sentAt.push(performance.timeOrigin + pending.at);
           pending.resolve();
           pending = null;
         }
@@ -105,8 +118,9 @@ export async function echoLatencies(shells: Shell[], rounds: number, startMs: (i
         const elapsed = performance.now() - started;
         await new Promise((resolve) => setTimeout(resolve, Math.max(0, 1000 - elapsed)));
       }
+      stopListening();
       shell.send('\x15'); // ^U: clear the typed line
     }),
   );
-  return latencies;
+  return echoes;
 }

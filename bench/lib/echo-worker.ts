@@ -2,9 +2,10 @@
 // agent or on raw engine connections), runs the echo test when told, reports the latencies, and
 // closes its shells. Several threads, each with its own event loop, stand for many clients: one
 // loop holding every connection would queue every echo behind the others (shell-pool.ts).
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parentPort, workerData } from 'node:worker_threads';
 import Dockerode from 'dockerode';
-import { agentShell, echoLatencies, openShells, rawEngineShell, type AgentAddress } from './echo-shells.js';
+import { agentShell, echoLatencies, openShells, rawEngineShell, type AgentAddress, type Echoes } from './echo-shells.js';
 
 export interface EchoWorkerData {
   kind: 'agent' | 'raw';
@@ -19,7 +20,16 @@ export interface EchoWorkerData {
 }
 
 export type ToEchoWorker = { type: 'echo'; rounds: number } | { type: 'close' };
-export type FromEchoWorker = { type: 'opened' } | { type: 'latencies'; values: number[] } | { type: 'closed' };
+/** How late this thread's own event loop ran during the echoes (ms): a late client delays its echoes too. */
+export interface ClientLoopDelay {
+  p99: number;
+  max: number;
+}
+
+export type FromEchoWorker = { type: 'opened' } | { type: 'latencies'; echoes: Echoes; loopDelay: ClientLoopDelay } | { type: 'closed' };
+
+/** The loop-delay sampling interval (ms); each recorded delay includes it. */
+const LOOP_SAMPLE_MS = 1;
 
 const data = workerData as EchoWorkerData;
 const port = parentPort!;
@@ -35,8 +45,12 @@ port.postMessage({ type: 'opened' } satisfies FromEchoWorker);
 port.on('message', (message: ToEchoWorker) => {
   void (async () => {
     if (message.type === 'echo') {
-      const values = await echoLatencies(shells, message.rounds, (index) => (sessionNumber(index) / data.sessions) * 1000);
-      port.postMessage({ type: 'latencies', values } satisfies FromEchoWorker);
+      const loop = monitorEventLoopDelay({ resolution: LOOP_SAMPLE_MS });
+      loop.enable();
+      const echoes = await echoLatencies(shells, message.rounds, (index) => (sessionNumber(index) / data.sessions) * 1000);
+      loop.disable();
+      const lateMs = (ns: number) => Math.max(0, ns / 1e6 - LOOP_SAMPLE_MS);
+      port.postMessage({ type: 'latencies', echoes, loopDelay: { p99: lateMs(loop.percentile(99)), max: lateMs(loop.max) } } satisfies FromEchoWorker);
       return;
     }
     await Promise.all(shells.map((shell) => shell.close()));

@@ -2,11 +2,12 @@
 // share of the shells on its own event loop — as many clients would, rather than one process
 // queueing 500 connections' echoes behind each other.
 import { Worker } from 'node:worker_threads';
-import type { EchoWorkerData, FromEchoWorker, ToEchoWorker } from './echo-worker.js';
+import type { Echoes } from './echo-shells.js';
+import type { ClientLoopDelay, EchoWorkerData, FromEchoWorker, ToEchoWorker } from './echo-worker.js';
 
 export interface ShellPool {
-  /** Runs the echo test on every shell at once; resolves with all the latencies (ms). */
-  echo(rounds: number): Promise<number[]>;
+  /** Runs the echo test on every shell at once: every echo, and how late the latest client thread's loop ran. */
+  echo(rounds: number): Promise<{ echoes: Echoes; clientLoopDelay: ClientLoopDelay }>;
   /** Ends every shell and stops the threads. */
   close(): Promise<void>;
 }
@@ -62,7 +63,11 @@ export async function openShellPool(options: Omit<EchoWorkerData, 'thread' | 'th
     async echo(rounds) {
       const replies = workers.map((worker) => next(worker, 'latencies'));
       send({ type: 'echo', rounds });
-      return (await Promise.all(replies)).flatMap((reply) => reply.values);
+      const all = await Promise.all(replies);
+      return {
+        echoes: { latencies: all.flatMap((reply) => reply.echoes.latencies), sentAt: all.flatMap((reply) => reply.echoes.sentAt) },
+        clientLoopDelay: { p99: Math.max(...all.map((reply) => reply.loopDelay.p99)), max: Math.max(...all.map((reply) => reply.loopDelay.max)) },
+      };
     },
     async close() {
       const closed = workers.map((worker) => next(worker, 'closed'));

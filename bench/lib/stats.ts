@@ -95,3 +95,23 @@ export async function settledRss(pid: number, { minMs, limitMs }: { minMs: numbe
   }
   return { bytes: last, afterMs: performance.now() - started };
 }
+
+/**
+ * Of the echoes slower than `thresholdMs`, how many were in flight at the same time as another slow
+ * one: a stall that holds every echo in flight (a pause of the machine, of a client, of the agent,
+ * or of the engine) makes slow echoes in bursts; a cost of one path alone makes them one by one.
+ */
+export function slowEchoBursts(latencies: number[], sentAt: number[], thresholdMs: number): { slow: number; inBursts: number } {
+  const slow = latencies
+    .map((latency, i) => ({ from: sentAt[i]!, to: sentAt[i]! + latency }))
+    .filter((echo) => echo.to - echo.from > thresholdMs)
+    .sort((a, b) => a.from - b.from);
+  const inBurst = new Set<number>();
+  for (let i = 0; i < slow.length; i++) {
+    for (let j = i + 1; j < slow.length && slow[j]!.from < slow[i]!.to; j++) {
+      inBurst.add(i);
+      inBurst.add(j);
+    }
+  }
+  return { slow: slow.length, inBursts: inBurst.size };
+}
