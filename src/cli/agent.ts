@@ -195,16 +195,23 @@ export async function startAgent(settings: Settings, overrides: AgentOverrides =
   docker.watchEvents();
   try {
     await app.listen({ host, port });
-    // Watched only once serving: a watcher would keep a process that failed to listen alive.
-    stopWatching = tokenFile?.watch((error) => {
-      if (error) app.log.error({ err: error.message }, 'token file not reloaded; the previous tokens stay in force');
-      else app.log.info({ tokens: tokenFile.size }, 'token file reloaded');
-    });
   } catch (err) {
     // What was started so far (the engine's event stream, the orphan sweep) would keep a process
     // that serves nothing alive.
     await close().catch(() => undefined);
     throw err;
+  }
+  // Watched only once serving: a watcher would keep a process that failed to listen alive. Files
+  // that cannot be watched (out of inotify instances, say) do not stop the agent: SIGHUP reloads them.
+  if (tokenFile) {
+    try {
+      stopWatching = tokenFile.watch((error) => {
+        if (error) app.log.error({ err: error.message }, 'token file not reloaded; the previous tokens stay in force');
+        else app.log.info({ tokens: tokenFile.size }, 'token file reloaded');
+      });
+    } catch (err) {
+      app.log.warn({ err: (err as Error).message }, 'the token file is not watched for changes; SIGHUP reloads it');
+    }
   }
   stopWatchingTls = servingTls.watch();
   const address = app.server.address();
@@ -231,8 +238,11 @@ export async function startAgent(settings: Settings, overrides: AgentOverrides =
     consoleUrl: isConsoleEnabled(settings) ? `${kubeconfig.serverUrl}/#token=${encodeURIComponent(credentials.token)}` : null,
     reload() {
       servingTls.reload('SIGHUP');
-      const error = tokenFile?.reload();
-      if (error) app.log.error({ err: error.message }, 'token file not reloaded; the previous tokens stay in force');
+      if (tokenFile) {
+        const error = tokenFile.reload();
+        if (error) app.log.error({ err: error.message }, 'token file not reloaded; the previous tokens stay in force');
+        else app.log.info({ tokens: tokenFile.size }, 'token file reloaded');
+      }
       if (!settings.policyFile) return;
       try {
         authorizer.replace(Policy.load(settings.policyFile));
