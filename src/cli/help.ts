@@ -104,7 +104,7 @@ or refused, 2 for a mistake on the command line.
 
 Examples:
   execlet targets
-  execlet targets -o json | jq -r '.targets[] | "\(.namespace)/\(.pod)"'
+  execlet targets -o json | jq -r '.targets[] | "\\(.namespace)/\\(.pod)"'
   execlet targets --kubeconfig ./node-7.kubeconfig
 `;
 }
@@ -120,8 +120,9 @@ export function serveHelp(): string {
 Runs the agent. Settings come from, in increasing priority: built-in defaults, the YAML file given
 by --config (or EXECLET_CONFIG), EXECLET_* environment variables, and flags.
 
-With no TLS configured, the agent creates (once) a CA and a serving certificate in the state dir,
-a random bearer token, and STATE/kubeconfig for kubectl:
+With no TLS configured, the agent creates a CA (once) and a serving certificate in the state dir
+(re-issued at start when a name is missing or it nears expiry), a random bearer token, and
+STATE/kubeconfig for kubectl:
   KUBECONFIG=/var/lib/execlet/kubeconfig kubectl exec -n docker CONTAINER -- sh
 
 Flags:

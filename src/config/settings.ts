@@ -108,12 +108,12 @@ export const SETTINGS: readonly SettingDescriptor[] = [
     env: 'EXECLET_STATE_DIR',
     kind: 'string',
     help: 'where the generated CA, certificate, token and kubeconfig live',
-    defaultText: '/var/lib/execlet as root, else ~/.local/state/execlet',
+    defaultText: '/var/lib/execlet as root, else $XDG_STATE_HOME/execlet (~/.local/state/execlet when unset)',
   },
   { path: 'nodeName', flag: '--node-name', env: 'EXECLET_NODE_NAME', kind: 'string', help: 'name of this node', defaultText: 'the hostname' },
   { path: 'tls.certFile', flag: '--tls-cert-file', env: 'EXECLET_TLS_CERT_FILE', kind: 'string', help: 'serving certificate (PEM); generated in the state dir when unset; re-read on change and SIGHUP' },
-  { path: 'tls.keyFile', flag: '--tls-key-file', env: 'EXECLET_TLS_KEY_FILE', kind: 'string', help: 'private key of the serving certificate (PEM)' },
-  { path: 'tls.clientCAFile', flag: '--tls-client-ca-file', env: 'EXECLET_TLS_CLIENT_CA_FILE', kind: 'string', help: 'CA bundle for client certificates (PEM); reserved for mTLS' },
+  { path: 'tls.keyFile', flag: '--tls-key-file', env: 'EXECLET_TLS_KEY_FILE', kind: 'string', help: 'private key of the serving certificate (PEM); re-read with it' },
+  { path: 'tls.clientCAFile', flag: '--tls-client-ca-file', env: 'EXECLET_TLS_CLIENT_CA_FILE', kind: 'string', help: 'CA bundle that signs client certificates (PEM; mTLS: user = subject CN, groups = O); re-read on change and SIGHUP' },
   {
     path: 'tokenFile',
     flag: '--token-file',
@@ -155,7 +155,7 @@ export const SETTINGS: readonly SettingDescriptor[] = [
     flag: '--allowed-origins',
     env: 'EXECLET_ALLOWED_ORIGINS',
     kind: 'list',
-    help: 'browser origins allowed to open streams (comma-separated); upgrades with any other Origin are refused',
+    help: 'browser origins allowed to open streams besides the agent\'s own (comma-separated); an upgrade with any other Origin is refused',
   },
   {
     path: 'audit.file',
@@ -224,7 +224,7 @@ export const SETTINGS: readonly SettingDescriptor[] = [
     flag: '--shutdown-grace-seconds',
     env: 'EXECLET_SHUTDOWN_GRACE_SECONDS',
     kind: 'integer',
-    help: 'on SIGTERM, time to end every session before exiting',
+    help: 'on SIGTERM or SIGINT, time to end every session before exiting',
   },
   {
     path: 'reaperIntervalSeconds',
