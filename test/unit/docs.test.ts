@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
-import { serveHelp } from '../../src/cli/help.js';
+import { serveHelp, targetsHelp } from '../../src/cli/help.js';
 import { SETTINGS, settingsSchema } from '../../src/config/settings.js';
 
 const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
@@ -22,6 +22,11 @@ test('every setting is in --help', () => {
     assert.ok(help.includes(setting.flag), `--help lacks ${setting.flag}`);
     assert.ok(help.includes(setting.env), `--help lacks ${setting.env}`);
   }
+});
+
+test("targets --help's jq example keeps jq's string interpolation", () => {
+  // In the help's template literal, a lone backslash before "(" is dropped: jq then prints the text.
+  assert.ok(targetsHelp().includes(String.raw`"\(.namespace)/\(.pod)"`), targetsHelp());
 });
 
 test('the settings table covers every leaf of the schema', () => {
