@@ -2,10 +2,11 @@
 // agent or on raw engine connections), runs the echo test when told, reports the latencies, and
 // closes its shells. Several threads, each with its own event loop, stand for many clients: one
 // loop holding every connection would queue every echo behind the others (shell-pool.ts).
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { monitorEventLoopDelay, PerformanceObserver, type PerformanceEntry } from 'node:perf_hooks';
 import { parentPort, workerData } from 'node:worker_threads';
 import Dockerode from 'dockerode';
 import { agentShell, echoLatencies, openShells, rawEngineShell, type AgentAddress, type Echoes } from './echo-shells.js';
+import { inFlightDuring, type Pause } from './stats.js';
 
 export interface EchoWorkerData {
   kind: 'agent' | 'raw';
@@ -26,7 +27,14 @@ export interface ClientLoopDelay {
   max: number;
 }
 
-export type FromEchoWorker = { type: 'opened' } | { type: 'latencies'; echoes: Echoes; loopDelay: ClientLoopDelay } | { type: 'closed' };
+/**
+ * The echoes, how late this thread's loop ran, and for each echo whether this thread's own garbage
+ * collector paused it while the echo was in flight (a client that cannot read delays its echo).
+ */
+export type FromEchoWorker =
+  | { type: 'opened' }
+  | { type: 'latencies'; echoes: Echoes; loopDelay: ClientLoopDelay; duringClientGc: boolean[] }
+  | { type: 'closed' };
 
 /** The loop-delay sampling interval (ms); each recorded delay includes it. */
 const LOOP_SAMPLE_MS = 1;
@@ -46,11 +54,24 @@ port.on('message', (message: ToEchoWorker) => {
   void (async () => {
     if (message.type === 'echo') {
       const loop = monitorEventLoopDelay({ resolution: LOOP_SAMPLE_MS });
+      const gcPauses: Pause[] = [];
+      const keep = (entries: PerformanceEntry[]) => {
+        for (const entry of entries) gcPauses.push({ from: performance.timeOrigin + entry.startTime, to: performance.timeOrigin + entry.startTime + entry.duration });
+      };
+      const gc = new PerformanceObserver((list) => keep(list.getEntries()));
+      gc.observe({ entryTypes: ['gc'] });
       loop.enable();
       const echoes = await echoLatencies(shells, message.rounds, (index) => (sessionNumber(index) / data.sessions) * 1000);
       loop.disable();
+      keep(gc.takeRecords());
+      gc.disconnect();
       const lateMs = (ns: number) => Math.max(0, ns / 1e6 - LOOP_SAMPLE_MS);
-      port.postMessage({ type: 'latencies', echoes, loopDelay: { p99: lateMs(loop.percentile(99)), max: lateMs(loop.max) } } satisfies FromEchoWorker);
+      port.postMessage({
+        type: 'latencies',
+        echoes,
+        loopDelay: { p99: lateMs(loop.percentile(99)), max: lateMs(loop.max) },
+        duringClientGc: inFlightDuring(echoes, gcPauses),
+      } satisfies FromEchoWorker);
       return;
     }
     await Promise.all(shells.map((shell) => shell.close()));

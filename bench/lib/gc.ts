@@ -4,6 +4,7 @@
 // the bench does for the scenario that needs it.
 import WebSocket from 'ws';
 import type { TestAgent } from '../../test/helpers/agent.js';
+import type { Pause } from './stats.js';
 
 /** NODE_OPTIONS for an agent whose garbage the bench collects: the inspector on a kernel-chosen loopback port. */
 export const INSPECTABLE = { NODE_OPTIONS: '--inspect=127.0.0.1:0' };
@@ -37,4 +38,29 @@ export async function collectGarbage(agent: TestAgent): Promise<void> {
 export async function memoryUsage(agent: TestAgent): Promise<NodeJS.MemoryUsage> {
   const result = (await inspect(agent, 'Runtime.evaluate', { expression: 'JSON.stringify(process.memoryUsage())', returnByValue: true })) as { result: { value: string } };
   return JSON.parse(result.result.value) as NodeJS.MemoryUsage;
+}
+
+/**
+ * Starts recording the agent's GC pauses (ms since the epoch), through the inspector: a
+ * PerformanceObserver in the agent, kept on `globalThis` until `agentGcPauses` reads it.
+ */
+export async function recordAgentGcPauses(agent: TestAgent): Promise<void> {
+  const expression = `(() => {
+    const pauses = (globalThis.__benchGcPauses = []);
+    const keep = (entries) => { for (const e of entries) pauses.push({ from: performance.timeOrigin + e.startTime, to: performance.timeOrigin + e.startTime + e.duration }); };
+    const observer = new PerformanceObserver((list) => keep(list.getEntries()));
+    observer.observe({ entryTypes: ['gc'] });
+    globalThis.__benchGcFlush = () => keep(observer.takeRecords());
+    return 'recording';
+  })()`;
+  await inspect(agent, 'Runtime.evaluate', { expression, returnByValue: true });
+}
+
+/** The agent's GC pauses recorded since `recordAgentGcPauses`. */
+export async function agentGcPauses(agent: TestAgent): Promise<Pause[]> {
+  const result = (await inspect(agent, 'Runtime.evaluate', {
+    expression: 'globalThis.__benchGcFlush(), JSON.stringify(globalThis.__benchGcPauses)',
+    returnByValue: true,
+  })) as { result: { value: string } };
+  return JSON.parse(result.result.value) as Pause[];
 }

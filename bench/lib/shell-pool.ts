@@ -7,7 +7,7 @@ import type { ClientLoopDelay, EchoWorkerData, FromEchoWorker, ToEchoWorker } fr
 
 export interface ShellPool {
   /** Runs the echo test on every shell at once: every echo, and how late the latest client thread's loop ran. */
-  echo(rounds: number): Promise<{ echoes: Echoes; clientLoopDelay: ClientLoopDelay }>;
+  echo(rounds: number): Promise<{ echoes: Echoes; clientLoopDelay: ClientLoopDelay; duringClientGc: boolean[] }>;
   /** Ends every shell and stops the threads. */
   close(): Promise<void>;
 }
@@ -67,6 +67,7 @@ export async function openShellPool(options: Omit<EchoWorkerData, 'thread' | 'th
       return {
         echoes: { latencies: all.flatMap((reply) => reply.echoes.latencies), sentAt: all.flatMap((reply) => reply.echoes.sentAt) },
         clientLoopDelay: { p99: Math.max(...all.map((reply) => reply.loopDelay.p99)), max: Math.max(...all.map((reply) => reply.loopDelay.max)) },
+        duringClientGc: all.flatMap((reply) => reply.duringClientGc),
       };
     },
     async close() {

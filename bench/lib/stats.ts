@@ -115,3 +115,14 @@ export function slowEchoBursts(latencies: number[], sentAt: number[], thresholdM
   }
   return { slow: slow.length, inBursts: inBurst.size };
 }
+
+/** A span of time (ms since the epoch) during which something did not run: a GC pause, say. */
+export interface Pause {
+  from: number;
+  to: number;
+}
+
+/** For each echo, whether it was in flight (from its keystroke to its echo) during one of `pauses`. */
+export function inFlightDuring(echoes: { latencies: number[]; sentAt: number[] }, pauses: Pause[]): boolean[] {
+  return echoes.sentAt.map((at, i) => pauses.some((pause) => pause.from < at + echoes.latencies[i]! && pause.to > at));
+}

@@ -4,17 +4,18 @@
 // machine's own tail at that load is known. The raw engine's rounds and the agent's take turns, so
 // what the machine does meanwhile hits both. Where a slow echo's time went is reported too: how late
 // the agent's and the clients' event loops ran, the agent's GC pauses, whether slow echoes came in
-// bursts (a stall of everything in flight) or one by one, and how busy the machine was.
+// bursts (a stall of everything in flight) or one by one, which of them were in flight during a GC
+// pause of the agent or of their client thread, and how busy the machine was.
 // The clients run in worker threads (shell-pool.ts), each with its own event loop.
 import type { TestAgent } from '../../test/helpers/agent.js';
 import type { TestContainer } from '../../test/helpers/containers.js';
 import { EVENT_LOOP_SAMPLE_MS, scrapeMetrics, total } from '../lib/agent-metrics.js';
 import type { BenchContext, ScenarioResult } from '../lib/context.js';
 import { agentShell, type Echoes } from '../lib/echo-shells.js';
-import { collectGarbage, INSPECTABLE, memoryUsage } from '../lib/gc.js';
+import { agentGcPauses, collectGarbage, INSPECTABLE, memoryUsage, recordAgentGcPauses } from '../lib/gc.js';
 import { openShellPool, type ShellPool } from '../lib/shell-pool.js';
 import { tlsConnectionFloor } from '../lib/tls-baseline.js';
-import { cpuSeconds, fdCount, machineCpu, percentile, round, rssBytes, slowEchoBursts } from '../lib/stats.js';
+import { cpuSeconds, fdCount, inFlightDuring, machineCpu, percentile, round, rssBytes, slowEchoBursts } from '../lib/stats.js';
 
 /** The goal for an echo at p99 (ms); slower echoes are also counted, and looked at for bursts. */
 const ECHO_GOAL_MS = 5;
@@ -57,13 +58,17 @@ export async function concurrency(ctx: BenchContext): Promise<ScenarioResult> {
     // throughout; the idle one costs the machine next to nothing.
     const agentEchoes: Echoes = { latencies: [], sentAt: [] };
     const rawEchoes: Echoes = { latencies: [], sentAt: [] };
+    const duringClientGc = { agent: [] as boolean[], raw: [] as boolean[] };
     const clientLoop = { agent: { p99: 0, max: 0 }, raw: { p99: 0, max: 0 } };
     const agentLoop = { p99: 0, max: 0 };
     let gcPauses = 0;
     let gcMs = 0;
-    const record = (into: Echoes, loop: { p99: number; max: number }, result: Awaited<ReturnType<typeof shells.echo>>) => {
+    const record = (kind: 'agent' | 'raw', result: Awaited<ReturnType<typeof shells.echo>>) => {
+      const into = kind === 'agent' ? agentEchoes : rawEchoes;
+      const loop = clientLoop[kind];
       into.latencies.push(...result.echoes.latencies);
       into.sentAt.push(...result.echoes.sentAt);
+      duringClientGc[kind].push(...result.duringClientGc);
       loop.p99 = Math.max(loop.p99, result.clientLoopDelay.p99);
       loop.max = Math.max(loop.max, result.clientLoopDelay.max);
     };
@@ -80,10 +85,11 @@ export async function concurrency(ctx: BenchContext): Promise<ScenarioResult> {
       if (kind === 'agent') agentCpu += cpuSeconds(pid) - agentBefore;
       return result;
     };
+    await recordAgentGcPauses(agent);
     for (let round = 0; round < rounds; round++) {
-      record(rawEchoes, clientLoop.raw, await measured('raw', () => rawShells.echo(1)));
+      record('raw', await measured('raw', () => rawShells.echo(1)));
       const metricsBefore = await scrapeMetrics(agent); // also starts a new event-loop delay window
-      record(agentEchoes, clientLoop.agent, await measured('agent', () => shells.echo(1)));
+      record('agent', await measured('agent', () => shells.echo(1)));
       const metricsAfter = await scrapeMetrics(agent);
       const loopDelay = (name: string) => Math.max(0, metricsAfter.get(name)! * 1000 - EVENT_LOOP_SAMPLE_MS);
       agentLoop.p99 = Math.max(agentLoop.p99, loopDelay('nodejs_eventloop_lag_p99_seconds'));
@@ -91,6 +97,7 @@ export async function concurrency(ctx: BenchContext): Promise<ScenarioResult> {
       gcPauses += total(metricsAfter, 'nodejs_gc_duration_seconds_count') - total(metricsBefore, 'nodejs_gc_duration_seconds_count');
       gcMs += (total(metricsAfter, 'nodejs_gc_duration_seconds_sum') - total(metricsBefore, 'nodejs_gc_duration_seconds_sum')) * 1000;
     }
+    const duringAgentGc = inFlightDuring(agentEchoes, await agentGcPauses(agent));
     const latencies = agentEchoes.latencies;
     const rawLatencies = rawEchoes.latencies;
     // After a full GC both times: what a burst left committed (V8's young generation grows under
@@ -104,6 +111,8 @@ export async function concurrency(ctx: BenchContext): Promise<ScenarioResult> {
     const fdsPerSession = (fdCount(pid) - fdsBefore) / sessions;
     const agentBursts = slowEchoBursts(agentEchoes.latencies, agentEchoes.sentAt, ECHO_GOAL_MS);
     const rawBursts = slowEchoBursts(rawEchoes.latencies, rawEchoes.sentAt, ECHO_GOAL_MS);
+    /** How many slow echoes were in flight while `flags` says so. */
+    const slowWhile = (echoes: Echoes, flags: boolean[]) => echoes.latencies.filter((latency, i) => latency > ECHO_GOAL_MS && flags[i]).length;
     const p99 = percentile(latencies, 99);
     return {
       id: 'concurrency',
@@ -126,8 +135,10 @@ export async function concurrency(ctx: BenchContext): Promise<ScenarioResult> {
         'agent event-loop delay during the echoes, p99 / max ms': `${round(agentLoop.p99, 1)} / ${round(agentLoop.max, 1)}`,
         'agent GC during the echoes: pauses / total ms': `${gcPauses} / ${round(gcMs, 1)}`,
         'client threads event-loop delay, agent echoes / raw echoes, max ms': `${round(clientLoop.agent.max, 1)} / ${round(clientLoop.raw.max, 1)}`,
-        [`agent echoes > ${ECHO_GOAL_MS} ms / of which in bursts`]: `${agentBursts.slow} / ${agentBursts.inBursts}`,
-        [`raw engine echoes > ${ECHO_GOAL_MS} ms / of which in bursts`]: `${rawBursts.slow} / ${rawBursts.inBursts}`,
+        [`agent echoes > ${ECHO_GOAL_MS} ms / of which in bursts / during an agent GC pause / during a GC pause of their client thread`]:
+          `${agentBursts.slow} / ${agentBursts.inBursts} / ${slowWhile(agentEchoes, duringAgentGc)} / ${slowWhile(agentEchoes, duringClientGc.agent)}`,
+        [`raw engine echoes > ${ECHO_GOAL_MS} ms / of which in bursts / during a GC pause of their client thread`]:
+          `${rawBursts.slow} / ${rawBursts.inBursts} / ${slowWhile(rawEchoes, duringClientGc.raw)}`,
         'machine CPU busy during the agent echoes / the raw engine echoes %': `${round(busyShare.agent * 100, 0)} / ${round(busyShare.raw * 100, 0)}`,
         'agent CPU per echo µs': round((agentCpu / latencies.length) * 1e6, 0),
       },

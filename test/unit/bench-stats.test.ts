@@ -2,7 +2,7 @@
 // in flight from slow echoes one by one.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { percentile, slowEchoBursts } from '../../bench/lib/stats.js';
+import { inFlightDuring, percentile, slowEchoBursts } from '../../bench/lib/stats.js';
 
 describe('bench statistics', () => {
   test('percentile takes the nearest rank, whatever the order of the values', () => {
@@ -28,5 +28,19 @@ describe('bench statistics', () => {
     const latencies = [10, 10, 30, 6, 7];
     assert.deepEqual(slowEchoBursts(latencies, sentAt, 5), { slow: 5, inBursts: 3 });
     assert.deepEqual(slowEchoBursts([], [], 5), { slow: 0, inBursts: 0 });
+  });
+
+  test('an echo is in flight during a pause that overlaps it, not one that ends before it or begins after', () => {
+    const echoes = { sentAt: [100, 200, 300, 400], latencies: [10, 10, 10, 10] };
+    // 95–101 overlaps the first; 205–206 lies inside the second; 290–300 ends as the third begins;
+    // 410–420 begins as the fourth ends.
+    const pauses = [
+      { from: 95, to: 101 },
+      { from: 205, to: 206 },
+      { from: 290, to: 300 },
+      { from: 410, to: 420 },
+    ];
+    assert.deepEqual(inFlightDuring(echoes, pauses), [true, true, false, false]);
+    assert.deepEqual(inFlightDuring(echoes, []), [false, false, false, false]);
   });
 });
