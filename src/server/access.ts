@@ -70,8 +70,12 @@ export function accessRequest({ identity, target, command, tty, stdin }: AccessQ
   return { subject: { user: identity.user, groups: identity.groups }, mode: policyMode(target.mode), target: policyTarget(target), command, tty, stdin };
 }
 
-/** Returns the grant, or throws AccessDenied (403, or 429 beyond the grant's session limit) after auditing it. */
-export function authorize(deps: AccessDeps, question: AccessQuestion): Grant {
+/**
+ * Returns the grant, or throws AccessDenied (403, or 429 beyond a session limit) after auditing it.
+ * `again`: the session was admitted before (a stream URL being opened): the policy and the number of
+ * live sessions are checked anew, and it does not count towards the start rate a second time.
+ */
+export function authorize(deps: AccessDeps, question: AccessQuestion, again = false): Grant {
   const { identity, target, command } = question;
   const decision = deps.authorizer.decide(accessRequest(question));
   const deny = (code: number, reason: string, message: string): never => {
@@ -97,7 +101,8 @@ export function authorize(deps: AccessDeps, question: AccessQuestion): Grant {
     return deny(429, 'TooManyRequests', `user "${identity.user}" already has ${grant.maxSessions} open sessions, the most this access allows`);
   }
   try {
-    deps.registry.admit(identity.user);
+    if (again) deps.registry.checkCapacity(identity.user);
+    else deps.registry.admit(identity.user);
   } catch (err) {
     if (!(err instanceof SessionLimitExceeded)) throw err;
     metrics.authorizationFailures.inc({ reason: err.reason });

@@ -6,6 +6,7 @@ import type { ServerResponse } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import { z } from 'zod';
+import type { Grant } from '../auth/policy.js';
 import { TooManyStreamTokens, type StreamTokenCache } from '../auth/stream-tokens.js';
 import { LINUX_NAMESPACES } from '../backend/types.js';
 import type { ProtocolTraits } from '../protocol/subprotocols.js';
@@ -71,7 +72,7 @@ function streamUrl(request: FastifyRequest, token: string): string {
 declare module 'fastify' {
   interface FastifyRequest {
     /** `response` is the one @fastify/websocket made for the upgrade request. */
-    streamGrant: { grant: StreamGrant; traits: ProtocolTraits; receivedAt: number; response: ServerResponse } | null;
+    streamGrant: { grant: StreamGrant; traits: ProtocolTraits; response: ServerResponse } | null;
   }
 }
 
@@ -134,21 +135,31 @@ export function registerSessionRoutes(app: FastifyInstance, deps: SessionRouteDe
         throw err;
       }
       if (!willUpgrade(request)) return undefined; // the URL stays unused
-      const grant = deps.streamTokens.take(request.params.token);
-      if (!grant) {
+      const taken = deps.streamTokens.take(request.params.token);
+      if (!taken) {
         auditRefusal(deps.audit, null, 404, 'NotFound', 'unknown, used or expired stream URL');
         return sendStatus(reply, 404, 'this stream URL is unknown, already used, or expired: request a new one with POST /v1/sessions');
       }
-      request.streamGrant = { grant, traits, receivedAt, response: reply.raw };
+      // Audited as the identity that asked for the URL, opened from wherever the stream came from.
+      const identity = { ...taken.plan.identity, method: 'stream-token' as const, address: request.ip };
+      // Checked again as it opens: a policy reloaded since may have revoked the access, and the
+      // sessions opened since (from other URLs, say) count towards the limits.
+      const { target, spec } = taken.plan;
+      let grant: Grant;
+      try {
+        grant = authorize(deps, { identity, target, command: spec.command, tty: spec.tty, stdin: spec.stdin }, true);
+      } catch (err) {
+        if (err instanceof AccessDenied) return sendStatus(reply, err.code, err.message, err.reason);
+        throw err;
+      }
+      request.streamGrant = { grant: { ...taken, plan: { ...taken.plan, identity, grant, receivedAt } }, traits, response: reply.raw };
       return undefined;
     },
     handler: async (_request, reply) => sendStatus(reply, 400, UPGRADE_REQUIRED),
     wsHandler: (socket: WebSocket, request: FastifyRequest): void => {
-      const { grant, traits, receivedAt, response } = request.streamGrant!;
-      // Audited as the identity that asked for the URL, opened from wherever the stream came from.
-      const plan = { ...grant.plan, identity: { ...grant.plan.identity, method: 'stream-token' as const, address: request.ip }, receivedAt };
+      const { grant, traits, response } = request.streamGrant!;
       const log = request.log.child({ streamId: grant.id });
-      runWithoutRequest(socket, response, log, () => runPlannedSession(deps, plan, traits, socket, log));
+      runWithoutRequest(socket, response, log, () => runPlannedSession(deps, grant.plan, traits, socket, log));
     },
   });
 

@@ -57,14 +57,7 @@ export class SessionRegistry {
 
   /** Checks the limits for a new session of `user` and counts it towards the rate; throws when over. */
   admit(user: string): void {
-    if (this.#sessions.size >= this.limits.maxPerNode) {
-      throw new SessionLimitExceeded(`this agent already runs ${this.limits.maxPerNode} sessions, its limit; try again later`, 'limit');
-    }
-    let userSessions = 0;
-    for (const session of this.#sessions.values()) if (session.user === user) userSessions++;
-    if (userSessions >= this.limits.maxPerUser) {
-      throw new SessionLimitExceeded(`user "${user}" already has ${this.limits.maxPerUser} sessions on this agent, the limit`, 'limit');
-    }
+    this.checkCapacity(user);
     const now = this.now();
     const recent = (this.#recentStarts.get(user) ?? []).filter((t) => now - t < MINUTE_MS);
     if (recent.length >= this.limits.ratePerUserPerMinute) {
@@ -74,6 +67,21 @@ export class SessionRegistry {
     recent.push(now);
     this.#recentStarts.set(user, recent);
     if (this.#recentStarts.size > 10_000) this.#sweepRates(now);
+  }
+
+  /**
+   * Checks only the number of live sessions, on the node and of `user` (not the rate): for a session
+   * admitted before, when its stream URL is opened.
+   */
+  checkCapacity(user: string): void {
+    if (this.#sessions.size >= this.limits.maxPerNode) {
+      throw new SessionLimitExceeded(`this agent already runs ${this.limits.maxPerNode} sessions, its limit; try again later`, 'limit');
+    }
+    let userSessions = 0;
+    for (const session of this.#sessions.values()) if (session.user === user) userSessions++;
+    if (userSessions >= this.limits.maxPerUser) {
+      throw new SessionLimitExceeded(`user "${user}" already has ${this.limits.maxPerUser} sessions on this agent, the limit`, 'limit');
+    }
   }
 
   add(entry: SessionEntry): () => void {

@@ -337,6 +337,43 @@ describe('single-use stream URLs', () => {
     assert.match(withNul.body.message ?? '', /command\.1: must not contain a NUL byte/);
   });
 
+  test('a URL whose access a policy reload revoked is refused when it is opened: 403', async () => {
+    const issued = await issue(TOKENS.alice);
+    assert.equal(issued.status, 201, JSON.stringify(issued.body));
+    writeFileSync(join(dir, 'policy.yaml'), POLICY.replace('targets: [{ namespace: team-a }]', 'targets: [{ namespace: team-c }]'));
+    agent.reload();
+    try {
+      await assertRefused(() => stream(new URL(issued.body.url as string).pathname, {}), 403, 'Forbidden', /alice/);
+    } finally {
+      writeFileSync(join(dir, 'policy.yaml'), POLICY);
+      agent.reload();
+    }
+    const denial = auditRecords().findLast((r) => r.event === 'access.denied');
+    assert.equal((denial?.identity as { method?: string } | undefined)?.method, 'stream-token');
+  });
+
+  test('URLs asked for while no session ran cannot open more sessions than the limit allows: 429', async () => {
+    // A rule allowing one session at a time; two URLs are issued while none is live.
+    writeFileSync(join(dir, 'policy.yaml'), POLICY.replace('targets: [{ namespace: team-a }]', 'targets: [{ namespace: team-a }]\n    maxSessions: 1'));
+    agent.reload();
+    let first: WebSocket | undefined;
+    try {
+      // The second would end by itself if it were let through: refused, it starts nothing.
+      const [one, two] = [await issue(TOKENS.alice, { ...body, command: ['sleep', '3100002'] }), await issue(TOKENS.alice)];
+      assert.equal(one.status, 201, JSON.stringify(one.body));
+      assert.equal(two.status, 201, JSON.stringify(two.body));
+      first = new WebSocket(one.body.url as string, ['v5.channel.k8s.io'], { ca: serverCA });
+      await waitUntil(() => pidsWithCommandLine('sleep 3100002').length === 1, 10_000, 'the first session to run');
+      await assertRefused(() => stream(new URL(two.body.url as string).pathname, {}), 429, 'TooManyRequests', /already has 1 open sessions/);
+      assert.equal(pidsWithCommandLine('sleep 3100002').length, 1);
+    } finally {
+      first?.close();
+      writeFileSync(join(dir, 'policy.yaml'), POLICY);
+      agent.reload();
+    }
+    await waitUntil(() => pidsWithCommandLine('sleep 3100002').length === 0, 5_000, 'the first session to end');
+  });
+
   test('the 1001st outstanding URL: 429', async () => {
     now += 120_000; // let earlier URLs expire
     for (let i = 0; i < 1000; i++) {
