@@ -1,7 +1,7 @@
 // Makes the agent usable and safe out of the box: a TLS identity (configured, or a self-signed CA
 // and serving certificate created once in the state dir), a bearer token, and a kubeconfig for them.
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { isLoopbackHost, splitListen, type Settings } from '../config/settings.js';
@@ -31,9 +31,14 @@ export class CredentialsError extends Error {
 /** Writes a secret file atomically with mode 0600. */
 function writePrivate(path: string, content: string): void {
   const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, content, { mode: 0o600 });
-  chmodSync(tmp, 0o600);
-  renameSync(tmp, path);
+  try {
+    writeFileSync(tmp, content, { mode: 0o600 });
+    chmodSync(tmp, 0o600);
+    renameSync(tmp, path);
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    throw err;
+  }
 }
 
 function readText(path: string, what: string): string {
@@ -172,6 +177,10 @@ export function writeLocalKubeconfig(settings: Settings, credentials: LocalCrede
   const { host: listenHost } = splitListen(settings.listen);
   const serverUrl = `https://${formatHostForUrl(localClientHost(listenHost))}:${boundPort}`;
   const path = join(settings.stateDir, 'kubeconfig');
-  writePrivate(path, kubeconfigText(serverUrl, credentials.caPem, credentials.token, settings.nodeName));
+  try {
+    writePrivate(path, kubeconfigText(serverUrl, credentials.caPem, credentials.token, settings.nodeName));
+  } catch (err) {
+    throw new CredentialsError(`cannot write the local kubeconfig ${path}: ${(err as Error).message} (setting stateDir, --state-dir)`);
+  }
   return { path, serverUrl };
 }

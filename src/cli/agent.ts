@@ -193,11 +193,14 @@ export async function startAgent(settings: Settings, overrides: AgentOverrides =
   };
 
   docker.watchEvents();
+  let kubeconfig: ReturnType<typeof writeLocalKubeconfig>;
   try {
     await app.listen({ host, port });
+    const address = app.server.address();
+    kubeconfig = writeLocalKubeconfig(settings, credentials, typeof address === 'object' && address ? address.port : port);
   } catch (err) {
-    // What was started so far (the engine's event stream, the orphan sweep) would keep a process
-    // that serves nothing alive.
+    // What was started so far (the engine's event stream, the orphan sweep, the listener) would keep
+    // a process that cannot serve alive.
     await close().catch(() => undefined);
     throw err;
   }
@@ -214,8 +217,6 @@ export async function startAgent(settings: Settings, overrides: AgentOverrides =
     }
   }
   stopWatchingTls = servingTls.watch();
-  const address = app.server.address();
-  const kubeconfig = writeLocalKubeconfig(settings, credentials, typeof address === 'object' && address ? address.port : port);
   app.log.info(
     {
       url: kubeconfig.serverUrl,
