@@ -147,13 +147,14 @@ export class TokenFile {
 
   /**
    * Watches the file (as watch-files.ts does: replaced by a rename, or a mounted secret updated)
-   * and reloads it on change; calls `onReload(error | null)` after each reload, and with an error
-   * if the watcher itself fails. Throws TokenFileError when its directory cannot be watched.
-   * Returns a function that stops watching (safe to call more than once).
+   * and reloads it on change; calls `onReload(error | null)` after each reload, and — when the
+   * watcher itself fails later — `onUnwatched` with the error (`onReload`, when not given). Throws
+   * TokenFileError when its directory cannot be watched. Returns a function that stops watching
+   * (safe to call more than once).
    */
-  watch(onReload: (error: TokenFileError | null) => void): () => void {
+  watch(onReload: (error: TokenFileError | null) => void, onUnwatched: (error: TokenFileError) => void = onReload): () => void {
     try {
-      return watchFiles([this.#file], () => onReload(this.reload()), (err) => onReload(new TokenFileError(err.message, this.#file)));
+      return watchFiles([this.#file], () => onReload(this.reload()), (err) => onUnwatched(new TokenFileError(err.message, this.#file)));
     } catch (err) {
       throw new TokenFileError((err as Error).message, this.#file);
     }

@@ -207,13 +207,14 @@ export async function startAgent(settings: Settings, overrides: AgentOverrides =
   // Watched only once serving: a watcher would keep a process that failed to listen alive. Files
   // that cannot be watched (out of inotify instances, say) do not stop the agent: SIGHUP reloads them.
   if (tokenFile) {
+    const unwatched = (err: Error) => app.log.warn({ err: err.message }, 'the token file is not watched for changes; SIGHUP reloads it');
     try {
       stopWatching = tokenFile.watch((error) => {
         if (error) app.log.error({ err: error.message }, 'token file not reloaded; the previous tokens stay in force');
         else app.log.info({ tokens: tokenFile.size }, 'token file reloaded');
-      });
+      }, unwatched);
     } catch (err) {
-      app.log.warn({ err: (err as Error).message }, 'the token file is not watched for changes; SIGHUP reloads it');
+      unwatched(err as Error);
     }
   }
   stopWatchingTls = servingTls.watch();

@@ -242,7 +242,7 @@ export function defaultSettings(env: NodeJS.ProcessEnv = process.env): Settings 
   return {
     listen: '127.0.0.1:10350',
     dockerHost: env.DOCKER_HOST && env.DOCKER_HOST.length > 0 ? env.DOCKER_HOST : 'unix:///var/run/docker.sock',
-    stateDir: isRoot ? '/var/lib/execlet' : join(env.XDG_STATE_HOME ?? join(homedir(), '.local', 'state'), 'execlet'),
+    stateDir: isRoot ? '/var/lib/execlet' : join(env.XDG_STATE_HOME || join(homedir(), '.local', 'state'), 'execlet'),
     nodeName: hostname().toLowerCase(),
     tls: {},
     insecureSelfSignedOnNetwork: false,

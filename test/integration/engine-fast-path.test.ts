@@ -50,13 +50,18 @@ async function containerChangesBetween(fromMs: number, toMs: number): Promise<st
     .map((event) => `${event.Action} ${event.Actor?.Attributes?.name ?? ''}`);
 }
 
-/** When the agent (re)subscribed to the engine's events (ms since the epoch), from its log. */
-function subscriptionTimes(): number[] {
-  return agent
-    .output()
-    .split('\n')
-    .filter((line) => line.includes("subscribed to the engine's events"))
-    .map((line) => (JSON.parse(line) as { time: number }).time);
+/** When the agent's event stream ended or was (re)subscribed (ms since the epoch), from its log. */
+function subscriptionChangeTimes(): number[] {
+  const times: number[] = [];
+  for (const line of agent.output().split('\n')) {
+    if (!line.includes("subscribed to the engine's events") && !line.includes("the engine's event stream ended")) continue;
+    try {
+      times.push((JSON.parse(line) as { time: number }).time);
+    } catch {
+      // a line still being written
+    }
+  }
+  return times;
 }
 
 const execTrue = () => runExec(agent, 'default', 'web', { command: ['true'], container: 'app', stdout: true });
@@ -159,7 +164,7 @@ describe('the container list from container events', () => {
       // The first exec may reuse a list made up to a second before `from` without a question: a
       // change or a (re)subscription since that list makes it out of date, and counts too.
       const since = from - LIST_REUSE_MS - EVENT_DELIVERY_SLACK_MS;
-      const resubscribed = subscriptionTimes().some((at) => at >= since);
+      const resubscribed = subscriptionChangeTimes().some((at) => at >= since);
       const changes = await containerChangesBetween(since, Date.now());
       if ((resubscribed || changes.length > 0) && attempt < 4) continue;
       assert.deepEqual(changes, [], 'no container changed meanwhile');
