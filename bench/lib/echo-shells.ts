@@ -19,7 +19,10 @@ export type AgentAddress = Pick<TestAgent, 'port' | 'token' | 'caPem'>;
 
 function unsubscribable(listeners: Array<(text: string) => void>, listener: (text: string) => void): () => void {
   listeners.push(listener);
-  return () => listeners.splice(listeners.indexOf(listener), 1);
+  return () => {
+    const index = listeners.indexOf(listener);
+    if (index >= 0) listeners.splice(index, 1);
+  };
 }
 
 export function agentShell(agent: AgentAddress, container: string, pod: string): Promise<Shell> {

@@ -61,10 +61,14 @@ port.on('message', (message: ToEchoWorker) => {
       const gc = new PerformanceObserver((list) => keep(list.getEntries()));
       gc.observe({ entryTypes: ['gc'] });
       loop.enable();
-      const echoes = await echoLatencies(shells, message.rounds, (index) => (sessionNumber(index) / data.sessions) * 1000);
-      loop.disable();
-      keep(gc.takeRecords());
-      gc.disconnect();
+      let echoes: Echoes;
+      try {
+        echoes = await echoLatencies(shells, message.rounds, (index) => (sessionNumber(index) / data.sessions) * 1000);
+      } finally {
+        loop.disable();
+        keep(gc.takeRecords());
+        gc.disconnect();
+      }
       const lateMs = (ns: number) => Math.max(0, ns / 1e6 - LOOP_SAMPLE_MS);
       port.postMessage({
         type: 'latencies',

@@ -50,16 +50,22 @@ export async function recordAgentGcPauses(agent: TestAgent): Promise<void> {
     const keep = (entries) => { for (const e of entries) pauses.push({ from: performance.timeOrigin + e.startTime, to: performance.timeOrigin + e.startTime + e.duration }); };
     const observer = new PerformanceObserver((list) => keep(list.getEntries()));
     observer.observe({ entryTypes: ['gc'] });
-    globalThis.__benchGcFlush = () => keep(observer.takeRecords());
+    globalThis.__benchGcFlush = () => { keep(observer.takeRecords()); observer.disconnect(); };
     return 'recording';
   })()`;
   await inspect(agent, 'Runtime.evaluate', { expression, returnByValue: true });
 }
 
-/** The agent's GC pauses recorded since `recordAgentGcPauses`. */
+/** The agent's GC pauses recorded since `recordAgentGcPauses`, which stops recording them. */
 export async function agentGcPauses(agent: TestAgent): Promise<Pause[]> {
   const result = (await inspect(agent, 'Runtime.evaluate', {
-    expression: 'globalThis.__benchGcFlush(), JSON.stringify(globalThis.__benchGcPauses)',
+    expression: `(() => {
+      globalThis.__benchGcFlush();
+      const pauses = JSON.stringify(globalThis.__benchGcPauses);
+      delete globalThis.__benchGcFlush;
+      delete globalThis.__benchGcPauses;
+      return pauses;
+    })()`,
     returnByValue: true,
   })) as { result: { value: string } };
   return JSON.parse(result.result.value) as Pause[];

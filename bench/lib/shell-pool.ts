@@ -50,6 +50,9 @@ function next<T extends FromEchoWorker['type']>(worker: Worker, type: T): Promis
 export async function openShellPool(options: Omit<EchoWorkerData, 'thread' | 'threads'>, threads: number): Promise<ShellPool> {
   const module = new URL('./echo-worker.ts', import.meta.url);
   const workers = Array.from({ length: threads }, (_, thread) => typeScriptWorker(module, { ...options, thread, threads } satisfies EchoWorkerData));
+  // A thread that has exited answers nothing, and says nothing more: close() must not wait for it.
+  const exited = new Set<Worker>();
+  for (const worker of workers) worker.once('exit', () => exited.add(worker));
   const send = (message: ToEchoWorker) => {
     for (const worker of workers) worker.postMessage(message);
   };
@@ -71,8 +74,9 @@ export async function openShellPool(options: Omit<EchoWorkerData, 'thread' | 'th
       };
     },
     async close() {
-      const closed = workers.map((worker) => next(worker, 'closed'));
-      send({ type: 'close' });
+      const live = workers.filter((worker) => !exited.has(worker));
+      const closed = live.map((worker) => next(worker, 'closed'));
+      for (const worker of live) worker.postMessage({ type: 'close' } satisfies ToEchoWorker);
       try {
         await Promise.all(closed);
       } finally {

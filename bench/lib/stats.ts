@@ -103,9 +103,9 @@ export async function settledRss(pid: number, { minMs, limitMs }: { minMs: numbe
  */
 export function slowEchoBursts(latencies: number[], sentAt: number[], thresholdMs: number): { slow: number; inBursts: number } {
   const slow = latencies
-    .map((latency, i) => ({ from: sentAt[i]!, to: sentAt[i]! + latency }))
-    .filter((echo) => echo.to - echo.from > thresholdMs)
-    .sort((a, b) => a.from - b.from);
+    .map((latency, i) => ({ latency, from: sentAt[i]!, to: sentAt[i]! + latency }))
+    .filter((echo) => echo.latency > thresholdMs)
+    .sort((a, b) => a.from - b.from); // the sweep below stops at the first that starts after one ends
   const inBurst = new Set<number>();
   for (let i = 0; i < slow.length; i++) {
     for (let j = i + 1; j < slow.length && slow[j]!.from < slow[i]!.to; j++) {

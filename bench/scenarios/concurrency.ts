@@ -86,7 +86,7 @@ export async function concurrency(ctx: BenchContext): Promise<ScenarioResult> {
       return result;
     };
     await recordAgentGcPauses(agent);
-    for (let round = 0; round < rounds; round++) {
+    for (let turn = 0; turn < rounds; turn++) {
       record('raw', await measured('raw', () => rawShells.echo(1)));
       const metricsBefore = await scrapeMetrics(agent); // also starts a new event-loop delay window
       record('agent', await measured('agent', () => shells.echo(1)));
@@ -150,8 +150,12 @@ export async function concurrency(ctx: BenchContext): Promise<ScenarioResult> {
       chart: { kind: 'latency', unit: 'ms', series: [{ label: 'agent echo', values: latencies }, { label: 'raw engine echo', values: rawLatencies }] },
     };
   } finally {
-    for (const pool of pools) await pool.close();
-    for (const agent of agents) await agent.stop();
-    for (const c of containers) await c.remove();
+    // Every step is tried, whatever failed before it; a failure here is said, and does not hide
+    // the scenario's own outcome.
+    const attempt = async (what: string, step: () => Promise<unknown>) =>
+      step().catch((err: unknown) => void process.stderr.write(`bench: concurrency: ${what} failed: ${(err as Error).message}\n`));
+    for (const pool of pools) await attempt('closing a shell pool', () => pool.close());
+    for (const agent of agents) await attempt('stopping the agent', () => agent.stop());
+    for (const c of containers) await attempt(`removing container ${c.id.slice(0, 12)}`, () => c.remove());
   }
 }

@@ -28,6 +28,9 @@ describe('bench statistics', () => {
     const latencies = [10, 10, 30, 6, 7];
     assert.deepEqual(slowEchoBursts(latencies, sentAt, 5), { slow: 5, inBursts: 3 });
     assert.deepEqual(slowEchoBursts([], [], 5), { slow: 0, inBursts: 0 });
+    // In the order they came back (as the client threads report them), not the order they were sent.
+    const order = [4, 2, 0, 3, 1];
+    assert.deepEqual(slowEchoBursts(order.map((i) => latencies[i]!), order.map((i) => sentAt[i]!), 5), { slow: 5, inBursts: 3 });
   });
 
   test('an echo is in flight during a pause that overlaps it, not one that ends before it or begins after', () => {
