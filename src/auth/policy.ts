@@ -4,6 +4,7 @@
 // policy itself (no rule names, no other subjects, no patterns).
 import { readFileSync } from 'node:fs';
 import { parseYaml } from '../config/yaml.js';
+import { LOCAL_USER } from './authenticate.js';
 import { z } from 'zod';
 
 export type PolicyMode = 'exec' | 'nsenter' | 'node';
@@ -420,7 +421,7 @@ function denial(reason: DenyReason, request: AccessRequest): Decision {
   return { allowed: false, reason, message };
 }
 
-/** What decide() and modesFor() need: a Policy, or ALLOW_ALL when none is configured. */
+/** What decide() and modesFor() need: a Policy, or WITHOUT_POLICY when none is configured. */
 export interface Authorizer {
   decide(request: AccessRequest): Decision;
   modesFor(subject: Subject, target: PolicyTarget): PolicyMode[];
@@ -541,14 +542,26 @@ export class Policy implements Authorizer {
 }
 
 /** The rule named in grants when no policy is configured. */
-export const ALLOW_ALL_RULE = '(no policy)';
+export const NO_POLICY_RULE = '(no policy)';
 
-/** No policy configured: every authenticated caller may do everything (the nsenter switch still applies elsewhere). */
-export const ALLOW_ALL: Authorizer = Object.freeze({
-  decide(_request: AccessRequest): Decision {
-    return { allowed: true, grant: { rule: ALLOW_ALL_RULE } };
+/** The local token's holder: the node's operator, who can read the agent's state dir. */
+const isLocal = (subject: Subject) => subject.user === LOCAL_USER;
+
+/**
+ * No policy configured: every authenticated caller may exec, anything, anywhere; the privileged
+ * modes (nsenter and its toolbox view, node shells: root outside the container's cgroup) only the
+ * holder of the local token. A token-file user or a client certificate needs a policy that grants
+ * them. (The nsenter switch still applies elsewhere.)
+ */
+export const WITHOUT_POLICY: Authorizer = Object.freeze({
+  decide(request: AccessRequest): Decision {
+    if (request.mode !== 'exec' && !isLocal(request.subject)) {
+      const { message } = denial('mode', request) as { message: string };
+      return { allowed: false, reason: 'mode', message: `${message}: without a policy (policyFile, --policy-file) only the local token may` };
+    }
+    return { allowed: true, grant: { rule: NO_POLICY_RULE } };
   },
-  modesFor(_subject: Subject, target: PolicyTarget): PolicyMode[] {
-    return modesForTarget(target);
+  modesFor(subject: Subject, target: PolicyTarget): PolicyMode[] {
+    return modesForTarget(target).filter((mode) => mode === 'exec' || isLocal(subject));
   },
 });

@@ -6,7 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import { AuditLog, DEFAULT_REDACTIONS } from '../auth/audit.js';
 import { Authenticator } from '../auth/authenticate.js';
 import { prepareLocalCredentials, writeLocalKubeconfig, type LocalKubeconfig } from '../auth/local-credentials.js';
-import { ALLOW_ALL, Policy } from '../auth/policy.js';
+import { Policy, WITHOUT_POLICY } from '../auth/policy.js';
 import { ReloadableAuthorizer } from '../auth/reloadable.js';
 import { describeCertificate, readClientCA, ReloadableServingTls } from '../auth/serving-tls.js';
 import { StreamTokenCache, type Clock } from '../auth/stream-tokens.js';
@@ -77,7 +77,7 @@ export async function startAgent(settings: Settings, overrides: AgentOverrides =
   const nodePid = nodeNamespacePid();
   setEngineProbe(() => docker.ping().then(() => true, () => false));
   const tokenFile = settings.tokenFile ? TokenFile.load(settings.tokenFile) : null;
-  const authorizer = new ReloadableAuthorizer(settings.policyFile ? Policy.load(settings.policyFile) : ALLOW_ALL);
+  const authorizer = new ReloadableAuthorizer(settings.policyFile ? Policy.load(settings.policyFile) : WITHOUT_POLICY);
   const clientCA = settings.tls.clientCAFile ? readClientCA(settings.tls.clientCAFile) : undefined;
   // New connections get the TLS files as they are now (SIGHUP, or a change); open ones keep theirs.
   const servingTls = new ReloadableServingTls(

@@ -132,7 +132,7 @@ export function sendResize(ws: WebSocket, width: number, height: number): void {
 
 /** Runs a non-interactive command and returns everything it produced. */
 export async function runExec(
-  agent: TestAgent,
+  agent: Pick<TestAgent, 'port' | 'token' | 'caPem'>,
   namespace: string,
   pod: string,
   params: Record<string, string | string[] | boolean>,

@@ -1,7 +1,7 @@
 // Unit tests for the authorization policy (src/auth/policy.ts): parsing YAML and JSON, every
 // validation error with its rule and field path, the privilege rules for nsenter and node, the
 // allow/deny matrix of a two-team policy with the reason of each denial, first-match limits,
-// docker selectors, command allowlists, modesFor, ALLOW_ALL, globs and durations.
+// docker selectors, command allowlists, modesFor, WITHOUT_POLICY, globs and durations.
 
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import {
-  ALLOW_ALL,
+  WITHOUT_POLICY,
   globToRegExp,
   parseDuration,
   Policy,
@@ -664,22 +664,40 @@ rules:
   });
 });
 
-describe('ALLOW_ALL', () => {
-  it('allows everything', () => {
-    const anyone: Subject = { user: 'anyone', groups: [] };
+describe('WITHOUT_POLICY', () => {
+  const local: Subject = { user: 'execlet:local', groups: ['execlet:local'] };
+  const anyone: Subject = { user: 'anyone', groups: ['admins'] };
+  const on = (mode: 'exec' | 'nsenter' | 'node') => (mode === 'node' ? nodeTarget('n') : pod('a', 'b', 'c'));
+
+  it('allows the local token everything, without limits', () => {
     for (const mode of ['exec', 'nsenter', 'node'] as const) {
-      const decision = ALLOW_ALL.decide(request(anyone, mode, mode === 'node' ? nodeTarget('n') : pod('a', 'b', 'c'), { tty: true, stdin: true, command: ['rm'] }));
+      const decision = WITHOUT_POLICY.decide(request(local, mode, on(mode), { tty: true, stdin: true, command: ['rm'] }));
       assert.ok(decision.allowed);
       assert.equal(typeof decision.grant.rule, 'string');
       assert.equal(decision.grant.maxSessions, undefined);
     }
   });
 
-  it('offers the modes that fit the target', () => {
-    const anyone: Subject = { user: 'anyone', groups: [] };
-    assert.deepEqual(ALLOW_ALL.modesFor(anyone, pod('a', 'b', 'c')), ['exec', 'nsenter']);
-    assert.deepEqual(ALLOW_ALL.modesFor(anyone, dockerTarget('web')), ['exec', 'nsenter']);
-    assert.deepEqual(ALLOW_ALL.modesFor(anyone, nodeTarget('n')), ['node']);
+  it('allows any other caller exec, and none of the privileged modes, saying a policy is needed', () => {
+    assert.ok(WITHOUT_POLICY.decide(request(anyone, 'exec', on('exec'), { tty: true, stdin: true, command: ['rm'] })).allowed);
+    denied(
+      WITHOUT_POLICY.decide(request(anyone, 'nsenter', on('nsenter'))),
+      'mode',
+      'user "anyone" may not use the nsenter mode on a/b/c: without a policy (policyFile, --policy-file) only the local token may',
+    );
+    denied(
+      WITHOUT_POLICY.decide(request(anyone, 'node', on('node'))),
+      'mode',
+      'user "anyone" may not use the node mode on node n: without a policy (policyFile, --policy-file) only the local token may',
+    );
+  });
+
+  it('offers the modes that fit the target, the privileged ones to the local token only', () => {
+    assert.deepEqual(WITHOUT_POLICY.modesFor(local, pod('a', 'b', 'c')), ['exec', 'nsenter']);
+    assert.deepEqual(WITHOUT_POLICY.modesFor(local, dockerTarget('web')), ['exec', 'nsenter']);
+    assert.deepEqual(WITHOUT_POLICY.modesFor(local, nodeTarget('n')), ['node']);
+    assert.deepEqual(WITHOUT_POLICY.modesFor(anyone, pod('a', 'b', 'c')), ['exec']);
+    assert.deepEqual(WITHOUT_POLICY.modesFor(anyone, nodeTarget('n')), []);
   });
 });
 
