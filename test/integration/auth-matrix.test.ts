@@ -335,6 +335,15 @@ describe('single-use stream URLs', () => {
     const withNul = await issue(TOKENS.alice, { ...body, command: ['grep', 'root\u0000/etc/shadow'] });
     assert.equal(withNul.status, 400);
     assert.match(withNul.body.message ?? '', /command\.1: must not contain a NUL byte/);
+    // Streams that do not fit together are refused, and audited like every other refusal.
+    const ttyAndStderr = await issue(TOKENS.alice, { ...body, tty: true, stderr: true });
+    assert.equal(ttyAndStderr.status, 400);
+    assert.match(ttyAndStderr.body.message ?? '', /tty and stderr cannot both be true/);
+    const noStreams = await issue(TOKENS.alice, { ...body, stdout: false, stderr: false });
+    assert.equal(noStreams.status, 400);
+    const refusals = auditRecords().filter((r) => r.event === 'access.denied' && r.code === 400).map((r) => r.message as string);
+    assert.ok(refusals.some((m) => /tty and stderr cannot both be true/.test(m)), 'the tty-and-stderr refusal is audited');
+    assert.ok(refusals.some((m) => /at least one of stdin, stdout, stderr is needed/.test(m)), 'the no-streams refusal is audited');
   });
 
   test('a URL whose access a policy reload revoked is refused when it is opened: 403', async () => {
@@ -383,6 +392,7 @@ describe('single-use stream URLs', () => {
     const refused = await issue(TOKENS.alice);
     assert.equal(refused.status, 429);
     assert.equal(refused.body.reason, 'TooManyRequests');
+    assert.equal(auditRecords().at(-1)?.code, 429, 'the refusal is audited');
     now += 61_000;
     assert.equal((await issue(TOKENS.alice)).status, 201, 'expired URLs make room again');
   });
