@@ -15,12 +15,20 @@ export interface Identity {
   address: string;
 }
 
-export type AuthFailure = 'missing' | 'malformed' | 'invalid-token' | 'untrusted-certificate' | 'certificate-without-name';
+export type AuthFailure = 'missing' | 'malformed' | 'invalid-token' | 'untrusted-certificate' | 'certificate-without-name' | 'reserved-name';
 export type AuthOutcome = { ok: true; identity: Identity } | { ok: false; reason: AuthFailure; message: string };
 
 /** The identity of the generated local token (the operator on the node); a policy grants it by this name. */
 export const LOCAL_USER = 'execlet:local';
 export const LOCAL_GROUP = 'execlet:local';
+
+/**
+ * Whether a name is the local token's: no other credential (a token file's line, a client
+ * certificate) may claim it, since without a policy that name alone grants node shells.
+ */
+export function isReservedName(name: string): boolean {
+  return name === LOCAL_USER || name === LOCAL_GROUP;
+}
 
 export interface AuthenticatorOptions {
   localToken: string;
@@ -54,7 +62,11 @@ export class Authenticator {
         }
         const user = asList(certificate.subject?.CN)[0];
         if (!user) return { ok: false, reason: 'certificate-without-name', message: 'Unauthorized: the client certificate has no subject common name (CN)' };
-        return { ok: true, identity: { user, groups: asList(certificate.subject?.O), method: 'client-certificate', address } };
+        const groups = asList(certificate.subject?.O);
+        if (isReservedName(user) || groups.some(isReservedName)) {
+          return { ok: false, reason: 'reserved-name', message: `Unauthorized: the client certificate names ${LOCAL_USER}, which only the agent's local token may` };
+        }
+        return { ok: true, identity: { user, groups, method: 'client-certificate', address } };
       }
     }
     if (authorization === undefined || authorization.length === 0) {

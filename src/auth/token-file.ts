@@ -7,13 +7,15 @@
 //   TOKEN_OR_HASH USER [GROUP[,GROUP...]]
 //
 // TOKEN_OR_HASH is the token itself or `sha256:<64 lowercase hex>` of its UTF-8 bytes. Fields are
-// separated by whitespace; user and group names are any non-blank strings. Each token may appear
+// separated by whitespace; user and group names are any non-blank strings but the local token's
+// (execlet:local, which without a policy grants node shells). Each token may appear
 // once (a token listed both in plain and in hashed form is a duplicate too).
 //
 // Only SHA-256 digests are kept in memory, and no error message ever contains a token or a hash.
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { watchFiles } from '../config/watch-files.js';
+import { isReservedName, LOCAL_USER } from './authenticate.js';
 
 export interface TokenIdentity {
   user: string;
@@ -71,6 +73,9 @@ export function parseTokenFile(text: string, source: string): Map<string, TokenI
     const groups = groupList === undefined ? [] : groupList.split(',');
     if (groups.some((group) => group === '')) {
       throw new TokenFileError(`empty group name in the group list of user "${user}" (groups are separated by single commas)`, source, lineNumber);
+    }
+    if (isReservedName(user) || groups.some(isReservedName)) {
+      throw new TokenFileError(`the name ${LOCAL_USER} is the agent's local token's; no token-file user or group may take it`, source, lineNumber);
     }
 
     const earlier = firstLineOf.get(digest);

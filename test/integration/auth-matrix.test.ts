@@ -197,6 +197,13 @@ describe('authentication', () => {
     await assertRefused(() => stream(execPath('team-a', 'web', 'app', ['id']), { cert: forged }), 401, 'Unauthorized', /not signed by a trusted CA/);
   });
 
+  test("a client certificate naming the local token's identity: 401", async () => {
+    for (const [user, groups] of [['execlet:local', []], ['mallory', ['execlet:local']]] as const) {
+      const impostor = createClientCertificate(clientCA, user, [...groups]);
+      await assertRefused(() => stream(execPath('team-a', 'web', 'app', ['id']), { cert: impostor }), 401, 'Unauthorized', /names execlet:local, which only the agent's local token may/);
+    }
+  });
+
   test('a valid client certificate: user from CN, groups from O', async () => {
     const dave = createClientCertificate(clientCA, 'dave', ['team-b']);
     const r = await stream(execPath('team-b', 'api', 'main', ['echo', 'hello-dave']), { cert: dave });

@@ -95,6 +95,13 @@ describe('parseTokenFile', () => {
     assert.equal(entries.get(sha256(BOB_TOKEN))?.user, 'bob');
   });
 
+  it("refuses the local token's name as a user or a group, naming the line", () => {
+    const asUser = parseError(`${ALICE_TOKEN} alice\n${BOB_TOKEN} execlet:local\n`);
+    assert.equal(asUser.line, 2);
+    assert.match(asUser.message, /tokens\.txt line 2: the name execlet:local is the agent's local token's/);
+    assert.equal(parseError(`${ALICE_TOKEN} alice devs,execlet:local\n`).line, 1);
+  });
+
   it('an empty file has no entries', () => {
     assert.equal(parseTokenFile('', 'tokens.txt').size, 0);
     assert.equal(parseTokenFile('# nothing yet\n', 'tokens.txt').size, 0);
