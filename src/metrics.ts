@@ -17,6 +17,13 @@ export function setEngineProbe(probe: () => Promise<boolean>): void {
   engineProbe = probe;
 }
 
+let openConnectionsProbe: () => Promise<number> = async () => 0;
+
+/** How execlet_open_connections learns, at scrape time, how many client connections are open. */
+export function setOpenConnectionsProbe(probe: () => Promise<number>): void {
+  openConnectionsProbe = probe;
+}
+
 /** Live sessions' reports of bytes relayed since their last one, called at each scrape. */
 const relayedReporters = new Set<() => void>();
 
@@ -71,6 +78,19 @@ export const metrics = {
     collect() {
       for (const report of relayedReporters) report();
     },
+  }),
+  openConnections: new Gauge({
+    name: 'execlet_open_connections',
+    help: 'Client connections open (TLS handshakes under way included), counted at every scrape.',
+    registers: [registry],
+    async collect() {
+      this.set(await openConnectionsProbe());
+    },
+  }),
+  connectionsRefused: new Counter({
+    name: 'execlet_connections_refused_total',
+    help: 'Client connections closed as they were accepted because maxConnections were open.',
+    registers: [registry],
   }),
   authenticationFailures: new Counter({
     name: 'execlet_authentication_failures_total',

@@ -125,6 +125,7 @@ export async function startAgent(settings: Settings, overrides: AgentOverrides =
   const app = await buildApp({
     tls: servingTls.current,
     ...(overrides.firstRequestTimeoutMs !== undefined ? { firstRequestTimeoutMs: overrides.firstRequestTimeoutMs } : {}),
+    maxConnections: settings.maxConnections,
     authenticator: new Authenticator({ localToken: credentials.token, tokenFile, clientCertificates: Boolean(clientCA) }),
     authorizer,
     audit,

@@ -188,5 +188,12 @@ export function loadSettings(argv: string[], env: NodeJS.ProcessEnv = process.en
   if (!result.success) {
     throw new ConfigError(result.error.issues.map((issue) => describeIssue(issue, sources)).join('\n'));
   }
+  const { maxConnections, sessions } = result.data;
+  if (maxConnections <= sessions.maxPerNode) {
+    const origin = sources.get('maxConnections') ?? sources.get('sessions.maxPerNode');
+    throw new ConfigError(
+      `invalid setting maxConnections${origin ? ` (from ${origin})` : ''}: ${maxConnections} leaves no room beyond sessions.maxPerNode (${sessions.maxPerNode}): every session is a connection, and probes, scrapes and API calls need more`,
+    );
+  }
   return { settings: result.data, sources, printConfig: flags.printConfig, help: flags.help };
 }

@@ -75,6 +75,7 @@ export const settingsSchema = z.strictObject({
   }),
   shutdownGraceSeconds: z.number().int().min(1).max(600),
   reaperIntervalSeconds: z.number().int().min(1),
+  maxConnections: z.number().int().min(2),
 });
 
 export type Settings = z.infer<typeof settingsSchema>;
@@ -204,6 +205,13 @@ export const SETTINGS: readonly SettingDescriptor[] = [
     help: 'WebSocket ping interval; a client that misses a pong by the next ping is dropped',
   },
   { path: 'sessions.maxPerNode', flag: '--max-sessions', env: 'EXECLET_MAX_SESSIONS', kind: 'integer', help: 'live sessions on this agent at most (429 beyond)' },
+  {
+    path: 'maxConnections',
+    flag: '--max-connections',
+    env: 'EXECLET_MAX_CONNECTIONS',
+    kind: 'integer',
+    help: 'open client connections at most (each session is one): a connection beyond is closed at once; must be above --max-sessions',
+  },
   { path: 'sessions.maxPerUser', flag: '--max-sessions-per-user', env: 'EXECLET_MAX_SESSIONS_PER_USER', kind: 'integer', help: 'live sessions per user at most (429 beyond)' },
   {
     path: 'sessions.ratePerUserPerMinute',
@@ -261,6 +269,7 @@ export function defaultSettings(env: NodeJS.ProcessEnv = process.env): Settings 
       ratePerUserPerMinute: 120,
       outputHighWaterMarkBytes: 1024 * 1024,
     },
+    maxConnections: 4096,
     shutdownGraceSeconds: 10,
     reaperIntervalSeconds: 60,
   };

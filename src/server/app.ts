@@ -20,12 +20,15 @@ import { registerExecRoutes } from './exec-routes.js';
 import { registerPodRoutes } from './pods-routes.js';
 import { registerSessionRoutes, type StreamGrant } from './session-routes.js';
 import { closeSilentConnections } from './silent-connections.js';
+import { limitConnections } from './connection-limit.js';
 import { sendStatus } from './status-reply.js';
 
 export interface AppOptions {
   tls: ServingTls;
   /** How long a new connection may wait for its first request (silent-connections.ts); tests shorten it. */
   firstRequestTimeoutMs?: number;
+  /** Open client connections at most (connection-limit.ts). */
+  maxConnections: number;
   authenticator: Authenticator;
   authorizer: Authorizer;
   audit: AuditLog;
@@ -106,6 +109,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     return503OnClosing: true,
   });
   closeSilentConnections(app.server, options.firstRequestTimeoutMs);
+  limitConnections(app.server, options.maxConnections, (refused) =>
+    app.log.warn({ maxConnections: options.maxConnections, refused }, 'connections refused: maxConnections are open (--max-connections)'),
+  );
 
   await app.register(fastifyWebsocket, {
     options: {

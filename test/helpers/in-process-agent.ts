@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startAgent, type Agent, type AgentOverrides } from '../../src/cli/agent.js';
-import { defaultSettings } from '../../src/config/settings.js';
+import { defaultSettings, type Settings } from '../../src/config/settings.js';
 import type { TestDocker } from './docker-daemon.js';
 
 export interface InProcessAgent {
@@ -16,10 +16,15 @@ export interface InProcessAgent {
   close(): Promise<void>;
 }
 
-export async function startInProcessAgent(docker: TestDocker, nodeName: string, overrides: AgentOverrides = {}): Promise<InProcessAgent> {
+export async function startInProcessAgent(
+  docker: TestDocker,
+  nodeName: string,
+  overrides: AgentOverrides = {},
+  settings: Partial<Settings> = {},
+): Promise<InProcessAgent> {
   const dir = mkdtempSync(join(tmpdir(), `execlet-${nodeName}-`));
   try {
-    const agent = await startAgent({ ...defaultSettings(), listen: '127.0.0.1:0', dockerHost: docker.host, stateDir: dir, nodeName, logLevel: 'silent' }, overrides);
+    const agent = await startAgent({ ...defaultSettings(), listen: '127.0.0.1:0', dockerHost: docker.host, stateDir: dir, nodeName, logLevel: 'silent', ...settings }, overrides);
     return {
       agent,
       port: Number(new URL(agent.kubeconfig.serverUrl).port),

@@ -196,6 +196,13 @@ describe('layering: defaults ← file ← env ← flags', () => {
 });
 
 describe('error messages name the setting and its source', () => {
+  it('--max-connections at or below --max-sessions: no room for anything but sessions', () => {
+    assertConfigError(() => loadSettings(['--max-connections', '1000'], {}), 'invalid setting maxConnections (from --max-connections): 1000', 'sessions.maxPerNode (1000)');
+    assertConfigError(() => loadSettings(['--max-sessions', '5000'], {}), 'invalid setting maxConnections (from --max-sessions): 4096');
+    assert.equal(loadSettings(['--max-sessions', '5000', '--max-connections', '10000'], {}).settings.maxConnections, 10000);
+    assert.equal(loadSettings([], {}).settings.maxConnections, 4096);
+  });
+
   it('--listen', () => {
     assertConfigError(() => loadSettings(['--listen', 'nope'], {}), 'invalid setting listen (from --listen): ', 'HOST:PORT');
   });

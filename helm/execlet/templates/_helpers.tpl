@@ -134,6 +134,7 @@ toYaml, so values cannot break out of their keys.
   "shutdownGraceSeconds" (int64 $a.shutdownGraceSeconds)
   "reaperIntervalSeconds" (int64 $a.reaperIntervalSeconds)
   "killGraceMs" (int64 $a.killGraceMs)
+  "maxConnections" (int64 $a.maxConnections)
 -}}
 {{- with (include "execlet.tokenSecret" .) -}}
 {{- $_ := set $config "tokenFile" (printf "%s/%s" $paths.tokenDir $.Values.auth.tokenFile.key) -}}
