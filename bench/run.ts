@@ -55,7 +55,7 @@ async function main(): Promise<number> {
 
 async function runScenarios(only: string[], quick: boolean, started: number, timeProcess: ProcessTimer): Promise<number> {
   const docker = await startPrivateDocker();
-  const agentArgs = ['--log-level', 'warn', '--max-sessions', '5000', '--max-sessions-per-user', '5000', '--session-rate-per-minute', '100000'];
+  const agentArgs = ['--log-level', 'warn', '--max-sessions', '5000', '--max-connections', '10000', '--max-sessions-per-user', '5000', '--session-rate-per-minute', '100000'];
   const agents: Array<{ stop(): Promise<void> }> = [];
   const containers: Array<{ remove(): Promise<void> }> = [];
   try {
