@@ -36,7 +36,11 @@ function writePrivate(path: string, content: string): void {
     chmodSync(tmp, 0o600);
     renameSync(tmp, path);
   } catch (err) {
-    rmSync(tmp, { force: true });
+    try {
+      rmSync(tmp, { force: true });
+    } catch {
+      // the error that matters is the one that stopped the write
+    }
     throw err;
   }
 }

@@ -53,6 +53,8 @@ export interface AgentOverrides {
   clock?: Clock;
   /** How long a new connection may wait for its first request (tests shorten it). */
   firstRequestTimeoutMs?: number;
+  /** How long a TLS handshake may take (tests shorten it). */
+  handshakeTimeoutMs?: number;
 }
 
 export async function startAgent(settings: Settings, overrides: AgentOverrides = {}): Promise<Agent> {
@@ -125,6 +127,7 @@ export async function startAgent(settings: Settings, overrides: AgentOverrides =
   const app = await buildApp({
     tls: servingTls.current,
     ...(overrides.firstRequestTimeoutMs !== undefined ? { firstRequestTimeoutMs: overrides.firstRequestTimeoutMs } : {}),
+    ...(overrides.handshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: overrides.handshakeTimeoutMs } : {}),
     maxConnections: settings.maxConnections,
     authenticator: new Authenticator({ localToken: credentials.token, tokenFile, clientCertificates: Boolean(clientCA) }),
     authorizer,

@@ -165,6 +165,9 @@ function describeIssue(issue: z.core.$ZodIssue, sources: Map<string, string>): s
   return `invalid setting ${path || '(root)'}${origin ? ` (from ${origin})` : ''}: ${issue.message}`;
 }
 
+/** Room a default maxConnections leaves beyond a raised sessions.maxPerNode: probes, scrapes, API calls. */
+const CONNECTIONS_BEYOND_SESSIONS = 1024;
+
 /** Loads and validates the settings of `execlet serve`; throws ConfigError with a readable message. */
 export function loadSettings(argv: string[], env: NodeJS.ProcessEnv = process.env): LoadedSettings {
   const sources = new Map<string, string>();
@@ -189,7 +192,10 @@ export function loadSettings(argv: string[], env: NodeJS.ProcessEnv = process.en
     throw new ConfigError(result.error.issues.map((issue) => describeIssue(issue, sources)).join('\n'));
   }
   const { maxConnections, sessions } = result.data;
-  if (maxConnections <= sessions.maxPerNode) {
+  // Left at its default, the cap follows a raised session limit (configs written before it existed).
+  if (!sources.has('maxConnections') && maxConnections <= sessions.maxPerNode) {
+    result.data.maxConnections = sessions.maxPerNode + CONNECTIONS_BEYOND_SESSIONS;
+  } else if (maxConnections <= sessions.maxPerNode) {
     const origin = sources.get('maxConnections') ?? sources.get('sessions.maxPerNode');
     throw new ConfigError(
       `invalid setting maxConnections${origin ? ` (from ${origin})` : ''}: ${maxConnections} leaves no room beyond sessions.maxPerNode (${sessions.maxPerNode}): every session is a connection, and probes, scrapes and API calls need more`,

@@ -29,6 +29,8 @@ export interface AppOptions {
   firstRequestTimeoutMs?: number;
   /** Open client connections at most (connection-limit.ts). */
   maxConnections: number;
+  /** How long a TLS handshake may take before the connection is closed (default 10 s); tests shorten it. */
+  handshakeTimeoutMs?: number;
   authenticator: Authenticator;
   authorizer: Authorizer;
   audit: AuditLog;
@@ -85,12 +87,18 @@ function isSameOrigin(origin: string, request: FastifyRequest): boolean {
   }
 }
 
+/** How long a TLS handshake may take; see buildApp. */
+const HANDSHAKE_TIMEOUT_MS = 10_000;
+
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
     https: {
       ...secureContextOptions(options.tls),
       // Client certificates are asked for, checked against the client CA, and judged per request.
       ...(options.tls.clientCAPem !== undefined ? { requestCert: true, rejectUnauthorized: false } : {}),
+      // Node.js gives a handshake 120 s: a connection that never completes one would hold one of
+      // maxConnections that long. A client on any network completes it in well under a second.
+      handshakeTimeout: options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS,
     },
     logger: {
       level: options.logLevel,

@@ -1,9 +1,12 @@
 // The agent holds at most maxConnections client connections (3 here): one more is closed as it is
 // accepted, before any TLS handshake, and counted in execlet_connections_refused_total; once one
-// closes, a new one is served again. The agent runs in this process, to read its metrics.
+// closes, a new one is served again. A connection that never completes its TLS handshake does not
+// hold its place for long (the handshake timeout, shortened here to 300 ms). The agent runs in this
+// process, to read its metrics and shorten the timeout.
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { after, before, test } from 'node:test';
+import { connect as connectTcp } from 'node:net';
 import * as tls from 'node:tls';
 import { defaultSettings } from '../../src/config/settings.js';
 import { registry } from '../../src/metrics.js';
@@ -12,6 +15,7 @@ import { startInProcessAgent, type InProcessAgent } from '../helpers/in-process-
 import { waitUntil } from '../helpers/proc-scan.js';
 
 const MAX_CONNECTIONS = 3;
+const HANDSHAKE_TIMEOUT_MS = 300;
 
 let docker: TestDocker;
 let agent: InProcessAgent;
@@ -19,7 +23,7 @@ const sockets: tls.TLSSocket[] = [];
 
 before(async () => {
   docker = await useTestDocker();
-  agent = await startInProcessAgent(docker, 'limited', {}, { maxConnections: MAX_CONNECTIONS, sessions: { ...defaultSettings().sessions, maxPerNode: 2 } });
+  agent = await startInProcessAgent(docker, 'limited', { handshakeTimeoutMs: HANDSHAKE_TIMEOUT_MS }, { maxConnections: MAX_CONNECTIONS, sessions: { ...defaultSettings().sessions, maxPerNode: 2 } });
 });
 
 after(async () => {
@@ -62,4 +66,21 @@ test('a connection beyond maxConnections is closed before its handshake, counted
   await once(held[0]!, 'close');
   await waitUntil(async () => (await openConnections()) < MAX_CONNECTIONS, 5000, 'the agent to see the connection closed');
   assert.equal((await connect()).outcome, 'served', 'room again once one closed');
+});
+
+test('a connection that never starts its TLS handshake is closed after the handshake timeout', async () => {
+  for (const held of sockets) held.destroy();
+  await waitUntil(async () => (await openConnections()) === 0, 5000, 'the earlier connections to be closed');
+  const socket = connectTcp({ host: '127.0.0.1', port: agent.port });
+  await once(socket, 'connect');
+  const connectedAt = performance.now();
+  let timer: NodeJS.Timeout | undefined;
+  const stillOpen = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('still open after 10 s')), 10_000)));
+  try {
+    await Promise.race([once(socket, 'close'), stillOpen]);
+  } finally {
+    clearTimeout(timer);
+    socket.destroy();
+  }
+  assert.ok(performance.now() - connectedAt >= HANDSHAKE_TIMEOUT_MS - 50, 'not before the timeout');
 });

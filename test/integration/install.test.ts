@@ -260,6 +260,9 @@ describe('the chart renders', () => {
     const monitorWithoutToken = join(scratch, 'monitor-without-token.yaml');
     writeFileSync(monitorWithoutToken, 'metrics:\n  serviceMonitor:\n    enabled: true\n');
     await assert.rejects(render(renderer, { valuesFiles: [monitorWithoutToken] }), (err: RenderError) => err.message.includes('metrics.bearerTokenSecret.name is required'));
+    const connectionsBelowSessions = join(scratch, 'connections-below-sessions.yaml');
+    writeFileSync(connectionsBelowSessions, 'agent:\n  maxConnections: 4096\n  sessions:\n    maxPerNode: 5000\n');
+    await assert.rejects(render(renderer, { valuesFiles: [connectionsBelowSessions] }), (err: RenderError) => err.message.includes('agent.maxConnections must be above agent.sessions.maxPerNode'));
   });
 
   test('NOTES.txt renders for every variant and says how to reach an agent', async () => {

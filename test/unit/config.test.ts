@@ -198,8 +198,11 @@ describe('layering: defaults ← file ← env ← flags', () => {
 describe('error messages name the setting and its source', () => {
   it('--max-connections at or below --max-sessions: no room for anything but sessions', () => {
     assertConfigError(() => loadSettings(['--max-connections', '1000'], {}), 'invalid setting maxConnections (from --max-connections): 1000', 'sessions.maxPerNode (1000)');
-    assertConfigError(() => loadSettings(['--max-sessions', '5000'], {}), 'invalid setting maxConnections (from --max-sessions): 4096');
+    assertConfigError(() => loadSettings(['--max-sessions', '5000', '--max-connections', '4096'], {}), 'invalid setting maxConnections (from --max-connections): 4096', 'sessions.maxPerNode (5000)');
     assert.equal(loadSettings(['--max-sessions', '5000', '--max-connections', '10000'], {}).settings.maxConnections, 10000);
+    // Left at its default, the cap follows a session limit raised past it (configs from before it).
+    assert.equal(loadSettings(['--max-sessions', '5000'], {}).settings.maxConnections, 5000 + 1024);
+    assert.equal(loadSettings([], { EXECLET_MAX_SESSIONS: '4096' }).settings.maxConnections, 4096 + 1024);
     assert.equal(loadSettings([], {}).settings.maxConnections, 4096);
   });
 

@@ -156,4 +156,7 @@ toYaml, so values cannot break out of their keys.
 {{- if and (eq .Values.agent.audit.file "none") (not .Values.agent.audit.stdout) -}}
 {{- fail "agent.audit: with file \"none\", set stdout: true — an agent without any audit record is not supported by this chart" -}}
 {{- end -}}
+{{- if le (int64 .Values.agent.maxConnections) (int64 .Values.agent.sessions.maxPerNode) -}}
+{{- fail "agent.maxConnections must be above agent.sessions.maxPerNode: every session is a connection, and probes, scrapes and API calls need more" -}}
+{{- end -}}
 {{- end -}}
