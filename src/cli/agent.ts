@@ -210,13 +210,15 @@ export async function startAgent(settings: Settings, overrides: AgentOverrides =
   }
   // Watched only once serving: a watcher would keep a process that failed to listen alive. Files
   // that cannot be watched (out of inotify instances, say) do not stop the agent: SIGHUP reloads them.
+  /** What a reload of the token file (on a change or SIGHUP) logs. */
+  const tokenFileReloaded = (error: Error | null) => {
+    if (error) app.log.error({ err: error.message }, 'token file not reloaded; the previous tokens stay in force');
+    else app.log.info({ tokens: tokenFile?.size }, 'token file reloaded');
+  };
   if (tokenFile) {
     const unwatched = (err: Error) => app.log.warn({ err: err.message }, 'the token file is not watched for changes; SIGHUP reloads it');
     try {
-      stopWatching = tokenFile.watch((error) => {
-        if (error) app.log.error({ err: error.message }, 'token file not reloaded; the previous tokens stay in force');
-        else app.log.info({ tokens: tokenFile.size }, 'token file reloaded');
-      }, unwatched);
+      stopWatching = tokenFile.watch(tokenFileReloaded, unwatched);
     } catch (err) {
       unwatched(err as Error);
     }
@@ -244,11 +246,7 @@ export async function startAgent(settings: Settings, overrides: AgentOverrides =
     consoleUrl: isConsoleEnabled(settings) ? `${kubeconfig.serverUrl}/#token=${encodeURIComponent(credentials.token)}` : null,
     reload() {
       servingTls.reload('SIGHUP');
-      if (tokenFile) {
-        const error = tokenFile.reload();
-        if (error) app.log.error({ err: error.message }, 'token file not reloaded; the previous tokens stay in force');
-        else app.log.info({ tokens: tokenFile.size }, 'token file reloaded');
-      }
+      if (tokenFile) tokenFileReloaded(tokenFile.reload());
       if (!settings.policyFile) return;
       try {
         authorizer.replace(Policy.load(settings.policyFile));

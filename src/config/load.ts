@@ -192,14 +192,15 @@ export function loadSettings(argv: string[], env: NodeJS.ProcessEnv = process.en
     throw new ConfigError(result.error.issues.map((issue) => describeIssue(issue, sources)).join('\n'));
   }
   const { maxConnections, sessions } = result.data;
-  // Left at its default, the cap follows a raised session limit (configs written before it existed).
-  if (!sources.has('maxConnections') && maxConnections <= sessions.maxPerNode) {
-    result.data.maxConnections = sessions.maxPerNode + CONNECTIONS_BEYOND_SESSIONS;
-  } else if (maxConnections <= sessions.maxPerNode) {
-    const origin = sources.get('maxConnections') ?? sources.get('sessions.maxPerNode');
-    throw new ConfigError(
-      `invalid setting maxConnections${origin ? ` (from ${origin})` : ''}: ${maxConnections} leaves no room beyond sessions.maxPerNode (${sessions.maxPerNode}): every session is a connection, and probes, scrapes and API calls need more`,
-    );
+  if (maxConnections <= sessions.maxPerNode) {
+    const origin = sources.get('maxConnections');
+    // Left at its default, the cap follows a raised session limit (configs written before it existed).
+    if (origin === undefined) result.data.maxConnections = sessions.maxPerNode + CONNECTIONS_BEYOND_SESSIONS;
+    else {
+      throw new ConfigError(
+        `invalid setting maxConnections (from ${origin}): ${maxConnections} leaves no room beyond sessions.maxPerNode (${sessions.maxPerNode}): every session is a connection, and probes, scrapes and API calls need more`,
+      );
+    }
   }
   return { settings: result.data, sources, printConfig: flags.printConfig, help: flags.help };
 }

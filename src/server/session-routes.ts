@@ -89,12 +89,13 @@ export function registerSessionRoutes(app: FastifyInstance, deps: SessionRouteDe
     }
     const body = parsed.data;
     const stderr = body.tty ? false : (body.stderr ?? true);
-    const badRequest = (message: string) => {
-      auditRefusal(deps.audit, identity, 400, 'BadRequest', message, { mode: body.mode, command: body.command });
-      return sendStatus(reply, 400, message);
+    /** Every refusal of a parsed request: audited with what it asked for, then its Status. */
+    const refuse = (code: number, reason: string, message: string) => {
+      auditRefusal(deps.audit, identity, code, reason, message, { mode: body.mode, command: body.command });
+      return sendStatus(reply, code, message, reason);
     };
-    if (body.tty && body.stderr) return badRequest('invalid session request: tty and stderr cannot both be true (a terminal has one output stream)');
-    if (!body.stdin && !body.stdout && !stderr) return badRequest('invalid session request: at least one of stdin, stdout, stderr is needed');
+    if (body.tty && body.stderr) return refuse(400, 'BadRequest', 'invalid session request: tty and stderr cannot both be true (a terminal has one output stream)');
+    if (!body.stdin && !body.stdout && !stderr) return refuse(400, 'BadRequest', 'invalid session request: at least one of stdin, stdout, stderr is needed');
     try {
       const target = await deps.resolver.resolveExplicit({ target: body.target, mode: body.mode, ...(body.namespaces ? { namespaces: body.namespaces } : {}) });
       const grant = authorize(deps, { identity, target, command: body.command, tty: body.tty, stdin: body.stdin });
@@ -112,15 +113,8 @@ export function registerSessionRoutes(app: FastifyInstance, deps: SessionRouteDe
       return reply.code(201).send({ id, url: streamUrl(request, token), expiresAt: new Date(expiresAt).toISOString() });
     } catch (err) {
       if (err instanceof AccessDenied) return sendStatus(reply, err.code, err.message, err.reason);
-      if (err instanceof TooManyStreamTokens) {
-        const message = 'too many stream URLs are outstanding; try again in a minute';
-        auditRefusal(deps.audit, identity, 429, 'TooManyRequests', message, { mode: body.mode, command: body.command });
-        return sendStatus(reply, 429, message, 'TooManyRequests');
-      }
-      if (err instanceof TargetError) {
-        auditRefusal(deps.audit, identity, err.code, err.reason, err.message, { mode: body.mode, command: body.command });
-        return sendStatus(reply, err.code, err.message, err.reason);
-      }
+      if (err instanceof TooManyStreamTokens) return refuse(429, 'TooManyRequests', 'too many stream URLs are outstanding; try again in a minute');
+      if (err instanceof TargetError) return refuse(err.code, err.reason, err.message);
       throw err;
     }
   });
