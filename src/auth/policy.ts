@@ -23,6 +23,11 @@ export interface PolicyTarget {
   dockerName?: string;
   /** The container's engine labels. */
   labels?: Record<string, string>;
+  /**
+   * The container the agent itself runs in (its init shares the agent's mount namespace): it holds
+   * the local token. Known only when no policy is configured (WITHOUT_POLICY guards it).
+   */
+  agentContainer?: boolean;
 }
 
 export interface AccessRequest {
@@ -548,20 +553,28 @@ export const NO_POLICY_RULE = '(no policy)';
 const isLocal = (subject: Subject) => subject.user === LOCAL_USER;
 
 /**
- * No policy configured: every authenticated caller may exec, anything, anywhere; the privileged
- * modes (nsenter and its toolbox view, node shells: root outside the container's cgroup) only the
- * holder of the local token. A token-file user or a client certificate needs a policy that grants
- * them. (The nsenter switch still applies elsewhere.)
+ * No policy configured: every authenticated caller may exec, anything, anywhere but the agent's own
+ * container; the privileged modes (nsenter and its toolbox view, node shells: root outside the
+ * container's cgroup) and the agent's container only the holder of the local token. A token-file
+ * user or a client certificate needs a policy that grants them. (The nsenter switch still applies
+ * elsewhere.)
  */
 export const WITHOUT_POLICY: Authorizer = Object.freeze({
   decide(request: AccessRequest): Decision {
-    if (request.mode !== 'exec' && !isLocal(request.subject)) {
+    if (isLocal(request.subject)) return { allowed: true, grant: { rule: NO_POLICY_RULE } };
+    if (request.mode !== 'exec') {
       const { message } = denial('mode', request) as { message: string };
       return { allowed: false, reason: 'mode', message: `${message}: without a policy (policyFile, --policy-file) only the local token may` };
+    }
+    if (request.target.agentContainer) {
+      // Its files hold the local token: an exec there would be the way to the modes refused above.
+      const { message } = denial('target', request) as { message: string };
+      return { allowed: false, reason: 'target', message: `${message}: it is the agent's own container, which holds the local token; without a policy (policyFile, --policy-file) only the local token may` };
     }
     return { allowed: true, grant: { rule: NO_POLICY_RULE } };
   },
   modesFor(subject: Subject, target: PolicyTarget): PolicyMode[] {
-    return modesForTarget(target).filter((mode) => mode === 'exec' || isLocal(subject));
+    if (isLocal(subject)) return modesForTarget(target);
+    return target.agentContainer ? [] : modesForTarget(target).filter((mode) => mode === 'exec');
   },
 });

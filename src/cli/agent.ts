@@ -20,7 +20,7 @@ import type { StreamGrant } from '../server/session-routes.js';
 import { SessionRegistry } from '../session/registry.js';
 import { reapOrphans, startPeriodicReaper } from '../session/reaper.js';
 import { markerEnv, newInstanceId, scopeFor } from '../session/session-marker.js';
-import { nodeNamespacePid, TargetResolver } from '../target/resolve.js';
+import { agentMountNamespace, nodeNamespacePid, TargetResolver } from '../target/resolve.js';
 
 export interface Agent {
   app: FastifyInstance;
@@ -55,6 +55,8 @@ export interface AgentOverrides {
   firstRequestTimeoutMs?: number;
   /** How long a TLS handshake may take (tests shorten it). */
   handshakeTimeoutMs?: number;
+  /** The agent's mount namespace as `agentMountNamespace()` finds it (tests name a container's, as if the agent ran in it). */
+  agentMountNamespace?: string;
 }
 
 export async function startAgent(settings: Settings, overrides: AgentOverrides = {}): Promise<Agent> {
@@ -123,6 +125,7 @@ export async function startAgent(settings: Settings, overrides: AgentOverrides =
   // Every process of a session carries EXECLET_SESSION=<scope>.<instance>.<session>: after a crash,
   // the next instance (same state dir, same scope) finds and kills what the last one left.
   const marker = { scope: scopeFor(settings.stateDir), instance: newInstanceId() };
+  const ownMounts = settings.policyFile ? undefined : (overrides.agentMountNamespace ?? agentMountNamespace());
   let draining = false;
   const app = await buildApp({
     tls: servingTls.current,
@@ -136,7 +139,14 @@ export async function startAgent(settings: Settings, overrides: AgentOverrides =
     registry,
     docker,
     nsenter,
-    resolver: new TargetResolver(docker, { nodeName: settings.nodeName, nsenterEnabled, nodePid: nodePid.pid, changes: docker.containerChanges }),
+    resolver: new TargetResolver(docker, {
+      nodeName: settings.nodeName,
+      nsenterEnabled,
+      nodePid: nodePid.pid,
+      changes: docker.containerChanges,
+      // Without a policy, exec into the agent's own container is the local token's (WITHOUT_POLICY).
+      ...(ownMounts !== undefined ? { agentMountNamespace: ownMounts } : {}),
+    }),
     nsenterEnabled,
     consoleEnabled: isConsoleEnabled(settings),
     allowedOrigins: settings.allowedOrigins,

@@ -39,6 +39,7 @@ export function policyTarget(target: Target): PolicyTarget {
     container: container.name,
     ...(pod.namespace === DOCKER_NAMESPACE ? { dockerName: container.name } : {}),
     labels: container.labels,
+    ...(target.agentContainer ? { agentContainer: true } : {}),
   };
 }
 

@@ -14,6 +14,8 @@ export interface Target {
   place: ExecPlace;
   /** Set when the caller named a host process directly. */
   hostPid?: number;
+  /** The exec target is the container the agent runs in (checked only with `agentMountNamespace`). */
+  agentContainer?: boolean;
 }
 
 /** What the JSON session API names: one of a pod/container, a container id or name, a host PID, or the node. */
@@ -67,10 +69,36 @@ export interface ResolverOptions {
   liveListCacheMs?: number;
   /** The nsenter, toolbox and node modes are privileged; when off they are refused. */
   nsenterEnabled: boolean;
+  /**
+   * The agent's own mount namespace (`mnt:[inode]`), when it runs in a container and exec targets
+   * must say whether they are that container (`agentContainer`): the one whose init shares it.
+   */
+  agentMountNamespace?: string;
 }
 
 export function podNotFound(namespace: string, name: string): TargetError {
   return new TargetError(`pods "${name}" not found in namespace "${namespace}"`, 404, 'NotFound');
+}
+
+/** The mount namespace of a process (`mnt:[inode]`), or null when it cannot be read (gone, not visible). */
+export function mountNamespaceOf(pid: number | 'self'): string | null {
+  try {
+    return readlinkSync(`/proc/${pid}/ns/mnt`);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The agent's mount namespace when it runs in a container of the host's PID namespace (it differs
+ * from PID 1's, the host's init): what makes a container the agent's own. Undefined on the host
+ * (no container shares the host's mounts) and when PID 1 is the agent's container's own init (the
+ * agent then sees no host PIDs, so no container's init can be found; the chart always sets hostPID).
+ */
+export function agentMountNamespace(): string | undefined {
+  const ours = mountNamespaceOf('self');
+  const init = mountNamespaceOf(1);
+  return ours !== null && init !== null && ours !== init ? ours : undefined;
 }
 
 /**
@@ -169,6 +197,14 @@ export class TargetResolver {
     if (startTime) this.#pids.set(containerId, { at, generation, pid, startTime });
     else this.#pids.delete(containerId);
     return pid;
+  }
+
+  /** Whether the container's init shares the agent's mount namespace (false when that is not asked). */
+  async #isAgentContainer(containerId: string): Promise<boolean> {
+    const ours = this.options.agentMountNamespace;
+    if (ours === undefined) return false;
+    const pid = await this.#containerPid(containerId);
+    return pid > 0 && mountNamespaceOf(pid) === ours;
   }
 
   #listed: { at: number; generation: number; containers: ContainerSummary[] } | null = null;
@@ -271,7 +307,9 @@ export class TargetResolver {
     const container = chooseContainer(pod, name, rules);
     if (mode === 'exec') {
       if (namespaces.length > 0) throw new TargetError('namespaces apply only to the nsenter mode (container name suffix .nsenter)', 400, 'BadRequest');
-      return { pod, container, mode, place: { kind: 'container', containerId: container.containerId } };
+      const target: Target = { pod, container, mode, place: { kind: 'container', containerId: container.containerId } };
+      if (await this.#isAgentContainer(container.containerId)) target.agentContainer = true;
+      return target;
     }
     if (!this.options.nsenterEnabled) throw nsenterDisabled(mode);
     if (mode === 'toolbox' && namespaces.length > 0) {

@@ -1,7 +1,10 @@
 // Without a policy file, every authenticated caller may exec, but the privileged modes — nsenter, its
 // toolbox view and node shells, root outside the container's cgroup — are the local token's alone:
-// a token-file user (or a client certificate) needs a policy that grants them. Against an agent in
-// this process, with the nsenter modes enabled, a real engine and a container.
+// a token-file user (or a client certificate) needs a policy that grants them. Nor may they exec into
+// the agent's own container, whose files hold the local token. Against an agent in this process, with
+// the nsenter modes enabled, a real engine and two containers, one of them playing the agent's own
+// (the agent is given that container's mount namespace as its own, as if it ran there).
+import { readlinkSync } from 'node:fs';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
@@ -20,6 +23,7 @@ let docker: TestDocker;
 let dir: string;
 let agent: Agent;
 let container: TestContainer;
+let agentsOwn: TestContainer;
 let address: { port: number; token: string; caPem: string };
 
 before(async () => {
@@ -27,6 +31,7 @@ before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'execlet-no-policy-'));
   writeFileSync(join(dir, 'tokens'), `${BOB} bob admins\n`, { mode: 0o600 });
   container = await startContainer(docker, { labels: podLabels('default', 'web', 'app') });
+  agentsOwn = await startContainer(docker, { labels: podLabels('kube-system', 'execlet-x1', 'agent') });
   agent = await startInProcessAgent({
     ...defaultSettings(),
     listen: '127.0.0.1:0',
@@ -36,7 +41,7 @@ before(async () => {
     tokenFile: join(dir, 'tokens'),
     nsenter: 'enabled',
     logLevel: 'silent',
-  });
+  }, { agentMountNamespace: readlinkSync(`/proc/${agentsOwn.hostPid}/ns/mnt`) });
   address = {
     port: Number(new URL(agent.kubeconfig.serverUrl).port),
     token: readFileSync(join(dir, 'state', 'token'), 'utf8').trim(),
@@ -46,20 +51,36 @@ before(async () => {
 
 after(async () => {
   await container?.remove();
+  await agentsOwn?.remove();
   await agent?.close();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
 /** The HTTP status and Status body of a refused exec, or null when it ran. */
-async function refusal(token: string, containerName: string): Promise<{ statusCode: number; body: { reason: string; message: string } } | null> {
+async function refusal(token: string, containerName: string, pod = 'web', namespace = 'default'): Promise<{ statusCode: number; body: { reason: string; message: string } } | null> {
   try {
-    await runExec(address, 'default', 'web', { command: ['true'], container: containerName, stdout: true }, { token });
+    await runExec(address, namespace, pod, { command: ['true'], container: containerName, stdout: true }, { token });
     return null;
   } catch (err) {
     const { statusCode, body } = err as { statusCode?: number; body?: string };
     if (statusCode === undefined) throw err;
     return { statusCode, body: JSON.parse(body!) as { reason: string; message: string } };
   }
+}
+
+function postSession(token: string, body: unknown): Promise<{ statusCode: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      { host: '127.0.0.1', port: address.port, path: '/v1/sessions', method: 'POST', ca: address.caPem, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' } },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
+        res.on('end', () => resolve({ statusCode: res.statusCode!, body: text }));
+      },
+    );
+    req.on('error', reject);
+    req.end(JSON.stringify(body));
+  });
 }
 
 function targetsOf(token: string): Promise<Array<{ namespace: string; pod: string; modes: string[] }>> {
@@ -104,4 +125,18 @@ test('GET /v1/targets offers a token-file user exec only, and no node', async ()
   const local = await targetsOf(address.token);
   assert.deepEqual(local.find((t) => t.pod === 'web')?.modes.sort(), ['exec', 'nsenter', 'toolbox'].sort());
   assert.ok(local.find((t) => t.namespace === 'execlet-node'));
+});
+
+test("a token-file user may not exec into the agent's own container; the local token may", async () => {
+  const refused = await refusal(BOB, 'agent', 'execlet-x1', 'kube-system');
+  assert.equal(refused?.statusCode, 403);
+  assert.equal(refused?.body.reason, 'Forbidden');
+  assert.match(refused?.body.message ?? '', /user "bob" may not exec into .*it is the agent's own container, which holds the local token; without a policy \(policyFile, --policy-file\) only the local token may/);
+  const audited = readFileSync(join(dir, 'state', 'audit.log'), 'utf8').trim().split('\n').map((line) => JSON.parse(line) as { event: string; identity?: { user: string }; target?: { pod: string } });
+  assert.ok(audited.some((r) => r.event === 'access.denied' && r.identity?.user === 'bob' && r.target?.pod === 'execlet-x1'), 'the refusal is audited');
+  assert.equal(await refusal(address.token, 'agent', 'execlet-x1', 'kube-system'), null);
+  // The same container reached by its id through the JSON session API is refused alike.
+  const session = await postSession(BOB, { target: { container: agentsOwn.id }, mode: 'exec', command: ['true'] });
+  assert.equal(session.statusCode, 403);
+  assert.match(session.body, /agent's own container/);
 });

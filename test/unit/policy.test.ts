@@ -699,6 +699,18 @@ describe('WITHOUT_POLICY', () => {
     assert.deepEqual(WITHOUT_POLICY.modesFor(anyone, pod('a', 'b', 'c')), ['exec']);
     assert.deepEqual(WITHOUT_POLICY.modesFor(anyone, nodeTarget('n')), []);
   });
+
+  it("refuses any other caller the agent's own container (it holds the local token), not the local token", () => {
+    const agents: PolicyTarget = { ...pod('kube-system', 'execlet-x1', 'agent'), agentContainer: true };
+    assert.ok(WITHOUT_POLICY.decide(request(local, 'exec', agents)).allowed);
+    denied(
+      WITHOUT_POLICY.decide(request(anyone, 'exec', agents)),
+      'target',
+      "user \"anyone\" may not exec into kube-system/execlet-x1/agent: it is the agent's own container, which holds the local token; without a policy (policyFile, --policy-file) only the local token may",
+    );
+    assert.deepEqual(WITHOUT_POLICY.modesFor(anyone, agents), []);
+    assert.deepEqual(WITHOUT_POLICY.modesFor(local, agents), ['exec', 'nsenter']);
+  });
 });
 
 describe('globToRegExp', () => {
