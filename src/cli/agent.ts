@@ -175,11 +175,14 @@ export async function startAgent(settings: Settings, overrides: AgentOverrides =
   };
   const reaped = await reapOrphans(reaperOptions);
   if (reaped.killed > 0) app.log.warn({ processes: reaped.killed, sessions: reaped.sessions.length }, 'reaped processes left by an earlier agent');
-  const stopReaper = startPeriodicReaper({
+  const reaper = startPeriodicReaper({
     ...reaperOptions,
     intervalMs: settings.reaperIntervalSeconds * 1000,
     onError: (err: Error) => app.log.error({ err: err.message }, 'the orphan sweep failed'),
   });
+  // What an ended session left running in the background (`sleep 600 &`) is an orphan now: swept
+  // within seconds rather than at the next interval.
+  registry.onEnded(() => reaper.soon());
   if (nsenterEnabled && nodePid.note) app.log.warn({ nodePid: nodePid.pid }, nodePid.note);
   if (nsenterEnabled && nsenter.spawnerFallback) {
     app.log.warn({ reason: nsenter.spawnerFallback }, 'nsenter sessions start their helper with node-pty and child_process, a fork of the whole agent each');
@@ -189,7 +192,7 @@ export async function startAgent(settings: Settings, overrides: AgentOverrides =
   let stopWatching: (() => void) | undefined;
   let stopWatchingTls: (() => void) | null = null;
   const close = async () => {
-    stopReaper();
+    reaper.stop();
     stopWatching?.();
     stopWatchingTls?.();
     // fastify closes the idle connections; a TLS connection that never sent a request does not count

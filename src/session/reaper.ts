@@ -297,21 +297,48 @@ export async function reapOrphans(options: ReaperOptions): Promise<ReapResult> {
   return { killed: killed.length, sessions: [...new Set(killed.map((p) => p.marker.session))] };
 }
 
+export interface PeriodicReaperOptions extends ReaperOptions {
+  intervalMs: number;
+  /** How long after soon() its run starts (default 1 s: a session's own kill path goes first). */
+  soonDelayMs?: number;
+  /** The least time from the end of one run to the start of a run asked for by soon() (default 5 s). */
+  minSpacingMs?: number;
+  onError?(err: Error): void;
+  onResult?(r: ReapResult): void;
+}
+
+export interface PeriodicReaper {
+  /** No further run starts, and neither onResult nor onError is called (a run in progress still completes and calls onReaped). */
+  stop(): void;
+  /**
+   * Asks for a run soon — a session ended, and what it left running in the background is an orphan
+   * now: soonDelayMs from now, but no sooner than minSpacingMs after the previous run ended, so
+   * sessions that end one after another cost one sweep per minSpacingMs at most.
+   */
+  soon(): void;
+}
+
 /**
  * Runs reapOrphans every intervalMs, the first time intervalMs after the call (an agent reaps once
- * itself at start-up, before it accepts sessions). Runs never overlap: the next is scheduled once
- * the previous finished. The timer is unref'd. After stop(), no further run starts and neither
- * onResult nor onError is called (a run in progress still completes and calls onReaped).
- * A throwing onResult is passed to onError; errors without onError are dropped.
+ * itself at start-up, before it accepts sessions), and sooner when asked (soon()). Runs never
+ * overlap: the next is scheduled once the previous finished. The timer is unref'd. A throwing
+ * onResult is passed to onError; errors without onError are dropped.
  */
-export function startPeriodicReaper(
-  options: ReaperOptions & { intervalMs: number; onError?(err: Error): void; onResult?(r: ReapResult): void },
-): () => void {
-  if (!Number.isFinite(options.intervalMs) || options.intervalMs <= 0) {
-    throw new RangeError(`reaper interval must be a positive number of milliseconds, not ${options.intervalMs}`);
+export function startPeriodicReaper(options: PeriodicReaperOptions): PeriodicReaper {
+  const { intervalMs, soonDelayMs = 1000, minSpacingMs = 5000 } = options;
+  for (const [name, value] of [['interval', intervalMs], ['soon delay', soonDelayMs], ['minimum spacing', minSpacingMs]] as const) {
+    if (!Number.isFinite(value) || value < 0 || (name === 'interval' && value === 0)) {
+      throw new RangeError(`reaper ${name} must be a ${name === 'interval' ? 'positive' : 'non-negative'} number of milliseconds, not ${value}`);
+    }
   }
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
+  /** When the timer fires (performance.now()). */
+  let timerAt = Infinity;
+  let running = false;
+  let lastRunEnd = -Infinity;
+  /** A soon() during a run: the earliest time it asked for. */
+  let soonAfterRun = Infinity;
 
   const fail = (err: unknown) => {
     if (stopped) return;
@@ -321,25 +348,42 @@ export function startPeriodicReaper(
       // A throwing error handler must not stop the reaper.
     }
   };
+  const schedule = (at: number) => {
+    if (timer) clearTimeout(timer);
+    timerAt = at;
+    timer = setTimeout(() => void run(), Math.max(0, at - performance.now()));
+    timer.unref();
+  };
   const run = async () => {
     timer = undefined;
+    timerAt = Infinity;
+    running = true;
     try {
       const result = await reapOrphans(options);
       if (!stopped) options.onResult?.(result);
     } catch (err) {
       fail(err);
     }
-    if (!stopped) schedule();
-  };
-  const schedule = () => {
-    timer = setTimeout(() => void run(), options.intervalMs);
-    timer.unref();
+    running = false;
+    lastRunEnd = performance.now();
+    if (stopped) return;
+    const asked = soonAfterRun;
+    soonAfterRun = Infinity;
+    schedule(Math.min(lastRunEnd + intervalMs, Math.max(asked, lastRunEnd + minSpacingMs)));
   };
 
-  schedule();
-  return () => {
-    stopped = true;
-    if (timer) clearTimeout(timer);
-    timer = undefined;
+  schedule(performance.now() + intervalMs);
+  return {
+    stop() {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+      timer = undefined;
+    },
+    soon() {
+      if (stopped) return;
+      const at = Math.max(performance.now() + soonDelayMs, lastRunEnd + minSpacingMs);
+      if (running) soonAfterRun = Math.min(soonAfterRun, at);
+      else if (at < timerAt) schedule(at);
+    },
   };
 }

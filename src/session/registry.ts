@@ -84,10 +84,18 @@ export class SessionRegistry {
     }
   }
 
+  readonly #endedListeners: Array<(entry: SessionEntry) => void> = [];
+
+  /** Calls `listener` with every session that leaves the registry (it ended). */
+  onEnded(listener: (entry: SessionEntry) => void): void {
+    this.#endedListeners.push(listener);
+  }
+
   add(entry: SessionEntry): () => void {
     this.#sessions.set(entry.id, entry);
     return () => {
       if (!this.#sessions.delete(entry.id)) return;
+      for (const listener of this.#endedListeners) listener(entry);
       if (this.#sessions.size === 0) {
         const waiters = this.#emptyWaiters;
         this.#emptyWaiters = [];

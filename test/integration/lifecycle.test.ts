@@ -187,6 +187,29 @@ describe('timeouts', () => {
   });
 });
 
+describe('background processes', () => {
+  test('what a session leaves running in the background is ended within seconds of its end, not at the next sweep', async () => {
+    // An hour between sweeps: only the sweep a session's end asks for can reap them in time.
+    const agent = await agentFor(['--reaper-interval-seconds', '3600']);
+    const reaped = async () => sample((await get(agent, '/metrics')).body, 'execlet_orphans_reaped_total');
+    assert.equal(await reaped(), 0);
+    const left = [
+      { container: 'app', commandLine: 'sleep 6600001' },
+      { container: 'app.nsenter', commandLine: 'sleep 6600002' },
+    ];
+    for (const { container, commandLine } of left) {
+      const result = await collect(
+        await openExec(agent, execPath('default', 'life', { command: ['sh', '-c', `${commandLine} >/dev/null 2>&1 & echo started`], container, stdout: true })),
+      );
+      assert.equal(result.stdout.toString(), 'started\n', container);
+      assert.equal(JSON.parse(result.error).status, 'Success', container);
+    }
+    // Each sleep outlived its session's shell; the agent, not the sleep (it never ends), ends it.
+    await waitUntil(() => left.every(({ commandLine }) => pidsWithCommandLine(commandLine).length === 0), 15_000, 'the background processes to be ended');
+    assert.equal(await reaped(), 2);
+  });
+});
+
 describe('dead peers', () => {
   test('a client that stops answering pings is dropped and its process ended', async () => {
     const agent = await agentFor(['--ping-interval-seconds', '1']);

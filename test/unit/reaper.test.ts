@@ -539,7 +539,7 @@ describe('startPeriodicReaper', () => {
     const live = new Set<string>(['second']);
     const results = recorder<ReapResult>();
     const errors = recorder<Error>();
-    const stop = startPeriodicReaper({
+    const reaper = startPeriodicReaper({
       scope,
       instance: me,
       isLive: (s) => live.has(s),
@@ -563,7 +563,7 @@ describe('startPeriodicReaper', () => {
       assert.deepEqual(results.items.slice(seen).find((r) => r.killed > 0), { killed: 3, sessions: ['second'] });
       for (const pid of second.pids) assert.ok(!alive(pid), `${pid} was killed`);
     } finally {
-      stop();
+      reaper.stop();
     }
     const count = results.items.length;
     // No event marks the absence of runs: give a stopped reaper ten intervals to misbehave.
@@ -579,7 +579,7 @@ describe('startPeriodicReaper', () => {
     const me = newInstanceId();
     const tree = await startTree(TREE, marker(scope, me, 'mine'), 2);
     const errors = recorder<Error>();
-    const stop = startPeriodicReaper({
+    const reaper = startPeriodicReaper({
       scope,
       instance: me,
       isLive: () => {
@@ -593,7 +593,7 @@ describe('startPeriodicReaper', () => {
     try {
       await errors.atLeast(2);
     } finally {
-      stop();
+      reaper.stop();
     }
     assert.equal(errors.items[0]!.message, 'registry unavailable');
     for (const pid of tree.pids) assert.ok(alive(pid), `${pid} was left alone by the failed runs`);
@@ -603,6 +603,45 @@ describe('startPeriodicReaper', () => {
     const options = { scope: newScope(), instance: newInstanceId(), isLive: () => false, graceMs: 100 };
     for (const intervalMs of [0, -5, Number.NaN, Number.POSITIVE_INFINITY]) {
       assert.throws(() => startPeriodicReaper({ ...options, intervalMs }), RangeError);
+    }
+    for (const bad of [-1, Number.NaN, Number.POSITIVE_INFINITY]) {
+      assert.throws(() => startPeriodicReaper({ ...options, intervalMs: 1000, soonDelayMs: bad }), RangeError);
+      assert.throws(() => startPeriodicReaper({ ...options, intervalMs: 1000, minSpacingMs: bad }), RangeError);
+    }
+  });
+
+  it('soon(): a run after soonDelayMs, long before the interval, and never closer than minSpacingMs to the last', { timeout: 20_000 }, async () => {
+    const scope = newScope();
+    const me = newInstanceId();
+    const live = new Set<string>(['ending']);
+    const tree = await startTree(TREE, marker(scope, me, 'ending'), 2);
+    const runs = recorder<{ at: number; result: ReapResult }>();
+    const reaper = startPeriodicReaper({
+      scope,
+      instance: me,
+      isLive: (s) => live.has(s),
+      graceMs: 2000,
+      intervalMs: 3_600_000,
+      soonDelayMs: 20,
+      minSpacingMs: 300,
+      onResult: (result) => runs.push({ at: performance.now(), result }),
+    });
+    try {
+      // The session ends: what it left is reaped by the run soon() asks for, not in an hour.
+      live.delete('ending');
+      const asked = performance.now();
+      reaper.soon();
+      await runs.atLeast(1);
+      assert.ok(runs.items[0]!.at - asked >= 19, `the run waited soonDelayMs (${(runs.items[0]!.at - asked).toFixed(1)} ms)`);
+      assert.deepEqual(runs.items[0]!.result, { killed: 3, sessions: ['ending'] });
+      for (const pid of tree.pids) assert.ok(!alive(pid), `${pid} was killed`);
+      // Asked again at once: the run waits until minSpacingMs after the previous one.
+      reaper.soon();
+      await runs.atLeast(2);
+      const spacing = runs.items[1]!.at - runs.items[0]!.at;
+      assert.ok(spacing >= 295, `runs at least minSpacingMs apart (${spacing.toFixed(1)} ms)`);
+    } finally {
+      reaper.stop();
     }
   });
 });
