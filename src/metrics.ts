@@ -89,7 +89,12 @@ export const metrics = {
   }),
   connectionsRefused: new Counter({
     name: 'execlet_connections_refused_total',
-    help: 'Client connections closed as they were accepted because maxConnections were open.',
+    help: 'Client connections closed as they were accepted because maxConnections were open, each with a request in flight or a session.',
+    registers: [registry],
+  }),
+  connectionsEvicted: new Counter({
+    name: 'execlet_connections_evicted_total',
+    help: 'Client connections that held nothing (a TLS handshake under way, no request in flight, no session) closed to make room at maxConnections.',
     registers: [registry],
   }),
   authenticationFailures: new Counter({

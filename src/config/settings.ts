@@ -210,7 +210,7 @@ export const SETTINGS: readonly SettingDescriptor[] = [
     flag: '--max-connections',
     env: 'EXECLET_MAX_CONNECTIONS',
     kind: 'integer',
-    help: 'open client connections at most (each session is one): a connection beyond is closed at once; must be above --max-sessions (left unset, it follows a --max-sessions raised past it, + 1024)',
+    help: 'open client connections at most (each session is one): at the cap the oldest idle one (no request, no session) makes room, and only when none is idle is one beyond closed at once; must be above --max-sessions (left unset, it follows a --max-sessions raised past it, + 1024)',
   },
   { path: 'sessions.maxPerUser', flag: '--max-sessions-per-user', env: 'EXECLET_MAX_SESSIONS_PER_USER', kind: 'integer', help: 'live sessions per user at most (429 beyond)' },
   {

@@ -117,8 +117,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     return503OnClosing: true,
   });
   closeSilentConnections(app.server, options.firstRequestTimeoutMs);
-  limitConnections(app.server, options.maxConnections, (refused) =>
-    app.log.warn({ maxConnections: options.maxConnections, refused }, 'connections refused: maxConnections are open (--max-connections)'),
+  limitConnections(app.server, options.maxConnections, ({ refused, evicted }) =>
+    app.log.warn({ maxConnections: options.maxConnections, refused, evicted }, 'maxConnections are open (--max-connections): idle connections closed to make room, or new ones refused when none was idle'),
   );
 
   await app.register(fastifyWebsocket, {

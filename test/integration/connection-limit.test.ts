@@ -1,8 +1,10 @@
-// The agent holds at most maxConnections client connections (3 here): one more is closed as it is
-// accepted, before any TLS handshake, and counted in execlet_connections_refused_total; once one
-// closes, a new one is served again. A connection that never completes its TLS handshake does not
+// The agent holds at most maxConnections client connections (3 here). At the cap, a connection that
+// holds nothing (no request in flight, no session) gives way: the oldest such is closed and counted
+// in execlet_connections_evicted_total, and the new one is served. Only when every connection is
+// busy is one more closed as it is accepted, before any TLS handshake, and counted in
+// execlet_connections_refused_total. A connection that never completes its TLS handshake does not
 // hold its place for long (the handshake timeout, shortened here to 300 ms). The agent runs in this
-// process, to read its metrics and shorten the timeout.
+// process, to read its metrics and shorten the timeout; its sessions run in a real container.
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { after, before, test } from 'node:test';
@@ -10,7 +12,9 @@ import { connect as connectTcp } from 'node:net';
 import * as tls from 'node:tls';
 import { defaultSettings } from '../../src/config/settings.js';
 import { registry } from '../../src/metrics.js';
+import { podLabels, startContainer, type TestContainer } from '../helpers/containers.js';
 import { useTestDocker, type TestDocker } from '../helpers/docker-daemon.js';
+import { execPath, onMessage, openExec } from '../helpers/exec-client.js';
 import { startInProcessAgent, type InProcessAgent } from '../helpers/in-process-agent.js';
 import { waitUntil } from '../helpers/proc-scan.js';
 
@@ -19,16 +23,19 @@ const HANDSHAKE_TIMEOUT_MS = 300;
 
 let docker: TestDocker;
 let agent: InProcessAgent;
+let container: TestContainer;
 const sockets: tls.TLSSocket[] = [];
 
 before(async () => {
   docker = await useTestDocker();
+  container = await startContainer(docker, { labels: podLabels('default', 'capped', 'app') });
   agent = await startInProcessAgent(docker, 'limited', { handshakeTimeoutMs: HANDSHAKE_TIMEOUT_MS }, { maxConnections: MAX_CONNECTIONS, sessions: { ...defaultSettings().sessions, maxPerNode: 2 } });
 });
 
 after(async () => {
   for (const socket of sockets) socket.destroy();
   await agent?.close();
+  await container?.remove();
 });
 
 /** Opens a TLS connection: 'served' once its handshake is done, 'refused' if it closes first. */
@@ -50,27 +57,70 @@ async function metric(name: string): Promise<number> {
 
 const openConnections = () => new Promise<number>((resolve, reject) => agent.agent.app.server.getConnections((err, count) => (err ? reject(err) : resolve(count))));
 
-test('a connection beyond maxConnections is closed before its handshake, counted, and the rest are served', async () => {
+/** Resolves when the socket has closed, whether with an error (a reset) or not. */
+const closed = (socket: tls.TLSSocket) => new Promise<void>((resolve) => socket.once('close', () => resolve()));
+
+async function closeAll(): Promise<void> {
+  for (const held of sockets) held.destroy();
+  await waitUntil(async () => (await openConnections()) === 0, 5000, 'the earlier connections to be closed');
+}
+
+test('at maxConnections, the oldest connection that holds nothing is closed to make room, and counted', async () => {
+  const evictedBefore = await metric('execlet_connections_evicted_total');
   const refusedBefore = await metric('execlet_connections_refused_total');
   const held = [];
-  for (let i = 0; i < MAX_CONNECTIONS; i++) {
+  for (let i = 0; i < MAX_CONNECTIONS - 1; i++) {
     const connection = await connect();
     assert.equal(connection.outcome, 'served', `connection ${i + 1}`);
     held.push(connection.socket);
   }
-  assert.equal(await metric('execlet_open_connections'), MAX_CONNECTIONS);
-  assert.equal((await connect()).outcome, 'refused');
-  assert.equal(await metric('execlet_connections_refused_total'), refusedBefore + 1);
+  const oldestClosed = closed(held[0]!);
+  // The third takes the last place: the oldest idle one gives way, so the next finds room.
+  const third = await connect();
+  assert.equal(third.outcome, 'served');
+  await oldestClosed;
+  assert.equal(await metric('execlet_connections_evicted_total'), evictedBefore + 1);
+  const secondClosed = closed(held[1]!);
+  assert.equal((await connect()).outcome, 'served', 'a fourth, while three were open');
+  await secondClosed;
+  assert.equal(third.socket.destroyed, false, 'the newer ones stay');
+  assert.equal(await metric('execlet_connections_evicted_total'), evictedBefore + 2);
+  assert.equal(await metric('execlet_connections_refused_total'), refusedBefore, 'nothing refused while idle ones could give way');
+  await waitUntil(async () => (await openConnections()) === MAX_CONNECTIONS - 1, 5000, 'the agent to see the evicted connections closed');
+});
 
-  held[0]!.destroy();
-  await once(held[0]!, 'close');
-  await waitUntil(async () => (await openConnections()) < MAX_CONNECTIONS, 5000, 'the agent to see the connection closed');
-  assert.equal((await connect()).outcome, 'served', 'room again once one closed');
+test('connections with a session never give way: beyond them a new one is refused before its handshake, then an idle one makes room', async () => {
+  await closeAll();
+  const evictedBefore = await metric('execlet_connections_evicted_total');
+  const refusedBefore = await metric('execlet_connections_refused_total');
+  // Two sessions (the node's limit here), each a connection with a live shell.
+  const sessions = await Promise.all(
+    [1, 2].map(async () => {
+      const ws = await openExec(agent, execPath('default', 'capped', { command: ['sh', '-c', 'echo ready; exec sleep 600'], container: 'app', stdout: true }));
+      await new Promise<void>((resolve) => onMessage(ws, (data) => data[0] === 1 && resolve()));
+      return ws;
+    }),
+  );
+  try {
+    const idle = await connect();
+    assert.equal(idle.outcome, 'served', 'the third place, taken by a connection that holds nothing');
+    assert.equal(await metric('execlet_connections_evicted_total'), evictedBefore, 'no session gave way');
+    const idleClosed = closed(idle.socket);
+    assert.equal((await connect()).outcome, 'refused', 'every place was taken when it came');
+    assert.equal(await metric('execlet_connections_refused_total'), refusedBefore + 1);
+    // The idle one gives way to the next.
+    await idleClosed;
+    assert.equal(await metric('execlet_connections_evicted_total'), evictedBefore + 1);
+    await waitUntil(async () => (await openConnections()) < MAX_CONNECTIONS, 5000, 'the agent to see the idle connection closed');
+    assert.equal((await connect()).outcome, 'served');
+    for (const ws of sessions) assert.equal(ws.readyState, ws.OPEN, 'the sessions are still open');
+  } finally {
+    for (const ws of sessions) ws.terminate();
+  }
 });
 
 test('a connection that never starts its TLS handshake is closed after the handshake timeout', async () => {
-  for (const held of sockets) held.destroy();
-  await waitUntil(async () => (await openConnections()) === 0, 5000, 'the earlier connections to be closed');
+  await closeAll();
   const socket = connectTcp({ host: '127.0.0.1', port: agent.port });
   await once(socket, 'connect');
   const connectedAt = performance.now();
