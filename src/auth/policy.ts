@@ -2,6 +2,7 @@
 // (or JSON) file of rules, validated strictly; once a policy is configured everything not granted
 // by a rule is denied. Denials name what was refused in the caller's terms and never reveal the
 // policy itself (no rule names, no other subjects, no patterns).
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { parseYaml } from '../config/yaml.js';
 import { LOCAL_USER } from './authenticate.js';
@@ -41,7 +42,14 @@ export interface AccessRequest {
 
 /** What the first granting rule allows: its name (or `rules[i]`) and the limits it sets. */
 export interface Grant {
+  /** The rule's name, or `rules[N]` for an unnamed one: what audit records and logs say. */
   rule: string;
+  /**
+   * What the rule's maxSessions counts a user's live sessions against, across policy reloads: its
+   * name, or for an unnamed rule what it grants (a digest of subjects, modes, targets, tty, stdin and
+   * commands), so moving an unnamed rule, or changing its limits, gives nobody a fresh budget.
+   */
+  budget: string;
   maxSessions?: number;
   idleTimeoutMs?: number;
   maxDurationMs?: number;
@@ -263,11 +271,28 @@ function compileTarget(t: RawTarget): CompiledTarget {
   return compiled;
 }
 
+/** JSON with object keys sorted at every level: the same value whatever order the file wrote them in. */
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value).filter(([, v]) => v !== undefined).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+/** An unnamed rule's budget: what it grants, not where it stands or what limits it sets. */
+function unnamedBudget(rule: RawRule): string {
+  const { subjects, modes, targets, tty, stdin, commands } = rule;
+  const digest = createHash('sha256').update(canonicalJson({ subjects, modes, targets, tty, stdin, commands })).digest('hex');
+  return `unnamed:${digest.slice(0, 16)}`;
+}
+
 function compileRule(rule: RawRule, name: string): CompiledRule {
   const users = rule.subjects.users ?? [];
   const groups = rule.subjects.groups ?? [];
   const modes = new Set<PolicyMode>(rule.modes.map((m) => (m === '*' ? 'exec' : m)));
-  const grant: Grant = { rule: name };
+  const grant: Grant = { rule: name, budget: rule.name ?? unnamedBudget(rule) };
   if (rule.maxSessions !== undefined) grant.maxSessions = rule.maxSessions;
   if (rule.idleTimeout !== undefined) grant.idleTimeoutMs = rule.idleTimeout;
   if (rule.maxDuration !== undefined) grant.maxDurationMs = rule.maxDuration;
@@ -561,7 +586,7 @@ const isLocal = (subject: Subject) => subject.user === LOCAL_USER;
  */
 export const WITHOUT_POLICY: Authorizer = Object.freeze({
   decide(request: AccessRequest): Decision {
-    if (isLocal(request.subject)) return { allowed: true, grant: { rule: NO_POLICY_RULE } };
+    if (isLocal(request.subject)) return { allowed: true, grant: { rule: NO_POLICY_RULE, budget: NO_POLICY_RULE } };
     if (request.mode !== 'exec') {
       const { message } = denial('mode', request) as { message: string };
       return { allowed: false, reason: 'mode', message: `${message}: without a policy (policyFile, --policy-file) only the local token may` };
@@ -571,7 +596,7 @@ export const WITHOUT_POLICY: Authorizer = Object.freeze({
       const { message } = denial('target', request) as { message: string };
       return { allowed: false, reason: 'target', message: `${message}: it is the agent's own container, which holds the local token; without a policy (policyFile, --policy-file) only the local token may` };
     }
-    return { allowed: true, grant: { rule: NO_POLICY_RULE } };
+    return { allowed: true, grant: { rule: NO_POLICY_RULE, budget: NO_POLICY_RULE } };
   },
   modesFor(subject: Subject, target: PolicyTarget): PolicyMode[] {
     if (isLocal(subject)) return modesForTarget(target);

@@ -97,7 +97,7 @@ export function authorize(deps: AccessDeps, question: AccessQuestion, again = fa
     return deny(403, 'Forbidden', decision.message);
   }
   const { grant } = decision;
-  if (grant.maxSessions !== undefined && deps.registry.countFor(identity.user, grant.rule) >= grant.maxSessions) {
+  if (grant.maxSessions !== undefined && deps.registry.countFor(identity.user, grant.budget) >= grant.maxSessions) {
     metrics.authorizationFailures.inc({ reason: 'limit' });
     return deny(429, 'TooManyRequests', `user "${identity.user}" already has ${grant.maxSessions} open sessions, the most this access allows`);
   }

@@ -89,6 +89,7 @@ export class BegunSession {
       id,
       user: identity.user,
       rule: grant.rule,
+      budget: grant.budget,
       mode: target.mode,
       target: `${target.pod.namespace}/${target.pod.name}/${target.container.name}`,
       startedAt: Date.now(),

@@ -13,8 +13,10 @@ export interface SessionProgress {
 export interface SessionEntry {
   id: string;
   user: string;
-  /** The policy rule that granted it; rule limits count per user and rule. */
+  /** The policy rule that granted it, by name (`rules[N]` when unnamed). */
   rule: string;
+  /** What its rule's maxSessions counts against (Grant.budget): per user and budget. */
+  budget: string;
   mode: ExecMode;
   /** namespace/pod/container, for operators listing sessions. */
   target: string;
@@ -108,9 +110,10 @@ export class SessionRegistry {
     return this.#sessions.has(id);
   }
 
-  countFor(user: string, rule: string): number {
+  /** Live sessions of `user` granted under `budget` (Grant.budget). */
+  countFor(user: string, budget: string): number {
     let count = 0;
-    for (const session of this.#sessions.values()) if (session.user === user && session.rule === rule) count++;
+    for (const session of this.#sessions.values()) if (session.user === user && session.budget === budget) count++;
     return count;
   }
 

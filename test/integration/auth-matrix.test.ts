@@ -390,6 +390,30 @@ describe('single-use stream URLs', () => {
     await waitUntil(() => pidsWithCommandLine('sleep 3100002').length === 0, 5_000, 'the first session to end');
   });
 
+  test('a reload that moves an unnamed rule gives nobody a fresh session budget: 429', async () => {
+    const alices = '  - subjects: { users: [alice] }\n    modes: [exec]\n    targets: [{ namespace: team-a }]\n    maxSessions: 1\n';
+    writeFileSync(join(dir, 'policy.yaml'), `rules:\n${alices}`);
+    agent.reload();
+    let first: WebSocket | undefined;
+    try {
+      const one = await issue(TOKENS.alice, { ...body, command: ['sleep', '3100003'] });
+      assert.equal(one.status, 201, JSON.stringify(one.body));
+      first = new WebSocket(one.body.url as string, ['v5.channel.k8s.io'], { ca: serverCA });
+      await waitUntil(() => pidsWithCommandLine('sleep 3100003').length === 1, 10_000, 'the first session to run');
+      // Another unnamed rule above it: alice's rule is rules[1] now, and the same rule all the same.
+      writeFileSync(join(dir, 'policy.yaml'), `rules:\n  - subjects: { users: [bob] }\n    modes: [exec]\n${alices}`);
+      agent.reload();
+      const two = await issue(TOKENS.alice);
+      assert.equal(two.status, 429, JSON.stringify(two.body));
+      assert.match(String(two.body.message), /already has 1 open sessions/);
+    } finally {
+      first?.close();
+      writeFileSync(join(dir, 'policy.yaml'), POLICY);
+      agent.reload();
+    }
+    await waitUntil(() => pidsWithCommandLine('sleep 3100003').length === 0, 5_000, 'the first session to end');
+  });
+
   test('the 1001st outstanding URL: 429', async () => {
     now += 120_000; // let earlier URLs expire
     for (let i = 0; i < 1000; i++) {
