@@ -13,6 +13,11 @@ export interface Identity {
   method: AuthMethod;
   /** The client's address, for the audit log. */
   address: string;
+  /**
+   * A token-file identity's token, as its SHA-256 (hex), so that it can be looked up again when a
+   * stream URL it asked for is opened (reconfirm). Never logged or audited.
+   */
+  tokenDigest?: string;
 }
 
 export type AuthFailure = 'missing' | 'malformed' | 'invalid-token' | 'untrusted-certificate' | 'certificate-without-name' | 'reserved-name';
@@ -79,7 +84,20 @@ export class Authenticator {
       return { ok: true, identity: { user: LOCAL_USER, groups: [LOCAL_GROUP], method: 'local-token', address } };
     }
     const entry = this.options.tokenFile?.lookup(token);
-    if (entry) return { ok: true, identity: { user: entry.user, groups: entry.groups, method: 'token', address } };
+    if (entry) return { ok: true, identity: { user: entry.user, groups: entry.groups, method: 'token', address, tokenDigest: digest(token).toString('hex') } };
     return { ok: false, reason: 'invalid-token', message: 'Unauthorized: a valid bearer token or client certificate is required' };
+  }
+
+  /**
+   * The identity as the credentials stand now, for something it asked for earlier (a stream URL
+   * being opened): a token-file identity with its groups as the file lists them today, or null when
+   * the file no longer holds its token for that user (removed, or given to someone else since). The
+   * local token and client certificates do not change while the agent runs.
+   */
+  reconfirm(identity: Identity): Identity | null {
+    if (identity.method !== 'token') return identity;
+    const entry = identity.tokenDigest === undefined ? null : (this.options.tokenFile?.lookupDigest(identity.tokenDigest) ?? null);
+    if (!entry || entry.user !== identity.user) return null;
+    return { ...identity, groups: entry.groups };
   }
 }

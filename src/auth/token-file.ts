@@ -140,6 +140,12 @@ export class TokenFile {
     return identity === undefined ? null : { user: identity.user, groups: [...identity.groups] };
   }
 
+  /** The identity whose token has this SHA-256 (hex), or null: for an identity looked up before (Authenticator.reconfirm). */
+  lookupDigest(tokenDigest: string): TokenIdentity | null {
+    const identity = this.#entries.get(tokenDigest);
+    return identity === undefined ? null : { user: identity.user, groups: [...identity.groups] };
+  }
+
   /** Re-reads the file. On error the previous entries stay in force and the error is returned (never thrown). */
   reload(): TokenFileError | null {
     try {

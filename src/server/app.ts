@@ -212,7 +212,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     markerEnv: options.markerEnv,
   };
   registerExecRoutes(app, execDeps);
-  registerSessionRoutes(app, { ...execDeps, streamTokens: options.streamTokens, nsenterEnabled: options.nsenterEnabled });
+  registerSessionRoutes(app, { ...execDeps, streamTokens: options.streamTokens, nsenterEnabled: options.nsenterEnabled, authenticator: options.authenticator });
   registerConsoleRoutes(app, { enabled: options.consoleEnabled });
   return app;
 }

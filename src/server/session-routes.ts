@@ -6,9 +6,11 @@ import type { ServerResponse } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import { z } from 'zod';
+import type { Authenticator } from '../auth/authenticate.js';
 import type { Grant } from '../auth/policy.js';
 import { TooManyStreamTokens, type StreamTokenCache } from '../auth/stream-tokens.js';
 import { LINUX_NAMESPACES } from '../backend/types.js';
+import { metrics } from '../metrics.js';
 import type { ProtocolTraits } from '../protocol/subprotocols.js';
 import { NODE_NAMESPACE } from '../target/modes.js';
 import { TargetError } from '../target/resolve.js';
@@ -26,6 +28,8 @@ export interface StreamGrant {
 
 export interface SessionRouteDeps extends ExecRouteDeps {
   streamTokens: StreamTokenCache<StreamGrant>;
+  /** Confirms, as a stream URL opens, that the credential which asked for it is still accepted. */
+  authenticator: Pick<Authenticator, 'reconfirm'>;
   nsenterEnabled: boolean;
 }
 
@@ -140,8 +144,17 @@ export function registerSessionRoutes(app: FastifyInstance, deps: SessionRouteDe
         auditRefusal(deps.audit, null, 404, 'NotFound', 'unknown, used or expired stream URL');
         return sendStatus(reply, 404, 'this stream URL is unknown, already used, or expired: request a new one with POST /v1/sessions');
       }
+      // The token that asked for the URL must still be accepted (a token file changed since may have
+      // removed it, or changed its groups).
+      const current = deps.authenticator.reconfirm(taken.plan.identity);
+      if (!current) {
+        const message = `the token of user "${taken.plan.identity.user}" that asked for this stream URL is no longer accepted (the token file changed)`;
+        metrics.authenticationFailures.inc({ reason: 'invalid-token' });
+        auditRefusal(deps.audit, { ...taken.plan.identity, method: 'stream-token', address: request.ip }, 401, 'Unauthorized', message);
+        return sendStatus(reply, 401, message, 'Unauthorized');
+      }
       // Audited as the identity that asked for the URL, opened from wherever the stream came from.
-      const identity = { ...taken.plan.identity, method: 'stream-token' as const, address: request.ip };
+      const identity = { ...current, method: 'stream-token' as const, address: request.ip };
       // Checked again as it opens: a policy reloaded since may have revoked the access, and the
       // sessions opened since (from other URLs, say) count towards the limits.
       const { target, spec } = taken.plan;

@@ -390,6 +390,30 @@ describe('single-use stream URLs', () => {
     await waitUntil(() => pidsWithCommandLine('sleep 3100002').length === 0, 5_000, 'the first session to end');
   });
 
+  test('a URL whose token the token file no longer holds does not open: 401; one whose groups changed is judged by them: 403', async () => {
+    const tokens = readFileSync(join(dir, 'tokens'), 'utf8');
+    const removed = await issue(TOKENS.alice);
+    const regrouped = await issue(TOKENS.alice);
+    assert.equal(removed.status, 201, JSON.stringify(removed.body));
+    assert.equal(regrouped.status, 201, JSON.stringify(regrouped.body));
+    try {
+      writeFileSync(join(dir, 'tokens'), tokens.replace(`${TOKENS.alice} alice team-a\n`, ''));
+      agent.reload();
+      await assertRefused(() => stream(new URL(removed.body.url as string).pathname, {}), 401, 'Unauthorized', /the token of user "alice" that asked for this stream URL is no longer accepted/);
+      const denial = auditRecords().findLast((r) => r.event === 'access.denied');
+      assert.equal(denial?.code, 401);
+      assert.equal((denial?.identity as { method?: string } | undefined)?.method, 'stream-token');
+      assert.ok(!JSON.stringify(denial).includes(TOKENS.alice), 'the audit record holds no token');
+      // alice is in team-b now, whose rule does not reach team-a.
+      writeFileSync(join(dir, 'tokens'), tokens.replace(`${TOKENS.alice} alice team-a\n`, `${TOKENS.alice} alice team-b\n`));
+      agent.reload();
+      await assertRefused(() => stream(new URL(regrouped.body.url as string).pathname, {}), 403, 'Forbidden', /user "alice" may not exec/);
+    } finally {
+      writeFileSync(join(dir, 'tokens'), tokens);
+      agent.reload();
+    }
+  });
+
   test('a reload that moves an unnamed rule gives nobody a fresh session budget: 429', async () => {
     const alices = '  - subjects: { users: [alice] }\n    modes: [exec]\n    targets: [{ namespace: team-a }]\n    maxSessions: 1\n';
     writeFileSync(join(dir, 'policy.yaml'), `rules:\n${alices}`);
