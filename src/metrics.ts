@@ -89,12 +89,12 @@ export const metrics = {
   }),
   connectionsRefused: new Counter({
     name: 'execlet_connections_refused_total',
-    help: 'Client connections closed as they were accepted because maxConnections were open, each with a request in flight or a session.',
+    help: "Client connections closed as they were accepted because maxConnections were open and every other was an authenticated caller's (a request in flight, a session).",
     registers: [registry],
   }),
   connectionsEvicted: new Counter({
     name: 'execlet_connections_evicted_total',
-    help: 'Client connections that held nothing (a TLS handshake under way, no request in flight, no session) closed to make room at maxConnections.',
+    help: "Client connections that were no authenticated caller's (a TLS handshake under way, an idle keep-alive, an unauthenticated request) closed to make room at maxConnections.",
     registers: [registry],
   }),
   authenticationFailures: new Counter({

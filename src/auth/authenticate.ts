@@ -92,7 +92,9 @@ export class Authenticator {
    * The identity as the credentials stand now, for something it asked for earlier (a stream URL
    * being opened): a token-file identity with its groups as the file lists them today, or null when
    * the file no longer holds its token for that user (removed, or given to someone else since). The
-   * local token and client certificates do not change while the agent runs.
+   * local token does not change while the agent runs; a client certificate is not checked again (its
+   * TLS connection was verified against the client CA of the time, which a reload may have changed
+   * since: that URL still opens within its 60 s).
    */
   reconfirm(identity: Identity): Identity | null {
     if (identity.method !== 'token') return identity;

@@ -45,9 +45,10 @@ export interface Grant {
   /** The rule's name, or `rules[N]` for an unnamed one: what audit records and logs say. */
   rule: string;
   /**
-   * What the rule's maxSessions counts a user's live sessions against, across policy reloads: its
-   * name, or for an unnamed rule what it grants (a digest of subjects, modes, targets, tty, stdin and
-   * commands), so moving an unnamed rule, or changing its limits, gives nobody a fresh budget.
+   * What the rule's maxSessions counts a user's live sessions against, across policy reloads:
+   * `name:NAME`, or for an unnamed rule `unnamed:DIGEST` of what it grants (subjects, modes, targets,
+   * tty, stdin, commands), so moving an unnamed rule, or changing its limits, gives nobody a fresh
+   * budget (changing what it grants makes it another rule, with a count of its own).
    */
   budget: string;
   maxSessions?: number;
@@ -292,7 +293,7 @@ function compileRule(rule: RawRule, name: string): CompiledRule {
   const users = rule.subjects.users ?? [];
   const groups = rule.subjects.groups ?? [];
   const modes = new Set<PolicyMode>(rule.modes.map((m) => (m === '*' ? 'exec' : m)));
-  const grant: Grant = { rule: name, budget: rule.name ?? unnamedBudget(rule) };
+  const grant: Grant = { rule: name, budget: rule.name !== undefined ? `name:${rule.name}` : unnamedBudget(rule) };
   if (rule.maxSessions !== undefined) grant.maxSessions = rule.maxSessions;
   if (rule.idleTimeout !== undefined) grant.idleTimeoutMs = rule.idleTimeout;
   if (rule.maxDuration !== undefined) grant.maxDurationMs = rule.maxDuration;

@@ -126,6 +126,14 @@ export async function startAgent(settings: Settings, overrides: AgentOverrides =
   // the next instance (same state dir, same scope) finds and kills what the last one left.
   const marker = { scope: scopeFor(settings.stateDir), instance: newInstanceId() };
   const ownMounts = settings.policyFile ? undefined : (overrides.agentMountNamespace ?? agentMountNamespace());
+  const resolver = new TargetResolver(docker, {
+    nodeName: settings.nodeName,
+    nsenterEnabled,
+    nodePid: nodePid.pid,
+    changes: docker.containerChanges,
+    // Without a policy, exec into the agent's own container is the local token's (WITHOUT_POLICY).
+    ...(ownMounts !== undefined ? { agentMountNamespace: ownMounts } : {}),
+  });
   let draining = false;
   const app = await buildApp({
     tls: servingTls.current,
@@ -139,14 +147,7 @@ export async function startAgent(settings: Settings, overrides: AgentOverrides =
     registry,
     docker,
     nsenter,
-    resolver: new TargetResolver(docker, {
-      nodeName: settings.nodeName,
-      nsenterEnabled,
-      nodePid: nodePid.pid,
-      changes: docker.containerChanges,
-      // Without a policy, exec into the agent's own container is the local token's (WITHOUT_POLICY).
-      ...(ownMounts !== undefined ? { agentMountNamespace: ownMounts } : {}),
-    }),
+    resolver,
     nsenterEnabled,
     consoleEnabled: isConsoleEnabled(settings),
     allowedOrigins: settings.allowedOrigins,
@@ -178,12 +179,23 @@ export async function startAgent(settings: Settings, overrides: AgentOverrides =
   const reaper = startPeriodicReaper({
     ...reaperOptions,
     intervalMs: settings.reaperIntervalSeconds * 1000,
+    // After the session's own ending of its processes (SIGHUP, SIGKILL after the grace) is over.
+    soonDelayMs: settings.killGraceMs + 1000,
     onError: (err: Error) => app.log.error({ err: err.message }, 'the orphan sweep failed'),
   });
   // What an ended session left running in the background (`sleep 600 &`) is an orphan now: swept
   // within seconds rather than at the next interval.
   registry.onEnded(() => reaper.soon());
   if (nsenterEnabled && nodePid.note) app.log.warn({ nodePid: nodePid.pid }, nodePid.note);
+  if (ownMounts !== undefined) {
+    resolver.findAgentContainer().then(
+      (id) =>
+        id
+          ? app.log.info({ container: id.slice(0, 12) }, "the agent runs in this container: without a policy, only the local token may exec into it")
+          : app.log.info({}, "the agent's own container is not known from its engine shim: without a policy, each exec target is checked for it by its init's mount namespace"),
+      (err: Error) => app.log.warn({ err: err.message }, "looking for the agent's own container failed: each exec target is checked for it by its init's mount namespace"),
+    );
+  }
   if (nsenterEnabled && nsenter.spawnerFallback) {
     app.log.warn({ reason: nsenter.spawnerFallback }, 'nsenter sessions start their helper with node-pty and child_process, a fork of the whole agent each');
   }

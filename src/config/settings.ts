@@ -210,7 +210,7 @@ export const SETTINGS: readonly SettingDescriptor[] = [
     flag: '--max-connections',
     env: 'EXECLET_MAX_CONNECTIONS',
     kind: 'integer',
-    help: 'open client connections at most (each session is one): at the cap the oldest idle one (no request, no session) makes room, and only when none is idle is one beyond closed at once; must be above --max-sessions (left unset, it follows a --max-sessions raised past it, + 1024)',
+    help: "open client connections at most (each session is one): at the cap the oldest that is no authenticated caller's (no request of theirs in flight, no session) makes room, and only when every other is one is a new one closed at once; must be above --max-sessions (left unset, it follows a --max-sessions raised past it, + 1024)",
   },
   { path: 'sessions.maxPerUser', flag: '--max-sessions-per-user', env: 'EXECLET_MAX_SESSIONS_PER_USER', kind: 'integer', help: 'live sessions per user at most (429 beyond)' },
   {
@@ -239,7 +239,7 @@ export const SETTINGS: readonly SettingDescriptor[] = [
     flag: '--reaper-interval-seconds',
     env: 'EXECLET_REAPER_INTERVAL_SECONDS',
     kind: 'integer',
-    help: 'how often processes left by ended sessions or an earlier agent are looked for and killed (besides a sweep a second after each session ends, at most every 5 s)',
+    help: 'how often processes left by ended sessions or an earlier agent are looked for and killed (besides a sweep --kill-grace-ms + 1 s after each session ends, at most every 5 s)',
   },
   { path: 'killGraceMs', flag: '--kill-grace-ms', env: 'EXECLET_KILL_GRACE_MS', kind: 'integer', help: 'milliseconds between SIGHUP and SIGKILL when a session ends its process' },
 ];

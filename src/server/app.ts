@@ -117,8 +117,11 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     return503OnClosing: true,
   });
   closeSilentConnections(app.server, options.firstRequestTimeoutMs);
-  limitConnections(app.server, options.maxConnections, ({ refused, evicted }) =>
-    app.log.warn({ maxConnections: options.maxConnections, refused, evicted }, 'maxConnections are open (--max-connections): idle connections closed to make room, or new ones refused when none was idle'),
+  const connections = limitConnections(app.server, options.maxConnections, ({ refused, evicted }) =>
+    app.log.warn(
+      { maxConnections: options.maxConnections, refused, evicted },
+      "maxConnections are open (--max-connections): connections that were no authenticated caller's closed to make room, or new ones refused when every other was",
+    ),
   );
 
   await app.register(fastifyWebsocket, {
@@ -170,6 +173,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       return sendStatus(reply, 401, outcome.message, 'Unauthorized');
     }
     request.identity = outcome.identity;
+    // An authenticated caller's connection is not closed to make room: for this request, or for
+    // as long as it is open once it carries a session.
+    connections.protect(request.raw.socket, request.ws ? undefined : reply.raw);
   });
 
   app.setNotFoundHandler((request, reply) => sendStatus(reply, 404, `the server could not find the requested resource (${request.method} ${redactUrl(request.url.split('?', 1)[0]!)})`));
@@ -212,7 +218,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     markerEnv: options.markerEnv,
   };
   registerExecRoutes(app, execDeps);
-  registerSessionRoutes(app, { ...execDeps, streamTokens: options.streamTokens, nsenterEnabled: options.nsenterEnabled, authenticator: options.authenticator });
+  registerSessionRoutes(app, { ...execDeps, streamTokens: options.streamTokens, nsenterEnabled: options.nsenterEnabled, authenticator: options.authenticator, connections });
   registerConsoleRoutes(app, { enabled: options.consoleEnabled });
   return app;
 }

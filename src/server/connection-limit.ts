@@ -1,12 +1,14 @@
 // Caps the agent's open client connections (maxConnections). Sessions have their own limits, but a
 // connection costs ~60 KB and a handshake whether or not it ever authenticates: without a cap, a
-// flood of connections is bounded only by fds and memory. At the cap, a connection that holds
-// nothing — its TLS handshake under way, or no request in flight and no session — gives way to the
-// next one: the oldest such is closed and counted as evicted, so a client that opens connections
-// and sits on them cannot keep everyone else (a console, the kubelet's probes) out. Only when every
-// connection is busy (a request in flight, an upgraded session) is a new one closed as it is
-// accepted, before its handshake, and counted as refused. How many are open is read at each scrape.
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+// flood of connections is bounded only by fds and memory. A connection is protected while it is
+// an authenticated caller's — a request of theirs in flight, or a session — and every other one
+// (a TLS handshake under way, an idle keep-alive, an unauthenticated request such as a probe's)
+// can give way: when a connection takes the last place, the oldest unprotected one is closed and
+// counted as evicted, so that nobody can keep others out (a console, the kubelet's probes) by
+// opening connections and sitting on them, without a credential. Only when every other connection
+// is protected is a new one closed as it is accepted, before its handshake (Node.js's own
+// maxConnections), and counted as refused. How many are open is read at each scrape.
+import type { Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { metrics, setOpenConnectionsProbe } from '../metrics.js';
 
@@ -16,17 +18,29 @@ const WARN_EVERY_MS = 60_000;
 export interface ConnectionLimitReport {
   /** Connections refused as they were accepted since the last warning. */
   refused: number;
-  /** Idle connections closed to make room since the last warning. */
+  /** Unprotected connections closed to make room since the last warning. */
   evicted: number;
 }
 
-/** A connection while it is open: the accepted socket, and the TLS socket once its handshake is done. */
+export interface ConnectionGuard {
+  /**
+   * Protects the connection of `socket` from eviction: while `response` is in flight (an
+   * authenticated request), or — without a response — for as long as it is open (a session).
+   */
+  protect(socket: Socket, response?: ServerResponse): void;
+}
+
+/** One open connection: the accepted socket, and the TLS socket once its handshake is done. */
 interface Connection {
+  /** Its peer's address and port: how its TLS socket is found. */
+  peer: string;
   raw: Socket;
   secure?: Socket;
-  /** Requests in flight on it. */
+  /** Protected requests in flight. */
   requests: number;
-  upgraded: boolean;
+  session: boolean;
+  /** No longer counted as open: destroyed here, or closed. */
+  gone: boolean;
 }
 
 /** The same connection seen by its accepted socket and its TLS socket: the peer's address and port. */
@@ -34,12 +48,13 @@ function peerOf(socket: Socket): string | undefined {
   return socket.remotePort === undefined ? undefined : `${socket.remoteAddress}|${socket.remotePort}`;
 }
 
-export function limitConnections(server: Server, max: number, warn: (report: ConnectionLimitReport) => void): void {
+export function limitConnections(server: Server, max: number, warn: (report: ConnectionLimitReport) => void): ConnectionGuard {
   // Node.js itself closes what comes beyond the cap, before anything is allocated for it.
   server.maxConnections = max;
   const byPeer = new Map<string, Connection>();
-  /** Connections that hold nothing, oldest first (a Set keeps insertion order; re-adding moves one last). */
-  const idle = new Set<Connection>();
+  /** Unprotected connections, oldest first (a Set keeps insertion order; re-adding moves one last). */
+  const unprotected = new Set<Connection>();
+  /** Open connections as Node.js counts them: one leaves as it is destroyed, not when it has closed. */
   let open = 0;
   let lastWarning = -Infinity;
   const report: ConnectionLimitReport = { refused: 0, evicted: 0 };
@@ -52,11 +67,11 @@ export function limitConnections(server: Server, max: number, warn: (report: Con
     report.refused = 0;
     report.evicted = 0;
   };
-  /** Closes the oldest connection that holds nothing, other than `except`. */
+  /** Closes the oldest unprotected connection other than `except`. */
   const evictOne = (except?: Connection) => {
-    for (const connection of idle) {
+    for (const connection of unprotected) {
       if (connection === except) continue;
-      idle.delete(connection);
+      leave(connection);
       connection.secure?.destroy();
       connection.raw.destroy();
       metrics.connectionsEvicted.inc();
@@ -65,25 +80,32 @@ export function limitConnections(server: Server, max: number, warn: (report: Con
       return;
     }
   };
+  /** Stops counting a connection as open (once). */
+  const leave = (connection: Connection) => {
+    if (connection.gone) return;
+    connection.gone = true;
+    open--;
+    unprotected.delete(connection);
+    if (byPeer.get(connection.peer) === connection) byPeer.delete(connection.peer);
+  };
   const connectionOf = (socket: Socket) => {
     const peer = peerOf(socket);
-    return peer === undefined ? undefined : byPeer.get(peer);
+    const connection = peer === undefined ? undefined : byPeer.get(peer);
+    return connection && !connection.gone ? connection : undefined;
   };
 
   server.prependListener('connection', (raw: Socket) => {
     open++;
     const peer = peerOf(raw);
-    const connection: Connection | undefined = peer === undefined ? undefined : { raw, requests: 0, upgraded: false };
-    if (connection) {
-      byPeer.set(peer!, connection);
-      idle.add(connection);
+    if (peer === undefined) {
+      // Already gone (reset as it was accepted): counted until its close, never tracked.
+      raw.once('close', () => open--);
+      return;
     }
-    raw.once('close', () => {
-      open--;
-      if (!connection) return;
-      idle.delete(connection);
-      if (byPeer.get(peer!) === connection) byPeer.delete(peer!);
-    });
+    const connection: Connection = { peer, raw, requests: 0, session: false, gone: false };
+    byPeer.set(peer, connection);
+    unprotected.add(connection);
+    raw.once('close', () => leave(connection));
     // This one took the last place: make room for the next now, or Node.js refuses it.
     if (open >= max) evictOne(connection);
   });
@@ -91,28 +113,29 @@ export function limitConnections(server: Server, max: number, warn: (report: Con
     const connection = connectionOf(secure);
     if (connection) connection.secure = secure;
   });
-  server.prependListener('request', (request: IncomingMessage, response: ServerResponse) => {
-    const connection = connectionOf(request.socket);
-    if (!connection) return;
-    connection.requests++;
-    idle.delete(connection);
-    response.once('close', () => {
-      connection.requests--;
-      if (connection.requests === 0 && !connection.upgraded && !connection.raw.destroyed) idle.add(connection);
-    });
-  });
-  server.prependListener('upgrade', (request: IncomingMessage) => {
-    const connection = connectionOf(request.socket);
-    if (!connection) return;
-    connection.upgraded = true;
-    idle.delete(connection);
-  });
   server.on('drop', () => {
     metrics.connectionsRefused.inc();
     report.refused++;
     maybeWarn();
-    // Everything was busy as it came; whatever holds nothing now gives way to the next.
+    // Every other connection was protected as it came; one that is not now gives way to the next.
     evictOne();
   });
   setOpenConnectionsProbe(() => new Promise((resolve) => server.getConnections((err, count) => resolve(err ? 0 : count))));
+
+  return {
+    protect(socket, response) {
+      const connection = connectionOf(socket);
+      if (!connection) return;
+      unprotected.delete(connection);
+      if (!response) {
+        connection.session = true;
+        return;
+      }
+      connection.requests++;
+      response.once('close', () => {
+        connection.requests--;
+        if (connection.requests === 0 && !connection.session && !connection.gone) unprotected.add(connection);
+      });
+    },
+  };
 }

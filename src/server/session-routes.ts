@@ -15,6 +15,7 @@ import type { ProtocolTraits } from '../protocol/subprotocols.js';
 import { NODE_NAMESPACE } from '../target/modes.js';
 import { TargetError } from '../target/resolve.js';
 import { AccessDenied, auditRefusal, authorize, policyTarget } from './access.js';
+import type { ConnectionGuard } from './connection-limit.js';
 import type { ExecRouteDeps } from './exec-routes.js';
 import { runPlannedSession, type ExecPlan } from './session-runner.js';
 import { sendStatus } from './status-reply.js';
@@ -30,6 +31,8 @@ export interface SessionRouteDeps extends ExecRouteDeps {
   streamTokens: StreamTokenCache<StreamGrant>;
   /** Confirms, as a stream URL opens, that the credential which asked for it is still accepted. */
   authenticator: Pick<Authenticator, 'reconfirm'>;
+  /** A stream URL's connection, once the URL is taken, carries a session: never closed to make room. */
+  connections: ConnectionGuard;
   nsenterEnabled: boolean;
 }
 
@@ -166,6 +169,7 @@ export function registerSessionRoutes(app: FastifyInstance, deps: SessionRouteDe
         throw err;
       }
       request.streamGrant = { grant: { ...taken, plan: { ...taken.plan, identity, grant, receivedAt } }, traits, response: reply.raw };
+      deps.connections.protect(request.raw.socket);
       return undefined;
     },
     handler: async (_request, reply) => sendStatus(reply, 400, UPGRADE_REQUIRED),
@@ -183,7 +187,13 @@ export function registerSessionRoutes(app: FastifyInstance, deps: SessionRouteDe
     const targets = [];
     for (const pod of pods) {
       for (const container of pod.containers) {
-        const target = { pod, container, mode: 'exec' as const, place: { kind: 'container' as const, containerId: container.containerId } };
+        const target = {
+          pod,
+          container,
+          mode: 'exec' as const,
+          place: { kind: 'container' as const, containerId: container.containerId },
+          ...(deps.resolver.isKnownAgentContainer(container.containerId) ? { agentContainer: true } : {}),
+        };
         const granted = deps.authorizer.modesFor(subject, policyTarget(target));
         const modes: string[] = [];
         if (pod.namespace === NODE_NAMESPACE) {

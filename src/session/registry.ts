@@ -97,7 +97,13 @@ export class SessionRegistry {
     this.#sessions.set(entry.id, entry);
     return () => {
       if (!this.#sessions.delete(entry.id)) return;
-      for (const listener of this.#endedListeners) listener(entry);
+      for (const listener of this.#endedListeners) {
+        try {
+          listener(entry);
+        } catch {
+          // A listener's failure must not keep the session registered or its waiters waiting.
+        }
+      }
       if (this.#sessions.size === 0) {
         const waiters = this.#emptyWaiters;
         this.#emptyWaiters = [];

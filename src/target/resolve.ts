@@ -1,6 +1,6 @@
 // Turns what a caller named (namespace, pod, container, mode) into a concrete place to run a
 // process, or a refusal carrying the HTTP code and message the Kubernetes API would give.
-import { existsSync, readlinkSync } from 'node:fs';
+import { existsSync, readFileSync, readlinkSync } from 'node:fs';
 import type { ContainerChangeFeed } from '../backend/container-changes.js';
 import { readProcStat } from '../backend/process-tree.js';
 import type { ContainerCatalog, ContainerSummary, ExecPlace, LinuxNamespace } from '../backend/types.js';
@@ -91,14 +91,17 @@ export function mountNamespaceOf(pid: number | 'self'): string | null {
 
 /**
  * The agent's mount namespace when it runs in a container of the host's PID namespace (it differs
- * from PID 1's, the host's init): what makes a container the agent's own. Undefined on the host
- * (no container shares the host's mounts) and when PID 1 is the agent's container's own init (the
- * agent then sees no host PIDs, so no container's init can be found; the chart always sets hostPID).
+ * from PID 1's, the host's init, or PID 1's cannot be read): what makes a container the agent's own.
+ * Undefined on the host (no container shares the host's mounts) and when PID 1 is the agent's
+ * container's own init (the agent then sees no host PIDs, so no container's init can be found; the
+ * chart always sets hostPID).
  */
 export function agentMountNamespace(): string | undefined {
   const ours = mountNamespaceOf('self');
+  // PID 1's namespaces unreadable (a non-dumpable init, no CAP_SYS_PTRACE): the agent may be in a
+  // container; the check then runs, and on the host merely never matches.
   const init = mountNamespaceOf(1);
-  return ours !== null && init !== null && ours !== init ? ours : undefined;
+  return ours !== null && ours !== init ? ours : undefined;
 }
 
 /**
@@ -199,12 +202,59 @@ export class TargetResolver {
     return pid;
   }
 
-  /** Whether the container's init shares the agent's mount namespace (false when that is not asked). */
+  /** The agent's own container, once known: found at start-up (findAgentContainer), or by a check below. */
+  #agentContainerId: string | null = null;
+
+  /**
+   * Whether the container is the agent's own (false when that is not asked): the known one, or —
+   * until it is known — the one whose init shares the agent's mount namespace.
+   */
   async #isAgentContainer(containerId: string): Promise<boolean> {
     const ours = this.options.agentMountNamespace;
     if (ours === undefined) return false;
+    if (this.#agentContainerId !== null) return containerId === this.#agentContainerId;
     const pid = await this.#containerPid(containerId);
-    return pid > 0 && mountNamespaceOf(pid) === ours;
+    const isOurs = pid > 0 && mountNamespaceOf(pid) === ours;
+    if (isOurs) this.#agentContainerId = containerId;
+    return isOurs;
+  }
+
+  /** Whether a listed container is known to be the agent's own (a target picker leaves it out for those it is refused to). */
+  isKnownAgentContainer(containerId: string): boolean {
+    return this.options.agentMountNamespace !== undefined && containerId === this.#agentContainerId;
+  }
+
+  /**
+   * Finds the agent's own container at start-up, so that neither an exec nor a listing has to ask
+   * the engine for it: the init of the agent's container is its topmost ancestor in its mount
+   * namespace, and that init's parent — the engine's shim — names the container's id on its command
+   * line (containerd-shim-runc-v2 … -id ID). A candidate counts only when the engine confirms that
+   * its init is that process. Until it is found (another runtime, no host PIDs), each exec target is
+   * checked by its init's mount namespace instead.
+   */
+  async findAgentContainer(self = process.pid): Promise<string | null> {
+    const ours = this.options.agentMountNamespace;
+    if (ours === undefined || this.#agentContainerId !== null) return this.#agentContainerId;
+    let init = self;
+    for (;;) {
+      const parent = readProcStat(init)?.ppid ?? 0;
+      if (parent <= 0 || mountNamespaceOf(parent) !== ours) break;
+      init = parent;
+    }
+    const shim = readProcStat(init)?.ppid ?? 0;
+    let commandLine = '';
+    try {
+      commandLine = shim > 0 ? readFileSync(`/proc/${shim}/cmdline`, 'latin1') : '';
+    } catch {
+      return null; // gone, or not visible
+    }
+    for (const [candidate] of commandLine.matchAll(/\b[0-9a-f]{64}\b/g)) {
+      if ((await this.catalog.containerPid(candidate).catch(() => 0)) === init) {
+        this.#agentContainerId ??= candidate;
+        return this.#agentContainerId;
+      }
+    }
+    return null;
   }
 
   #listed: { at: number; generation: number; containers: ContainerSummary[] } | null = null;

@@ -8,12 +8,14 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { after, before, test } from 'node:test';
+import { request } from 'node:https';
 import { connect as connectTcp } from 'node:net';
 import * as tls from 'node:tls';
 import { defaultSettings } from '../../src/config/settings.js';
 import { registry } from '../../src/metrics.js';
 import { podLabels, startContainer, type TestContainer } from '../helpers/containers.js';
 import { useTestDocker, type TestDocker } from '../helpers/docker-daemon.js';
+import { startEngineProxy, type EngineProxy } from '../helpers/engine-proxy.js';
 import { execPath, onMessage, openExec } from '../helpers/exec-client.js';
 import { startInProcessAgent, type InProcessAgent } from '../helpers/in-process-agent.js';
 import { waitUntil } from '../helpers/proc-scan.js';
@@ -24,17 +26,25 @@ const HANDSHAKE_TIMEOUT_MS = 300;
 let docker: TestDocker;
 let agent: InProcessAgent;
 let container: TestContainer;
+let engine: EngineProxy;
 const sockets: tls.TLSSocket[] = [];
 
 before(async () => {
   docker = await useTestDocker();
   container = await startContainer(docker, { labels: podLabels('default', 'capped', 'app') });
-  agent = await startInProcessAgent(docker, 'limited', { handshakeTimeoutMs: HANDSHAKE_TIMEOUT_MS }, { maxConnections: MAX_CONNECTIONS, sessions: { ...defaultSettings().sessions, maxPerNode: 2 } });
+  engine = await startEngineProxy(docker.socketPath);
+  agent = await startInProcessAgent(
+    docker,
+    'limited',
+    { handshakeTimeoutMs: HANDSHAKE_TIMEOUT_MS },
+    { dockerHost: engine.host, maxConnections: MAX_CONNECTIONS, sessions: { ...defaultSettings().sessions, maxPerNode: 2 } },
+  );
 });
 
 after(async () => {
   for (const socket of sockets) socket.destroy();
   await agent?.close();
+  await engine?.stop();
   await container?.remove();
 });
 
@@ -116,6 +126,55 @@ test('connections with a session never give way: beyond them a new one is refuse
     for (const ws of sessions) assert.equal(ws.readyState, ws.OPEN, 'the sessions are still open');
   } finally {
     for (const ws of sessions) ws.terminate();
+  }
+});
+
+/** A GET on a connection of its own; resolves with its status, or 'closed' when the connection closes first. */
+function get(path: string, token?: string): { done: Promise<number | 'closed'>; sent: Promise<void> } {
+  let sent!: () => void;
+  const sentPromise = new Promise<void>((resolve) => (sent = resolve));
+  const done = new Promise<number | 'closed'>((resolve) => {
+    const req = request(
+      { host: '127.0.0.1', port: agent.port, path, ca: agent.caPem, agent: false, headers: token ? { authorization: `Bearer ${token}` } : {} },
+      (res) => {
+        res.resume();
+        res.once('end', () => resolve(res.statusCode!));
+      },
+    );
+    req.once('socket', (socket) => sockets.push(socket as tls.TLSSocket));
+    req.once('finish', () => sent());
+    req.once('error', () => resolve('closed'));
+    req.end();
+  });
+  return { done, sent: sentPromise };
+}
+
+test("an authenticated caller's request in flight is never closed to make room; an unauthenticated one's is", async () => {
+  await closeAll();
+  // The engine answers neither the container list (/v1/targets, authenticated) nor the ping (/readyz, open to all) until released.
+  const release = engine.holdRequests(/\/(containers\/json|_ping)/);
+  const listed = engine.events;
+  try {
+    const seen = (pattern: RegExp) => new Promise<void>((resolve) => listed.on('request', function onRequest(line: string) {
+      if (pattern.test(line)) {
+        listed.off('request', onRequest);
+        resolve();
+      }
+    }));
+    const listing = seen(/containers\/json/);
+    const authenticated = get('/v1/targets', agent.token);
+    await listing; // the oldest connection, with its request in flight
+    const pinging = seen(/_ping/);
+    const probe = get('/readyz');
+    await pinging;
+    // The third takes the last place: the oldest connection without an authenticated caller's request gives way.
+    const third = await connect();
+    assert.equal(third.outcome, 'served');
+    assert.equal(await probe.done, 'closed', 'the unauthenticated request was closed to make room');
+    release();
+    assert.equal(await authenticated.done, 200, 'the authenticated request was left to finish');
+  } finally {
+    release();
   }
 });
 

@@ -4,15 +4,16 @@
 // the agent's own container, whose files hold the local token. Against an agent in this process, with
 // the nsenter modes enabled, a real engine and two containers, one of them playing the agent's own
 // (the agent is given that container's mount namespace as its own, as if it ran there).
-import { readlinkSync } from 'node:fs';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { DockerBackend } from '../../src/backend/docker.js';
 import { startAgent as startInProcessAgent, type Agent } from '../../src/cli/agent.js';
 import { defaultSettings } from '../../src/config/settings.js';
+import { TargetResolver } from '../../src/target/resolve.js';
 import { podLabels, startContainer, type TestContainer } from '../helpers/containers.js';
 import { useTestDocker, type TestDocker } from '../helpers/docker-daemon.js';
 import { runExec } from '../helpers/exec-client.js';
@@ -139,4 +140,23 @@ test("a token-file user may not exec into the agent's own container; the local t
   const session = await postSession(BOB, { target: { container: agentsOwn.id }, mode: 'exec', command: ['true'] });
   assert.equal(session.statusCode, 403);
   assert.match(session.body, /agent's own container/);
+  // Known now, it is not offered to bob; the local token still sees it.
+  assert.equal((await targetsOf(BOB)).find((t) => t.pod === 'execlet-x1'), undefined);
+  assert.deepEqual((await targetsOf(address.token)).find((t) => t.pod === 'execlet-x1')?.modes.sort(), ['exec', 'nsenter', 'toolbox']);
+});
+
+test("the agent's own container is found from its engine shim: the one whose init is the agent's topmost ancestor in its mount namespace", async () => {
+  const backend = new DockerBackend({ dockerHost: docker.host, killGraceMs: 1000 });
+  try {
+    const resolver = new TargetResolver(backend, { nodeName: 'n', nsenterEnabled: false, agentMountNamespace: readlinkSync(`/proc/${agentsOwn.hostPid}/ns/mnt`) });
+    // As if the agent were the container's init (sleep): its parent is the engine's shim.
+    assert.equal(await resolver.findAgentContainer(agentsOwn.hostPid), agentsOwn.id);
+    assert.equal(resolver.isKnownAgentContainer(agentsOwn.id), true);
+    assert.equal(resolver.isKnownAgentContainer(container.id), false);
+    // Seen from a process that is not in that mount namespace, nothing is found.
+    const elsewhere = new TargetResolver(backend, { nodeName: 'n', nsenterEnabled: false, agentMountNamespace: readlinkSync(`/proc/${agentsOwn.hostPid}/ns/mnt`) });
+    assert.equal(await elsewhere.findAgentContainer(process.pid), null);
+  } finally {
+    backend.close();
+  }
 });

@@ -112,7 +112,7 @@ rules:
     );
     assert.equal(policy.ruleCount, 2);
     const decision = policy.decide(request({ user: 'alice', groups: [] }, 'exec', pod('team-a', 'web', 'app'), { tty: true, stdin: true }));
-    assert.deepEqual(decision, { allowed: true, grant: { rule: 'team-a-exec', budget: 'team-a-exec', maxSessions: 5, idleTimeoutMs: 30 * 60_000, maxDurationMs: 12 * 3_600_000 } });
+    assert.deepEqual(decision, { allowed: true, grant: { rule: 'team-a-exec', budget: 'name:team-a-exec', maxSessions: 5, idleTimeoutMs: 30 * 60_000, maxDurationMs: 12 * 3_600_000 } });
     // An unnamed rule is named by its index in grants; its budget is what it grants.
     const unnamed = policy.decide(request({ user: 'bob', groups: [] }, 'exec', pod('x', 'y', 'z')));
     assert.ok(unnamed.allowed);
@@ -131,7 +131,7 @@ rules:
     );
     assert.equal(policy.ruleCount, 1);
     const ops: Subject = { user: 'olga', groups: ['ops'] };
-    assert.deepEqual(policy.decide(request(ops, 'exec', pod('prod', 'db', 'pg'))), { allowed: true, grant: { rule: 'j', budget: 'j', maxSessions: 1, idleTimeoutMs: 90_000 } });
+    assert.deepEqual(policy.decide(request(ops, 'exec', pod('prod', 'db', 'pg'))), { allowed: true, grant: { rule: 'j', budget: 'name:j', maxSessions: 1, idleTimeoutMs: 90_000 } });
     assert.equal(granted(policy.decide(request(ops, 'node', nodeTarget('n1')))), 'j');
   });
 
@@ -148,7 +148,16 @@ rules:
     assert.equal(budgetOf(`rules:\n${bob.replace('maxSessions: 2', 'maxSessions: 5\n    idleTimeout: 1m')}`), alone, 'other limits');
     assert.equal(budgetOf(`rules:\n  - modes: [exec]\n    targets: [{ namespace: x }]\n    subjects: { users: [bob] }\n`), alone, 'keys in another order');
     assert.notEqual(budgetOf(`rules:\n${bob.replace('namespace: x', 'namespace: "*"')}`), alone, 'other targets: another rule');
-    assert.equal(budgetOf(`rules:\n  - name: named\n${bob.slice(4).replace(/^/, '    ')}`), 'named', 'a named rule: its name');
+    assert.equal(budgetOf(`rules:\n  - name: named\n${bob.slice(4).replace(/^/, '    ')}`), 'name:named', 'a named rule: its name');
+    // Labels are a mapping: the digest does not depend on the order the file lists them in.
+    const labelled = (labels: string) => {
+      const text = `rules:\n  - subjects: { users: [bob] }\n    modes: [exec]\n    targets: [{ docker: { labels: ${labels} } }]\n`;
+      const decision = Policy.parse(text, SOURCE).decide(request({ user: 'bob', groups: [] }, 'exec', dockerTarget('web', { a: '1', b: '2', c: '3' })));
+      assert.ok(decision.allowed, text);
+      return decision.grant.budget;
+    };
+    assert.equal(labelled('{ a: "1", b: "2" }'), labelled('{ b: "2", a: "1" }'));
+    assert.notEqual(labelled('{ a: "1", b: "2" }'), labelled('{ a: "1", c: "3" }'));
   });
 
   it('accepts an empty rule list: everything is denied', () => {
@@ -386,7 +395,7 @@ describe('a policy for two teams', () => {
   it('team-a: exec in team-a with its limits, nothing else', () => {
     assert.deepEqual(policy.decide(request(alice, 'exec', teamA, { tty: true, stdin: true, command: ['rm', '-rf', '/'] })), {
       allowed: true,
-      grant: { rule: 'team-a-exec', budget: 'team-a-exec', maxSessions: 5, idleTimeoutMs: 1_800_000, maxDurationMs: 43_200_000 },
+      grant: { rule: 'team-a-exec', budget: 'name:team-a-exec', maxSessions: 5, idleTimeoutMs: 1_800_000, maxDurationMs: 43_200_000 },
     });
     deny(policy.decide(request(alice, 'exec', teamBApi)), 'target', 'user "alice" may not exec into team-b/api-1/main');
     deny(policy.decide(request(alice, 'nsenter', teamA)), 'mode', 'user "alice" may not use the nsenter mode on team-a/web/app');
@@ -423,7 +432,7 @@ describe('a policy for two teams', () => {
   it('admins: nsenter into the team namespaces, node shells, exec anywhere', () => {
     assert.deepEqual(policy.decide(request(carol, 'nsenter', teamA, { tty: true, stdin: true })), {
       allowed: true,
-      grant: { rule: 'admins-privileged', budget: 'admins-privileged', maxSessions: 2, maxDurationMs: 3_600_000 },
+      grant: { rule: 'admins-privileged', budget: 'name:admins-privileged', maxSessions: 2, maxDurationMs: 3_600_000 },
     });
     assert.equal(granted(policy.decide(request(carol, 'nsenter', teamBApi))), 'admins-privileged');
     assert.equal(granted(policy.decide(request(carol, 'node', node1, { tty: true, stdin: true }))), 'admins-privileged');
@@ -432,14 +441,14 @@ describe('a policy for two teams', () => {
     deny(policy.decide(request(carol, 'nsenter', pod('kube-system', 'coredns', 'coredns'))), 'target', 'user "carol" may not nsenter into kube-system/coredns/coredns');
     assert.deepEqual(policy.decide(request(carol, 'exec', pod('kube-system', 'coredns', 'coredns'))), {
       allowed: true,
-      grant: { rule: 'admins-exec', budget: 'admins-exec', idleTimeoutMs: 3_600_000 },
+      grant: { rule: 'admins-exec', budget: 'name:admins-exec', idleTimeoutMs: 3_600_000 },
     });
   });
 
   it('first match wins and its limits are returned', () => {
     const both: Subject = { user: 'frank', groups: ['team-a', 'admins'] };
     // admins-exec comes before team-a-exec.
-    assert.deepEqual(policy.decide(request(both, 'exec', teamA)), { allowed: true, grant: { rule: 'admins-exec', budget: 'admins-exec', idleTimeoutMs: 3_600_000 } });
+    assert.deepEqual(policy.decide(request(both, 'exec', teamA)), { allowed: true, grant: { rule: 'admins-exec', budget: 'name:admins-exec', idleTimeoutMs: 3_600_000 } });
     // A later rule still grants what an earlier one does not.
     const later = Policy.parse(
       `
@@ -458,8 +467,8 @@ rules:
     );
     const gina: Subject = { user: 'gina', groups: [] };
     assert.deepEqual(policy.decide(request(gina, 'exec', teamA)).allowed, false);
-    assert.deepEqual(later.decide(request(gina, 'exec', teamA, { command: ['ls'] })), { allowed: true, grant: { rule: 'narrow', budget: 'narrow', maxSessions: 1 } });
-    assert.deepEqual(later.decide(request(gina, 'exec', teamA, { command: ['rm'] })), { allowed: true, grant: { rule: 'broad', budget: 'broad', maxSessions: 9 } });
+    assert.deepEqual(later.decide(request(gina, 'exec', teamA, { command: ['ls'] })), { allowed: true, grant: { rule: 'narrow', budget: 'name:narrow', maxSessions: 1 } });
+    assert.deepEqual(later.decide(request(gina, 'exec', teamA, { command: ['rm'] })), { allowed: true, grant: { rule: 'broad', budget: 'name:broad', maxSessions: 9 } });
   });
 
   it('the grant is a copy', () => {
