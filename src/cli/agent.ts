@@ -204,6 +204,7 @@ export async function startAgent(settings: Settings, overrides: AgentOverrides =
   let stopWatching: (() => void) | undefined;
   let stopWatchingTls: (() => void) | null = null;
   const close = async () => {
+    draining = true; // requests that still come (kept-alive connections) get a Status 503
     reaper.stop();
     stopWatching?.();
     stopWatchingTls?.();

@@ -114,7 +114,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     },
     // Engine listing can be slow under load; kubectl itself waits 32 s for discovery.
     requestTimeout: 0,
-    return503OnClosing: true,
+    // While it closes, the agent answers as it does while it drains (isDraining): a Status, and
+    // /healthz still 200 — fastify's own 503 would be neither.
+    return503OnClosing: false,
   });
   closeSilentConnections(app.server, options.firstRequestTimeoutMs);
   const connections = limitConnections(app.server, options.maxConnections, ({ refused, evicted }) =>
