@@ -56,8 +56,10 @@ function convertText(descriptor: SettingDescriptor, raw: string, origin: string)
     case 'string':
       return raw;
     case 'list':
+      // A flag's value is one item where items may hold commas; the environment's, one per line.
+      if (descriptor.itemsPerLine && origin === descriptor.flag) return raw.length > 0 ? [raw] : [];
       return raw
-        .split(',')
+        .split(descriptor.itemsPerLine ? '\n' : ',')
         .map((item) => item.trim())
         .filter((item) => item.length > 0);
     case 'integer': {
@@ -66,7 +68,8 @@ function convertText(descriptor: SettingDescriptor, raw: string, origin: string)
     }
     case 'boolean': {
       const lowered = raw.trim().toLowerCase();
-      if (['1', 'true', 'yes', 'on', ''].includes(lowered)) return true;
+      // An empty value (a template left unfilled, say) is not taken for true.
+      if (['1', 'true', 'yes', 'on'].includes(lowered)) return true;
       if (['0', 'false', 'no', 'off'].includes(lowered)) return false;
       throw new ConfigError(`invalid setting ${descriptor.path} (from ${origin}): expected true or false, got ${JSON.stringify(raw)}`);
     }

@@ -74,7 +74,7 @@ export const settingsSchema = z.strictObject({
     outputHighWaterMarkBytes: z.number().int().min(16 * 1024),
   }),
   shutdownGraceSeconds: z.number().int().min(1).max(600),
-  reaperIntervalSeconds: z.number().int().min(1),
+  reaperIntervalSeconds: z.number().int().min(1).max(86_400),
   maxConnections: z.number().int().min(2),
 });
 
@@ -91,6 +91,11 @@ export interface SettingDescriptor {
   help: string;
   /** Shown in --help and the README when the default is computed at start-up. */
   defaultText?: string;
+  /**
+   * For a list whose items may hold commas (regular expressions): each flag value is one item, and
+   * the environment variable holds one item per line. Other lists are comma-separated everywhere.
+   */
+  itemsPerLine?: true;
 }
 
 export const SETTINGS: readonly SettingDescriptor[] = [
@@ -181,7 +186,8 @@ export const SETTINGS: readonly SettingDescriptor[] = [
     flag: '--audit-redact',
     env: 'EXECLET_AUDIT_REDACT',
     kind: 'list',
-    help: 'extra regular expressions; command arguments matching one are redacted in the audit log',
+    itemsPerLine: true,
+    help: 'an extra regular expression (repeatable; in the environment one per line); command arguments matching one are redacted in the audit log',
   },
   {
     path: 'sessions.idleTimeoutSeconds',

@@ -58,6 +58,8 @@ export interface ExecSessionOptions {
 
 /** A TTY user is told this long before a timeout ends the session. */
 const NOTICE_BEFORE_END_MS = 60_000;
+/** The longest delay setTimeout keeps (a longer one fires after 1 ms). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 function formatDuration(ms: number): string {
   const seconds = Math.round(ms / 1000);
@@ -150,11 +152,14 @@ export async function runExecSession(options: ExecSessionOptions): Promise<Sessi
     if (spec.tty && spec.stdout && process && !channels.closed) channels.write('stdout', Buffer.from(`\r\n[execlet] ${text}\r\n`));
   };
   const timers = new Set<NodeJS.Timeout>();
+  // Node.js runs a timer of more than 2^31 - 1 ms after 1 ms: a longer wait is taken in steps.
   const schedule = (fn: () => void, ms: number) => {
+    const step = Math.min(ms, MAX_TIMER_MS);
     const timer = setTimeout(() => {
       timers.delete(timer);
-      fn();
-    }, ms);
+      if (ms > step) schedule(fn, ms - step);
+      else fn();
+    }, step);
     timers.add(timer);
   };
   if (options.maxDurationMs !== undefined) {
@@ -179,7 +184,8 @@ export async function runExecSession(options: ExecSessionOptions): Promise<Sessi
         noticed = true;
         notice(`This session will be ended in 1 minute: no input or output for ${formatDuration(quiet)} (idle timeout ${formatDuration(limit)}).`);
       }
-      schedule(checkIdle, (quiet < noticeAt ? noticeAt : limit) - quiet);
+      // Without a notice (a limit of 2 minutes or less), noticeAt is Infinity: wait for the limit.
+      schedule(checkIdle, (quiet < noticeAt ? Math.min(noticeAt, limit) : limit) - quiet);
     };
     schedule(checkIdle, Math.min(noticeAt, limit));
   }

@@ -206,6 +206,22 @@ describe('error messages name the setting and its source', () => {
     assert.equal(loadSettings([], {}).settings.maxConnections, 4096);
   });
 
+  it('an audit redaction pattern keeps its commas: one per flag, one per line in the environment', () => {
+    assert.deepEqual(loadSettings(['--audit-redact', 'pin=\\d{4,8}', '--audit-redact', 'a,b'], {}).settings.audit.redact, ['pin=\\d{4,8}', 'a,b']);
+    assert.deepEqual(loadSettings([], { EXECLET_AUDIT_REDACT: 'pin=\\d{4,8}\nkey=[a-z]{2,}\n' }).settings.audit.redact, ['pin=\\d{4,8}', 'key=[a-z]{2,}']);
+    // Other lists are still comma-separated.
+    assert.deepEqual(loadSettings(['--allowed-origins', 'https://a.example,https://b.example'], {}).settings.allowedOrigins, ['https://a.example', 'https://b.example']);
+  });
+
+  it('an empty boolean in the environment is an error, not true', () => {
+    assertConfigError(() => loadSettings([], { EXECLET_INSECURE_SELF_SIGNED_ON_NETWORK: '' }), 'invalid setting insecureSelfSignedOnNetwork (from EXECLET_INSECURE_SELF_SIGNED_ON_NETWORK): expected true or false, got ""');
+  });
+
+  it('a reaper interval beyond a day is refused (a timer that long would run every millisecond)', () => {
+    assertConfigError(() => loadSettings(['--reaper-interval-seconds', '2592000'], {}), 'invalid setting reaperIntervalSeconds (from --reaper-interval-seconds): ');
+    assert.equal(loadSettings(['--reaper-interval-seconds', '86400'], {}).settings.reaperIntervalSeconds, 86_400);
+  });
+
   it('--listen', () => {
     assertConfigError(() => loadSettings(['--listen', 'nope'], {}), 'invalid setting listen (from --listen): ', 'HOST:PORT');
   });

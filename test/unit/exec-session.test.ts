@@ -863,4 +863,55 @@ describe('runExecSession: timeouts and the one-minute notice', () => {
     assert.equal(channels.finishes[0]?.message, 'session ended: no input or output for 5m (idle timeout)');
     assert.equal(backend.processes.length, 1);
   });
+
+  /** Counts the timers the session sets, and the longest delay asked for (Node.js runs one over 2^31 - 1 ms after 1 ms). */
+  function countTimers(t: { after(fn: () => void): void }) {
+    const mocked = globalThis.setTimeout;
+    const seen = { calls: 0, longest: 0 };
+    globalThis.setTimeout = ((fn: () => void, ms?: number) => {
+      seen.calls++;
+      seen.longest = Math.max(seen.longest, ms ?? 0);
+      return mocked(fn, ms);
+    }) as typeof setTimeout;
+    t.after(() => (globalThis.setTimeout = mocked));
+    return seen;
+  }
+
+  it('idle, 2 minutes or less (no notice): an active session is checked again at its limit, not every millisecond', async (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout', 'Date'], now: 0 });
+    const timers = countTimers(t);
+    const { channels, session } = timed({ idleTimeoutMs: 60_000 });
+    await settle();
+    t.mock.timers.tick(30_000);
+    channels.h.stdin(Buffer.from('ls\n'));
+    t.mock.timers.tick(30_000); // the first check: quiet for 30 s, next one at 90 s
+    t.mock.timers.tick(29_999);
+    await settle();
+    assert.equal(channels.finishes.length, 0, 'still running');
+    assert.ok(timers.calls < 10, `${timers.calls} timers`);
+    assert.ok(timers.longest <= 2 ** 31 - 1, `a delay of ${timers.longest} ms`);
+    t.mock.timers.tick(1);
+    await settle();
+    assert.equal((await session).outcome, 'idle');
+  });
+
+  it('limits past 24.8 days wait in steps Node.js keeps, and end the session on time', async (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout', 'Date'], now: 0 });
+    const timers = countTimers(t);
+    const thirtyDays = 30 * 24 * 3_600_000;
+    const { channels, session } = timed({ maxDurationMs: thirtyDays });
+    await settle();
+    // The mock clock runs a timer set inside a tick from that tick's end: tick to the first step's end exactly.
+    t.mock.timers.tick(2 ** 31 - 1);
+    await settle();
+    assert.equal(channels.finishes.length, 0, 'still running after the first step (24.8 days)');
+    t.mock.timers.tick(thirtyDays - 60_000 - (2 ** 31 - 1) - 1);
+    assert.ok(!channels.writes.some((w) => w.data.includes('[execlet]')), 'no notice yet');
+    t.mock.timers.tick(1);
+    assert.match(channels.writes.at(-1)?.data ?? '', /ended in 1 minute: it reaches its maximum duration of 720h/);
+    t.mock.timers.tick(60_000);
+    await settle();
+    assert.equal((await session).outcome, 'maxDuration');
+    assert.ok(timers.longest <= 2 ** 31 - 1, `a delay of ${timers.longest} ms`);
+  });
 });
