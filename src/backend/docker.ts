@@ -34,13 +34,16 @@ export interface DockerBackendOptions {
 /** The events the agent's one subscription asks for: what ExecExitEvents and ContainerChanges listen to. */
 const ENGINE_EVENT_FILTERS = { type: ['container'], event: [EXEC_EXIT_ACTION, ...CONTAINER_CHANGE_ACTIONS] };
 
+/** Errors that mean the engine cannot be reached or does not answer: a 503, not a 500. */
+const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ENOENT', 'EACCES', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
+
 /** Turns an engine error into a BackendError with the engine's own message. */
 export function toBackendError(err: unknown, action: string): BackendError {
   const e = err as Partial<EngineError> & Error;
   const message = `${action}: ${e.message}`;
   if (e.statusCode === 404) return new BackendError(message, 'NotFound', { cause: err });
   if (e.statusCode === 409) return new BackendError(message, 'Conflict', { cause: err });
-  if (e.code === 'ECONNREFUSED' || e.code === 'ENOENT' || e.code === 'EACCES' || e.code === 'ECONNRESET' || e.code === 'EPIPE') {
+  if (e.code !== undefined && UNREACHABLE_CODES.has(e.code)) {
     return new BackendError(`${action}: the Docker engine is unreachable (${e.code})`, 'Unavailable', { cause: err });
   }
   return new BackendError(message, 'Internal', { cause: err });

@@ -119,10 +119,14 @@ export class EngineClient {
       });
       req.once('response', (response: IncomingMessage) => {
         // An engine that did not upgrade answered with an error (or, for old APIs, a plain stream).
-        void readBody(response).then((text) => reject(new EngineError(errorMessage(response, text), response.statusCode)));
+        // A body cut short (the engine going away mid-answer) rejects too: never an unhandled rejection.
+        readBody(response).then(
+          (text) => reject(new EngineError(errorMessage(response, text), response.statusCode)),
+          (err: NodeJS.ErrnoException) => reject(new EngineError(`the engine's answer (${response.statusCode}) was cut short: ${err.message}`, response.statusCode, err.code)),
+        );
       });
       req.once('error', (err: NodeJS.ErrnoException) => reject(new EngineError(err.message, undefined, err.code)));
-      req.setTimeout(REQUEST_TIMEOUT_MS, () => req.destroy(new Error(`no answer from the engine within ${REQUEST_TIMEOUT_MS} ms`)));
+      req.setTimeout(REQUEST_TIMEOUT_MS, () => req.destroy(noAnswer()));
       req.end(body);
     });
   }
@@ -222,10 +226,15 @@ export class EngineClient {
         }, reject);
       });
       req.once('error', (err: NodeJS.ErrnoException) => reject(new EngineError(err.message, undefined, err.code, req.reusedSocket)));
-      req.setTimeout(REQUEST_TIMEOUT_MS, () => req.destroy(new Error(`no answer from the engine within ${REQUEST_TIMEOUT_MS} ms`)));
+      req.setTimeout(REQUEST_TIMEOUT_MS, () => req.destroy(noAnswer()));
       req.end(payload);
     });
   }
+}
+
+/** The error of a request the engine did not answer in time: ETIMEDOUT, an engine unavailable (503). */
+function noAnswer(): NodeJS.ErrnoException {
+  return Object.assign(new Error(`no answer from the engine within ${REQUEST_TIMEOUT_MS} ms`), { code: 'ETIMEDOUT' });
 }
 
 function readBody(response: IncomingMessage): Promise<string> {
