@@ -11,7 +11,7 @@ import { ReadStream as TerminalReadStream } from 'node:tty';
 import * as pty from 'node-pty';
 import { OutputStream } from './output-stream.js';
 import { SpawnError, type PosixSpawner, type SpawnedProcess } from './posix-spawn.js';
-import { killProcessTree } from './process-tree.js';
+import { killProcessGroup, killProcessTree, ticksSinceBoot } from './process-tree.js';
 import { BackendError, type ExecProcess, type ExecSpec, type ExitStatus, type TerminalSize } from './types.js';
 
 /** After the process exits, how long the pty is read for output still buffered (or held by children). */
@@ -30,15 +30,43 @@ function exitStatusOf({ code, signal }: { code: number | null; signal: number | 
 }
 
 /**
- * kill() of an ExecProcess: the process tree once (later calls get the same promise), nothing once
- * the process has exited (its pid may be another's by then).
+ * kill() of an ExecProcess: the process tree once (later calls get the same promise); once the
+ * process has exited, what is left of its process group (it led one: started in a session of its
+ * own) — what it started in the background, which may still hold its output open. `exitedAt` is
+ * ticksSinceBoot() at its exit, null while it runs.
  */
-function treeKiller(pid: () => number | undefined, running: () => boolean, killGraceMs: number): () => Promise<void> {
+function treeKiller(pid: () => number | undefined, exitedAt: () => number | null, killGraceMs: number): () => Promise<void> {
   let killing: Promise<void> | null = null;
   return () => {
     const target = pid();
-    return (killing ??= running() && target ? killProcessTree(target, killGraceMs) : Promise.resolve());
+    if (!target) return Promise.resolve();
+    const exited = exitedAt();
+    return (killing ??= exited === null ? killProcessTree(target, killGraceMs) : killProcessGroup(target, killGraceMs, exited));
   };
+}
+
+/**
+ * After the helper exits without a TTY, how long its output is still read while something it left
+ * in the background holds it open; then the output ends (as the engine ends an exec's stream
+ * about as long after its process exits), and the session with it.
+ */
+const OUTPUT_AFTER_EXIT_MS = 2000;
+
+/**
+ * Resolves once `streams` have closed, or OUTPUT_AFTER_EXIT_MS after `exited`, when whatever still
+ * holds them open is no reason to wait: they are destroyed.
+ */
+function outputEnded(exited: Promise<unknown>, streams: Array<Readable | null>): Promise<void> {
+  const open = streams.filter((stream): stream is Readable => stream !== null && !stream.destroyed);
+  const closed = Promise.all(open.map((stream) => new Promise<void>((resolve) => stream.once('close', () => resolve())))).then(() => undefined);
+  void exited.then(() => {
+    const timer = setTimeout(() => {
+      for (const stream of open) stream.destroy();
+    }, OUTPUT_AFTER_EXIT_MS);
+    timer.unref();
+    void closed.then(() => clearTimeout(timer));
+  });
+  return closed;
 }
 
 /** The size a terminal starts at when the client gave none. */
@@ -63,11 +91,10 @@ export function startWithPosixSpawn(spawner: PosixSpawner, argv: string[], env: 
 /** A helper already running without a TTY (spawned, or a standby given its session), as an ExecProcess. */
 export function spawnedExecProcess(child: SpawnedProcess, program: string, killGraceMs: number): ExecProcess {
   const { pid, stdin, stdout, stderr } = child;
-  const drained = (stream: Socket | null) => (stream ? new Promise<void>((resolve) => stream.once('close', () => resolve())) : Promise.resolve());
-  let exited = false;
-  const exit = Promise.all([child.exited, drained(stdout), drained(stderr)]).then(([outcome]) => exitStatusOf(outcome, program, pid));
+  let exitedAt: number | null = null;
+  const exit = Promise.all([child.exited, outputEnded(child.exited, [stdout, stderr])]).then(([outcome]) => exitStatusOf(outcome, program, pid));
   void child.exited.then(() => {
-    exited = true;
+    exitedAt = ticksSinceBoot();
     // As child_process does: the process is gone, and so is the use of its stdin (and its fd).
     stdin?.destroy();
   });
@@ -80,7 +107,7 @@ export function spawnedExecProcess(child: SpawnedProcess, program: string, killG
     resize: async () => {
       // No terminal, nothing to resize.
     },
-    kill: treeKiller(() => pid, () => !exited, killGraceMs),
+    kill: treeKiller(() => pid, () => exitedAt, killGraceMs),
     exit,
   };
 }
@@ -99,6 +126,11 @@ export function startWithChildProcess(argv: string[], env: Record<string, string
       // 'close' comes after the process exited and its output pipes are drained.
       child.once('close', (code, signal) => resolveExit({ code, signal }));
     });
+    let exitedAt: number | null = null;
+    const exited = new Promise<void>((resolveExited) => child.once('exit', () => resolveExited()));
+    void exited.then(() => (exitedAt = ticksSinceBoot()));
+    // 'close' waits for the output pipes, which something left in the background may hold open.
+    void outputEnded(exited, [child.stdout ?? null, child.stderr ?? null]);
     child.once('spawn', () => {
       child.stdin?.on('error', () => {
         // The process closed its stdin; what the client still sends has nowhere to go.
@@ -110,7 +142,7 @@ export function startWithChildProcess(argv: string[], env: Record<string, string
         resize: async () => {
           // No terminal, nothing to resize.
         },
-        kill: treeKiller(() => child.pid, () => child.exitCode === null && child.signalCode === null, killGraceMs),
+        kill: treeKiller(() => child.pid, () => exitedAt, killGraceMs),
         exit,
       });
     });
@@ -161,8 +193,10 @@ export function startInPosixPty(spawner: PosixSpawner, argv: string[], env: Reco
   drainBeforeDestroy(reader, master, deliver);
   const readToEnd = new Promise<void>((resolve) => reader.once('close', () => resolve()));
   let exited = false;
+  let exitedAt: number | null = null;
   void terminal.exited.then(() => {
     exited = true;
+    exitedAt = ticksSinceBoot();
     setTimeout(() => reader.destroy(), PTY_TEARDOWN_AFTER_EXIT_MS).unref();
   });
   const exit = Promise.all([terminal.exited, readToEnd]).then(([outcome]) => {
@@ -204,7 +238,7 @@ export function startInPosixPty(spawner: PosixSpawner, argv: string[], env: Reco
         // The terminal went away meanwhile.
       }
     },
-    kill: treeKiller(() => pid, () => !exited, killGraceMs),
+    kill: treeKiller(() => pid, () => exitedAt, killGraceMs),
     exit,
   };
 }
@@ -234,7 +268,11 @@ export async function startInNodePty(argv: string[], env: Record<string, string>
     });
   });
   let exited = false;
-  void exit.then(() => (exited = true));
+  let exitedAt: number | null = null;
+  void exit.then(() => {
+    exited = true;
+    exitedAt = ticksSinceBoot();
+  });
   const stdin = spec.stdin
     ? new Writable({
         write(chunk: Buffer, _encoding, callback) {
@@ -251,7 +289,7 @@ export async function startInNodePty(argv: string[], env: Record<string, string>
     resize: async (next) => {
       if (!exited && next.width > 0 && next.height > 0) term.resize(next.width, next.height);
     },
-    kill: treeKiller(() => term.pid, () => !exited, killGraceMs),
+    kill: treeKiller(() => term.pid, () => exitedAt, killGraceMs),
     exit,
   };
 }

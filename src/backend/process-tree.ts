@@ -101,17 +101,91 @@ export async function waitForDeath(pids: number[], timeoutMs: number): Promise<b
   return true;
 }
 
+/** True while the snapshot's process is alive and still the same process (its PID not reused). */
+function isStillAlive({ pid, startTime }: { pid: number; startTime: string }): boolean {
+  const stat = readProcStat(pid);
+  return stat !== null && stat.startTime === startTime && stat.state !== 'Z' && stat.state !== 'X';
+}
+
+/** Resolves true once no process of the snapshot is alive (a reused PID is not it), false after `timeoutMs`. */
+async function waitForSnapshotDeath(snapshot: ProcessTreeSnapshot, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  let delay = 5;
+  while (snapshot.some(isStillAlive)) {
+    if (Date.now() >= deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, delay));
+    delay = Math.min(delay * 2, 50);
+  }
+  return true;
+}
+
 /**
  * Ends `pid` and everything it started: SIGHUP (what a closed terminal sends), then SIGKILL after
- * `graceMs` for whatever is left, including children re-parented after their parent died.
+ * `graceMs` for whatever is left, including children re-parented after their parent died. A PID
+ * the kernel has given to another process meanwhile is neither waited for nor signalled, and
+ * neither is anything that process started.
  */
 export async function killProcessTree(pid: number, graceMs: number): Promise<void> {
   const tree = snapshotProcessTree(pid);
   if (tree.length === 0) return;
   signalProcessTree(tree, 'SIGHUP');
-  if (await waitForDeath(tree.map((p) => p.pid), graceMs)) return;
+  if (await waitForSnapshotDeath(tree, graceMs)) return;
   const known = new Set(tree.map((p) => p.pid));
-  const late = isAlive(pid) ? snapshotProcessTree(pid).filter((p) => !known.has(p.pid)) : [];
+  const late = isStillAlive(tree[0]!) ? snapshotProcessTree(pid).filter((p) => !known.has(p.pid)) : [];
   signalProcessTree([...tree, ...late], 'SIGKILL');
-  await waitForDeath([...known, ...late.map((p) => p.pid)], 2000);
+  await waitForSnapshotDeath([...tree, ...late], 2000);
+}
+
+/** True while the process group has a member (a process that is not yet reaped counts). */
+function groupHasMembers(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Linux counts start times in /proc/PID/stat in USER_HZ ticks, 100 a second. */
+const TICKS_PER_SECOND = 100;
+
+/** Now, in the clock ticks since boot that /proc/PID/stat gives a process's start time in. */
+export function ticksSinceBoot(): number {
+  return Math.ceil(Number(readFileSync('/proc/uptime', 'latin1').split(' ')[0]) * TICKS_PER_SECOND);
+}
+
+/** Whether a process of group `pgid` had started by `ticks` (since boot). */
+function groupHadMemberBy(pgid: number, ticks: number): boolean {
+  for (const entry of readdirSync('/proc')) {
+    const pid = Number(entry);
+    if (!Number.isInteger(pid) || pid <= 0) continue;
+    const stat = readProcStat(pid);
+    if (stat && stat.pgrp === pgid && Number(stat.startTime) <= ticks) return true;
+  }
+  return false;
+}
+
+/**
+ * Ends what is left of a process group whose leader has exited — what a session's process started
+ * in the background and left running: SIGHUP, then SIGKILL after `graceMs`. While the group has a
+ * member the kernel gives its id to no other process; once it has none, the id may lead another
+ * group, so the group is signalled only when one of its members had started by `leaderExitedAt`
+ * (ticksSinceBoot() when the leader exited): then it is still the same group.
+ */
+export async function killProcessGroup(pgid: number, graceMs: number, leaderExitedAt: number): Promise<void> {
+  if (pgid <= 1) throw new Error(`refusing to act on process group ${pgid}`);
+  if (!groupHasMembers(pgid) || !groupHadMemberBy(pgid, leaderExitedAt)) return;
+  signal(-pgid, 'SIGHUP');
+  const waitEmpty = async (timeoutMs: number) => {
+    const deadline = Date.now() + timeoutMs;
+    let delay = 5;
+    while (groupHasMembers(pgid) && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, delay));
+      delay = Math.min(delay * 2, 50);
+    }
+  };
+  await waitEmpty(graceMs);
+  if (!groupHasMembers(pgid)) return;
+  signal(-pgid, 'SIGKILL');
+  await waitEmpty(2000);
 }

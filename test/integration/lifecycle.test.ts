@@ -208,6 +208,30 @@ describe('background processes', () => {
     await waitUntil(() => left.every(({ commandLine }) => pidsWithCommandLine(commandLine).length === 0), 15_000, 'the background processes to be ended');
     assert.equal(await reaped(), 2);
   });
+
+  test('a background process that keeps the output open does not keep the session open, in either mode', async () => {
+    const agent = await agentFor(['--reaper-interval-seconds', '3600']);
+    const left = [
+      { container: 'app', commandLine: 'sleep 6600003' },
+      { container: 'app.nsenter', commandLine: 'sleep 6600004' },
+    ];
+    for (const { container, commandLine } of left) {
+      const started = performance.now();
+      const ws = await openExec(agent, execPath('default', 'life', { command: ['sh', '-c', `${commandLine} & echo started`], container, stdout: true, stderr: true }));
+      let timer: NodeJS.Timeout | undefined;
+      const stuck = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${container}: the session was still open after 15 s`)), 15_000)));
+      try {
+        const result = await Promise.race([collect(ws), stuck]);
+        assert.equal(result.stdout.toString(), 'started\n', container);
+        assert.equal(JSON.parse(result.error).status, 'Success', container);
+      } finally {
+        clearTimeout(timer);
+        ws.terminate();
+      }
+      assert.ok(performance.now() - started < 15_000, container);
+    }
+    await waitUntil(() => left.every(({ commandLine }) => pidsWithCommandLine(commandLine).length === 0), 15_000, 'the background processes to be ended');
+  });
 });
 
 describe('dead peers', () => {

@@ -10,7 +10,7 @@ import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { descendantsOf, isAlive, readProcStat, signalProcessTree, snapshotProcessTree } from '../../src/backend/process-tree.js';
+import { descendantsOf, isAlive, killProcessGroup, readProcStat, signalProcessTree, snapshotProcessTree, ticksSinceBoot } from '../../src/backend/process-tree.js';
 
 /** Every process started here, with its start time read independently of the code under test. */
 const started = new Map<number, string>();
@@ -256,5 +256,23 @@ describe('isAlive', () => {
       signalProcessTree(snapshotProcessTree(root), 'SIGKILL');
       await exited(child);
     }
+  });
+});
+
+describe('killProcessGroup', () => {
+  it("ends what a group's leader left running when it exited, and nothing when the group is not the one that was", async () => {
+    // The leader (a detached shell: its own group) starts two sleeps in the background and waits; it is then killed alone.
+    const { child, root, descendants } = await startTree('sleep 1002 & sleep 1003 & wait', 2, true);
+    await waitFor('both children to exec sleep', () => descendants.every((pid) => commOf(pid) === 'sleep'));
+    child.kill('SIGKILL');
+    await exited(child);
+    const exitedAt = ticksSinceBoot();
+    assert.ok(descendants.every(isAlive), 'the sleeps outlived their leader');
+    // A group whose members all started after that moment is another group under the same id: left alone.
+    const oldestStart = Math.min(...descendants.map((pid) => Number(readProcStat(pid)!.startTime)));
+    await killProcessGroup(root, 100, oldestStart - 1);
+    assert.ok(descendants.every(isAlive), 'not signalled: no member had started by then');
+    await killProcessGroup(root, 100, exitedAt);
+    await waitFor('the sleeps to be gone', () => !descendants.some(isAlive));
   });
 });
