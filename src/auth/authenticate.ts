@@ -97,8 +97,9 @@ export class Authenticator {
    * since: that URL still opens within its 60 s).
    */
   reconfirm(identity: Identity): Identity | null {
-    if (identity.method !== 'token') return identity;
-    const entry = identity.tokenDigest === undefined ? null : (this.options.tokenFile?.lookupDigest(identity.tokenDigest) ?? null);
+    // A token-file identity keeps its digest when it becomes a stream URL's (method stream-token).
+    if (identity.tokenDigest === undefined) return identity;
+    const entry = this.options.tokenFile?.lookupDigest(identity.tokenDigest) ?? null;
     if (!entry || entry.user !== identity.user) return null;
     return { ...identity, groups: entry.groups };
   }

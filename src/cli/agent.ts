@@ -238,8 +238,13 @@ export async function startAgent(settings: Settings, overrides: AgentOverrides =
   // that cannot be watched (out of inotify instances, say) do not stop the agent: SIGHUP reloads them.
   /** What a reload of the token file (on a change or SIGHUP) logs. */
   const tokenFileReloaded = (error: Error | null) => {
-    if (error) app.log.error({ err: error.message }, 'token file not reloaded; the previous tokens stay in force');
-    else app.log.info({ tokens: tokenFile?.size }, 'token file reloaded');
+    if (error) {
+      app.log.error({ err: error.message }, 'token file not reloaded; the previous tokens stay in force');
+      return;
+    }
+    // Sessions whose token is gone, or whose user's groups no longer grant them, end.
+    const revoked = registry.revokeDisallowed('the session was ended: its token was revoked, or its access changed');
+    app.log.info({ tokens: tokenFile?.size, revoked }, 'token file reloaded');
   };
   if (tokenFile) {
     const unwatched = (err: Error) => app.log.warn({ err: err.message }, 'the token file is not watched for changes; SIGHUP reloads it');

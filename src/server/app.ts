@@ -210,6 +210,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     nsenter: options.nsenter,
     resolver: options.resolver,
     authorizer: options.authorizer,
+    authenticator: options.authenticator,
     audit: options.audit,
     registry: options.registry,
     nodeName: options.nodeName,
@@ -220,7 +221,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     markerEnv: options.markerEnv,
   };
   registerExecRoutes(app, execDeps);
-  registerSessionRoutes(app, { ...execDeps, streamTokens: options.streamTokens, nsenterEnabled: options.nsenterEnabled, authenticator: options.authenticator, connections });
+  registerSessionRoutes(app, { ...execDeps, streamTokens: options.streamTokens, nsenterEnabled: options.nsenterEnabled, connections });
   registerConsoleRoutes(app, { enabled: options.consoleEnabled });
   return app;
 }

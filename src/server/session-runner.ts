@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
 import type { WebSocket } from 'ws';
 import type { AuditLog, SessionAuditFields } from '../auth/audit.js';
-import type { Identity } from '../auth/authenticate.js';
+import type { Authenticator, Identity } from '../auth/authenticate.js';
 import type { Grant } from '../auth/policy.js';
 import type { Backend, ExecProcess, ExecSpec, TerminalSize } from '../backend/types.js';
 import { metrics, reportRelayedAtScrape } from '../metrics.js';
@@ -34,6 +34,8 @@ export interface RunnerDeps {
   docker: Backend;
   nsenter: Backend;
   authorizer: Authorizer;
+  /** Whether a session's credential is still accepted (a token file reloaded since may have removed it). */
+  authenticator: Pick<Authenticator, 'reconfirm'>;
   audit: AuditLog;
   registry: SessionRegistry;
   nodeName: string;
@@ -95,7 +97,11 @@ export class BegunSession {
       startedAt: Date.now(),
       progress: this.#progress,
       end: (stop: SessionStop) => this.#stopper.abort(stop),
-      stillAllowed: () => deps.authorizer.decide(accessRequest({ identity, target, command: spec.command, tty: spec.tty, stdin: spec.stdin })).allowed,
+      // After a reload of the policy or the token file: the credential as it stands now, then the policy.
+      stillAllowed: () => {
+        const current = deps.authenticator.reconfirm(identity);
+        return current !== null && deps.authorizer.decide(accessRequest({ identity: current, target, command: spec.command, tty: spec.tty, stdin: spec.stdin })).allowed;
+      },
     });
     this.#stopReportingRelayed = reportRelayedAtScrape(() => this.#reportRelayed());
     metrics.sessionsStarted.inc({ mode: target.mode, protocol: traits.name });

@@ -484,6 +484,34 @@ describe('policy change', () => {
     writeFileSync(join(dir, 'policy.yaml'), POLICY);
     agent.reload();
   });
+
+  test("a token file reload ends the live sessions of a token it no longer holds, and of a user whose groups no longer grant them; others run on", async () => {
+    const tokens = readFileSync(join(dir, 'tokens'), 'utf8');
+    const alices = stream(execPath('team-a', 'web', 'app', ['sleep', '3100004']), { token: TOKENS.alice });
+    const bobs = stream(execPath('team-b', 'api', 'main', ['sh', '-c', 'exec sleep 3100005']), { token: TOKENS.bob });
+    const carols = stream(execPath('team-a', 'web', 'app', ['sleep', '3100006']), { token: TOKENS.carol });
+    await waitUntil(() => ['3100004', '3100005', '3100006'].every((n) => pidsWithCommandLine(`sleep ${n}`).length === 1), 10_000, 'the sessions to run');
+    try {
+      // alice's token is gone; bob is moved from team-b to team-a (whose rule does not reach team-b); carol is untouched.
+      writeFileSync(join(dir, 'tokens'), tokens.replace(`${TOKENS.alice} alice team-a\n`, '').replace(`${TOKENS.bob} bob team-b\n`, `${TOKENS.bob} bob team-a\n`));
+      agent.reload();
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('the sessions were still running 10 s after the reload')), 10_000)));
+      const ended = await Promise.race([Promise.all([alices, bobs]), late]).finally(() => clearTimeout(timer));
+      for (const result of ended) {
+        assert.ok('status' in result, JSON.stringify(result));
+        assert.equal(result.status.reason, 'Forbidden');
+        assert.equal(result.status.message, 'the session was ended: its token was revoked, or its access changed');
+      }
+      await waitUntil(() => pidsWithCommandLine('sleep 3100004').length + pidsWithCommandLine('sleep 3100005').length === 0, 3_000, 'their processes to be gone');
+      assert.equal(pidsWithCommandLine('sleep 3100006').length, 1, "carol's session runs on");
+    } finally {
+      writeFileSync(join(dir, 'tokens'), tokens);
+      agent.reload();
+      for (const pid of pidsWithCommandLine('sleep 3100006')) process.kill(pid, 'SIGKILL');
+      await carols.catch(() => undefined);
+    }
+  });
 });
 
 describe('audit log', () => {
