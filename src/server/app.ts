@@ -75,7 +75,12 @@ const AUDITED = /^\/(api\/v1\/namespaces\/[^/]+\/pods\/[^/]+\/exec|exec\/|v1\/)/
 
 /** Request URLs are logged with stream tokens cut out: they are credentials. */
 export function redactUrl(url: string): string {
-  return url.startsWith(STREAM_PREFIX) ? `${STREAM_PREFIX}[redacted]` : url;
+  if (url.startsWith(STREAM_PREFIX)) return `${STREAM_PREFIX}[redacted]`;
+  const query = url.indexOf('?');
+  if (query === -1) return url;
+  // An exec's command may hold secrets (PGPASSWORD=…): the audit log redacts by pattern, the request
+  // log keeps none of it (the session's own log line names the program).
+  return url.slice(0, query + 1) + url.slice(query + 1).replace(/(^|&)command=[^&]*/g, '$1command=[redacted]');
 }
 
 function isSameOrigin(origin: string, request: FastifyRequest): boolean {

@@ -234,6 +234,16 @@ describe('background processes', () => {
   });
 });
 
+describe('logs', () => {
+  test("a command's arguments stay out of the request log (they may hold secrets); the session's log line names the program", async () => {
+    const agent = await agentFor(['--log-level', 'info']);
+    const result = await collect(await openExec(agent, execPath('default', 'life', { command: ['env', 'PGPASSWORD=hunter2-6900001', 'true'], container: 'app', stdout: true })));
+    assert.equal(JSON.parse(result.error).status, 'Success');
+    await waitUntil(() => agent.output().includes('command=[redacted]') && agent.output().includes('"program":"env"'), 10_000, 'the request and session log lines');
+    assert.ok(!agent.output().includes('hunter2-6900001'), 'the argument is in no log line');
+  });
+});
+
 describe('dead peers', () => {
   test('a client that stops answering pings is dropped and its process ended', async () => {
     const agent = await agentFor(['--ping-interval-seconds', '1']);
