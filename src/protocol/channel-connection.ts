@@ -173,12 +173,20 @@ export class WebSocketChannels implements ClientChannels {
     this.#finished = true;
     if (this.#gone) return;
     const payload = encodeStatusForChannel(status, this.traits);
+    // The close handshake starts once everything before it has left for the client: ws gives a
+    // close 30 s before it destroys the socket, and a slow client may still be reading output that
+    // was queued when the process ended (up to the high-water mark). A client that stops reading
+    // altogether stops answering pings as well, and is dropped by those.
+    const close = () => {
+      if (!this.#gone) this.ws.close(1000);
+    };
     if (payload) {
       // One message: client-node parses the first error-channel frame as the whole status.
-      if (this.traits.base64) this.ws.send(encodeBase64Message(CHANNEL.error, payload));
-      else this.ws.send(Buffer.concat([PREFIX[CHANNEL.error]!, payload]));
+      if (this.traits.base64) this.ws.send(encodeBase64Message(CHANNEL.error, payload), close);
+      else this.ws.send(Buffer.concat([PREFIX[CHANNEL.error]!, payload]), close);
+    } else {
+      close();
     }
-    this.ws.close(1000);
     this.#releaseDrainWaiters();
   }
 
