@@ -159,7 +159,11 @@ export function prepareLocalCredentials(settings: Settings): LocalCredentials {
         'or pass --insecure-self-signed-on-network',
     );
   }
-  mkdirSync(settings.stateDir, { recursive: true, mode: 0o700 });
+  try {
+    mkdirSync(settings.stateDir, { recursive: true, mode: 0o700 });
+  } catch (err) {
+    throw new CredentialsError(`cannot create the state dir ${settings.stateDir} (setting stateDir, --state-dir): ${(err as Error).message}`);
+  }
 
   let keyPem: string;
   let certPem: string;

@@ -3,12 +3,12 @@
 import type { Server as TlsServer } from 'node:tls';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { AuditLog, DEFAULT_REDACTIONS } from '../auth/audit.js';
+import { AuditLog, AuditLogError, DEFAULT_REDACTIONS } from '../auth/audit.js';
 import { Authenticator } from '../auth/authenticate.js';
 import { prepareLocalCredentials, writeLocalKubeconfig, type LocalKubeconfig } from '../auth/local-credentials.js';
 import { Policy, WITHOUT_POLICY } from '../auth/policy.js';
 import { ReloadableAuthorizer } from '../auth/reloadable.js';
-import { describeCertificate, readClientCA, ReloadableServingTls } from '../auth/serving-tls.js';
+import { describeCertificate, readClientCA, rereadServingTls, ReloadableServingTls } from '../auth/serving-tls.js';
 import { StreamTokenCache, type Clock } from '../auth/stream-tokens.js';
 import { TokenFile } from '../auth/token-file.js';
 import { DockerBackend } from '../backend/docker.js';
@@ -61,6 +61,9 @@ export interface AgentOverrides {
 
 export async function startAgent(settings: Settings, overrides: AgentOverrides = {}): Promise<Agent> {
   const credentials = prepareLocalCredentials(settings);
+  // The operator's key and certificate are checked as a reload checks them: a pair that does not
+  // fit, a PEM that does not parse, an expired certificate — an exit naming the file, not OpenSSL's words.
+  if (settings.tls.certFile) rereadServingTls(settings.tls, credentials);
   const { host, port } = splitListen(settings.listen);
   const nsenterEnabled = isNsenterEnabled(settings);
   const docker = new DockerBackend({
@@ -117,6 +120,13 @@ export async function startAgent(settings: Settings, overrides: AgentOverrides =
       log.error({ err: err.message, file: auditFile }, 'AUDIT LOG WRITE FAILED');
     },
   });
+  // An audit file that cannot be opened is said at start-up, not at the first session; with
+  // failClosed every session would be refused, so the agent does not start.
+  const auditOpenError = audit.lastError;
+  if (auditOpenError && settings.audit.failClosed) {
+    audit.close();
+    throw new AuditLogError(`cannot open the audit log ${auditFile}: ${auditOpenError.message}; with audit.failClosed (--audit-fail-closed) every session would be refused`);
+  }
   const registry = new SessionRegistry({
     maxPerNode: settings.sessions.maxPerNode,
     maxPerUser: settings.sessions.maxPerUser,
@@ -164,6 +174,7 @@ export async function startAgent(settings: Settings, overrides: AgentOverrides =
     isDraining: () => draining,
   });
   log = app.log;
+  if (auditOpenError) log.warn({ err: auditOpenError.message, file: auditFile }, 'the audit log cannot be opened: every record tries it again (sessions are not refused: audit.failClosed is off)');
   const reaperOptions = {
     scope: marker.scope,
     instance: marker.instance,

@@ -1,6 +1,9 @@
 // The `execlet` command line: dispatches to serve, exec, targets, version and help (run by main.ts).
 import { ConfigError } from '../config/load.js';
 import { CredentialsError } from '../auth/local-credentials.js';
+import { AuditLogError } from '../auth/audit.js';
+import { PolicyError } from '../auth/policy.js';
+import { TokenFileError } from '../auth/token-file.js';
 import { ServingTlsError } from '../auth/serving-tls.js';
 import { BackendError } from '../backend/types.js';
 import { EXECLET_VERSION } from '../version.js';
@@ -83,6 +86,10 @@ main(argv).then(
       process.exitCode = 2;
     } else if (err instanceof ConfigError || err instanceof CredentialsError || err instanceof ServingTlsError || err instanceof BackendError) {
       process.stderr.write(`execlet: ${err.message}\n`);
+      process.exitCode = 2;
+    } else if (err instanceof TokenFileError || err instanceof PolicyError || err instanceof AuditLogError) {
+      const setting = err instanceof TokenFileError ? 'tokenFile, --token-file' : err instanceof PolicyError ? 'policyFile, --policy-file' : 'audit.file, --audit-file';
+      process.stderr.write(`execlet: ${err.message}\n(setting ${setting})\n`);
       process.exitCode = 2;
     } else {
       process.stderr.write(`execlet: ${(err as Error).stack ?? String(err)}\n`);

@@ -1,8 +1,12 @@
-// An agent that cannot finish starting exits with its reason instead of running on half started:
-// here the local kubeconfig cannot be written (STATE/kubeconfig is a directory), which is found only
-// after the listener, the engine's event stream and the orphan sweep have started.
+// An agent that cannot start exits 2 with its reason, naming the file and the setting, instead of a
+// stack trace (exit 1) or running on half started: the local kubeconfig cannot be written
+// (STATE/kubeconfig is a directory; found only after the listener, the engine's event stream and
+// the orphan sweep have started), a TLS key that is not the certificate's, a token file or policy
+// that does not load, a state dir that cannot be made, an audit log that cannot be opened while
+// audit.failClosed is on.
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createCertificateAuthority, createServingCertificate } from '../../src/auth/self-signed.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -32,4 +36,39 @@ test('a kubeconfig that cannot be written: exit 2 naming the file, and nothing l
   assert.match(result.stderr.toString(), /cannot write the local kubeconfig .*\/state\/kubeconfig: .*--state-dir/);
   assert.ok(existsSync(join(state, 'kubeconfig')));
   assert.deepEqual(readdirSync(state).filter((name) => name.includes('.tmp-')), [], 'no temporary file left in the state dir');
+});
+
+/** `execlet serve` on loopback with a state dir of its own and `args`; its exit code and stderr. */
+async function serve(name: string, args: string[]): Promise<{ code: number | null; stderr: string }> {
+  const result = await runCommand(process.execPath, [AGENT_MAIN, 'serve', '--listen', '127.0.0.1:0', '--state-dir', join(dir, `state-${name}`), '--docker-host', docker.host, ...args], {
+    timeoutMs: 20_000,
+  });
+  return { code: result.code, stderr: result.stderr.toString() };
+}
+
+test('start-up inputs that cannot work: exit 2, naming the file and the setting, never a stack trace', async () => {
+  const ca = createCertificateAuthority('start failures CA');
+  const one = createServingCertificate(ca, 'execlet', ['127.0.0.1']);
+  const other = createServingCertificate(ca, 'execlet', ['127.0.0.1']);
+  writeFileSync(join(dir, 'tls.crt'), one.certPem);
+  writeFileSync(join(dir, 'other.key'), other.keyPem, { mode: 0o600 });
+  writeFileSync(join(dir, 'tokens'), 'only-one-field\n', { mode: 0o600 });
+  writeFileSync(join(dir, 'policy.yaml'), 'rules: [{ modes: [exec] }]\n');
+  mkdirSync(join(dir, 'a-directory'));
+  const cases: Array<{ name: string; args: string[]; says: RegExp }> = [
+    { name: 'tls', args: ['--tls-cert-file', join(dir, 'tls.crt'), '--tls-key-file', join(dir, 'other.key')], says: /the TLS key .*other\.key does not fit the certificate .*tls\.crt/ },
+    { name: 'tokens', args: ['--token-file', join(dir, 'tokens')], says: /tokens.*line 1[^]*\(setting tokenFile, --token-file\)/ },
+    { name: 'no-tokens', args: ['--token-file', join(dir, 'missing-tokens')], says: /missing-tokens[^]*\(setting tokenFile, --token-file\)/ },
+    { name: 'policy', args: ['--policy-file', join(dir, 'policy.yaml')], says: /policy .*policy\.yaml[^]*subjects[^]*\(setting policyFile, --policy-file\)/ },
+    { name: 'audit', args: ['--audit-file', join(dir, 'a-directory'), '--audit-fail-closed'], says: /cannot open the audit log .*a-directory: .*--audit-fail-closed[^]*\(setting audit\.file, --audit-file\)/ },
+  ];
+  for (const { name, args, says } of cases) {
+    const { code, stderr } = await serve(name, args);
+    assert.equal(code, 2, `${name}: ${stderr}`);
+    assert.match(stderr, says, name);
+    assert.doesNotMatch(stderr, /\n\s+at /, `${name}: no stack trace`);
+  }
+  const stateDir = await runCommand(process.execPath, [AGENT_MAIN, 'serve', '--listen', '127.0.0.1:0', '--state-dir', '/dev/null/state', '--docker-host', docker.host], { timeoutMs: 20_000 });
+  assert.equal(stateDir.code, 2, stateDir.stderr.toString());
+  assert.match(stateDir.stderr.toString(), /cannot create the state dir \/dev\/null\/state \(setting stateDir, --state-dir\)/);
 });
