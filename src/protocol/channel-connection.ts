@@ -52,6 +52,8 @@ export interface ChannelOptions {
 /** Upstream servers copy with 32 KiB buffers; client-go's reader is sized for that. */
 const MAX_MESSAGE_PAYLOAD = 32 * 1024;
 const PREFIX = [Buffer.from([0]), Buffer.from([1]), Buffer.from([2]), Buffer.from([3])];
+/** Queued for the client at its end, at most this much lets the close handshake start at once. */
+const CLOSE_AT_ONCE_BYTES = 64 * 1024;
 
 export class WebSocketChannels implements ClientChannels {
   readonly protocol: string;
@@ -173,20 +175,21 @@ export class WebSocketChannels implements ClientChannels {
     this.#finished = true;
     if (this.#gone) return;
     const payload = encodeStatusForChannel(status, this.traits);
-    // The close handshake starts once everything before it has left for the client: ws gives a
-    // close 30 s before it destroys the socket, and a slow client may still be reading output that
-    // was queued when the process ended (up to the high-water mark). A client that stops reading
-    // altogether stops answering pings as well, and is dropped by those.
+    // ws gives a close 30 s before it destroys the socket. With a backlog a slow client may take
+    // longer to read (output queued when the process ended, up to the high-water mark), the close
+    // handshake starts once the Status has been handed to the kernel, everything before it with it;
+    // a client that stops reading altogether stops answering pings as well, and is dropped by those.
+    const backlog = payload !== null && this.ws.bufferedAmount > CLOSE_AT_ONCE_BYTES;
     const close = () => {
       if (!this.#gone) this.ws.close(1000);
     };
     if (payload) {
       // One message: client-node parses the first error-channel frame as the whole status.
-      if (this.traits.base64) this.ws.send(encodeBase64Message(CHANNEL.error, payload), close);
-      else this.ws.send(Buffer.concat([PREFIX[CHANNEL.error]!, payload]), close);
-    } else {
-      close();
+      const message = this.traits.base64 ? encodeBase64Message(CHANNEL.error, payload) : Buffer.concat([PREFIX[CHANNEL.error]!, payload]);
+      if (backlog) this.ws.send(message, close);
+      else this.ws.send(message);
     }
+    if (!backlog) close();
     this.#releaseDrainWaiters();
   }
 

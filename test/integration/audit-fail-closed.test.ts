@@ -1,7 +1,9 @@
-// When the audit log cannot be written: the failure is counted, and with audit.failClosed the
-// session is refused before its process starts; without it the session runs.
+// When the audit log cannot be written — here /dev/full, which opens but refuses every write (a
+// full disk) — the failure is counted, and with audit.failClosed the session is refused before its
+// process starts; without it the session runs. (A file that cannot even be opened stops a
+// fail-closed agent at start-up: start-failures.test.ts.)
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -20,7 +22,6 @@ const agents: Agent[] = [];
 before(async () => {
   docker = await useTestDocker();
   dir = mkdtempSync(join(tmpdir(), 'execlet-audit-'));
-  writeFileSync(join(dir, 'not-a-dir'), 'the audit file cannot live under a regular file');
   container = await startContainer(docker, { labels: podLabels('default', 'audited', 'app') });
 });
 
@@ -40,7 +41,7 @@ async function agentWith(failClosed: boolean, name: string): Promise<{ port: num
     stateDir,
     nodeName: name,
     logLevel: 'silent',
-    audit: { ...defaultSettings().audit, file: join(dir, 'not-a-dir', 'audit.log'), failClosed },
+    audit: { ...defaultSettings().audit, file: '/dev/full', failClosed },
   });
   agents.push(agent);
   return {
