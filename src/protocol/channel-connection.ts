@@ -93,6 +93,13 @@ export class WebSocketChannels implements ClientChannels {
       answered = true;
     });
     this.#pinger = setInterval(() => {
+      // While the client's input is paused (the process does not read its stdin), nothing of the
+      // client is read — its pongs neither: a client that is there cannot be told from one that is
+      // not, so it is not asked until the input flows again.
+      if (this.#inputPaused) {
+        answered = true;
+        return;
+      }
       if (!answered) {
         // A peer that vanished without a close (network drop, sleeping laptop) is noticed here.
         this.#stopPinging();
@@ -162,12 +169,18 @@ export class WebSocketChannels implements ClientChannels {
     else setImmediate(onDrain);
   }
 
+  #inputPaused = false;
+
   pauseInput(): void {
-    if (!this.closed) this.ws.pause();
+    if (this.closed) return;
+    this.#inputPaused = true;
+    this.ws.pause();
   }
 
   resumeInput(): void {
-    if (!this.closed) this.ws.resume();
+    if (this.closed) return;
+    this.#inputPaused = false;
+    this.ws.resume();
   }
 
   finish(status: Status): void {

@@ -13,7 +13,7 @@ import type WebSocket from 'ws';
 import { startAgent, type TestAgent } from '../helpers/agent.js';
 import { podLabels, startContainer, type TestContainer } from '../helpers/containers.js';
 import { startPrivateDocker, useTestDocker, type TestDocker } from '../helpers/docker-daemon.js';
-import { collect, execPath, onMessage, openExec, sendResize } from '../helpers/exec-client.js';
+import { closeStdin, collect, execPath, onMessage, openExec, sendResize, sendStdin } from '../helpers/exec-client.js';
 import { pidsWithCommandLine, waitUntil } from '../helpers/proc-scan.js';
 import { runCommand } from '../helpers/run-command.js';
 
@@ -245,6 +245,19 @@ describe('logs', () => {
 });
 
 describe('dead peers', () => {
+  test('a process that does not read its stdin for a while is not taken for a dead client', async () => {
+    const agent = await agentFor(['--ping-interval-seconds', '1']);
+    // The process reads nothing for 4 s, so the client's input is paused (and with it its pongs) for longer than two ping intervals.
+    const ws = await openExec(agent, execPath('default', 'life', { command: ['sh', '-c', 'sleep 4; wc -c'], container: 'app.nsenter', stdin: true, stdout: true }));
+    const result = collect(ws);
+    const input = 16 * 1024 * 1024;
+    sendStdin(ws, Buffer.alloc(input, 0x78)); // far more than the pipes and buffers between hold
+    closeStdin(ws);
+    const r = await result;
+    assert.equal(JSON.parse(r.error).status, 'Success', r.error);
+    assert.equal(r.stdout.toString().trim(), String(input));
+  });
+
   test('a client that stops answering pings is dropped and its process ended', async () => {
     const agent = await agentFor(['--ping-interval-seconds', '1']);
     const ws = await openExec(agent, execPath('default', 'life', { command: ['sleep', '6500001'], container: 'app', stdout: true }), { autoPong: false });
