@@ -122,6 +122,30 @@ for (const version of VERSIONS) {
   });
 }
 
+describe('kubectl get pods', () => {
+  const names = (r: { stdout: Buffer }) => r.stdout.toString().trim().split('\n').filter(Boolean).sort();
+
+  test('field selectors are honoured; a label selector or a watch is refused, not answered with every pod', async () => {
+    const all = await kubectl('1.32', ['get', 'pods', '-n', 'default', '-o', 'name']);
+    assert.equal(all.code, 0, all.stderr.toString());
+    assert.deepEqual(names(all), ['pod/web']);
+    const byName = await kubectl('1.32', ['get', 'pods', '-A', '--field-selector', 'metadata.name=web', '-o', 'name']);
+    assert.deepEqual(names(byName), ['pod/web'], byName.stderr.toString());
+    const notWeb = await kubectl('1.32', ['get', 'pods', '-n', 'default', '--field-selector', 'metadata.name!=web', '-o', 'name']);
+    assert.equal(notWeb.code, 0, notWeb.stderr.toString());
+    assert.deepEqual(names(notWeb), []);
+    const unsupported = await kubectl('1.32', ['get', 'pods', '-n', 'default', '--field-selector', 'spec.restartPolicy=Always']);
+    assert.equal(unsupported.code, 1);
+    assert.match(unsupported.stderr.toString(), /"spec\.restartPolicy" is not a supported field/);
+    const labelled = await kubectl('1.32', ['get', 'pods', '-n', 'default', '-l', 'app=web']);
+    assert.equal(labelled.code, 1);
+    assert.match(labelled.stderr.toString(), /labelSelector is not supported by execlet/);
+    const watched = await kubectl('1.32', ['get', 'pods', '-n', 'default', '--watch-only', '--request-timeout', '10s']);
+    assert.equal(watched.code, 1);
+    assert.match(watched.stderr.toString(), /watch is not supported by execlet/);
+  });
+});
+
 describe('kubectl errors', () => {
   test('an unknown pod is reported as NotFound', async () => {
     const r = await kubectl('1.32', ['exec', '-n', 'default', 'nosuchpod', '--', 'true']);
