@@ -67,7 +67,10 @@ function formatHostForUrl(host: string): string {
   return isIP(host) === 6 ? `[${host}]` : host;
 }
 
-function loadOrCreateSelfSigned(settings: Settings, listenHost: string): { serving: KeyAndCert; ca: KeyAndCert } {
+/** A generated serving certificate with fewer days left than this is issued anew (at start-up, and daily). */
+export const RENEW_WITH_DAYS_LEFT = 30;
+
+function loadOrCreateSelfSigned(settings: Settings, listenHost: string, minDaysLeft = RENEW_WITH_DAYS_LEFT): { serving: KeyAndCert; ca: KeyAndCert } {
   const pkiDir = join(settings.stateDir, 'pki');
   mkdirSync(pkiDir, { recursive: true, mode: 0o700 });
   const caCertPath = join(pkiDir, 'ca.crt');
@@ -89,7 +92,7 @@ function loadOrCreateSelfSigned(settings: Settings, listenHost: string): { servi
   let serving: KeyAndCert | null = null;
   if (existsSync(certPath) && existsSync(keyPath)) {
     const existing = { certPem: readText(certPath, 'serving certificate'), keyPem: readText(keyPath, 'serving key') };
-    if (certificateCovers(existing.certPem, hosts, 30, ca.certPem)) serving = existing;
+    if (certificateCovers(existing.certPem, hosts, minDaysLeft, ca.certPem)) serving = existing;
   }
   if (!serving) {
     // Re-issued from the same CA when missing, expiring, or lacking a name: kubeconfigs stay valid.
@@ -178,6 +181,16 @@ export function prepareLocalCredentials(settings: Settings): LocalCredentials {
     caPem = ca.certPem;
   }
   return { keyPem, certPem, caPem, token: loadOrCreateToken(settings) };
+}
+
+/**
+ * The generated serving certificate as it should be now: the one in STATE/pki while it has more
+ * than `minDaysLeft` days left (and names every host), else a new one from the same CA, written
+ * there — kubeconfigs, which hold the CA, stay valid. For an agent that runs longer than its
+ * certificate's year.
+ */
+export function renewGeneratedServing(settings: Settings, minDaysLeft = RENEW_WITH_DAYS_LEFT): KeyAndCert {
+  return loadOrCreateSelfSigned(settings, splitListen(settings.listen).host, minDaysLeft).serving;
 }
 
 /** Writes `STATE/kubeconfig` for the listener's actual port (which may have been chosen by the kernel). */

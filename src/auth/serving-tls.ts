@@ -116,7 +116,7 @@ export function describeCertificate(certPem: string): { subject: string; notAfte
   return { subject: certificate.subject.replace(/\n/g, ', '), notAfter: new Date(certificate.validTo), fingerprint256: certificate.fingerprint256 };
 }
 
-export type ReloadCause = 'SIGHUP' | 'the files changed';
+export type ReloadCause = 'SIGHUP' | 'the files changed' | 'the generated certificate was renewed';
 
 /** What the agent hears of reloads (it logs them and counts them). */
 export interface ServingTlsEvents {
@@ -160,6 +160,23 @@ export class ReloadableServingTls {
     }
     this.#current = next;
     this.events.reloaded(describeCertificate(next.certPem), why);
+  }
+
+  /**
+   * Puts a renewed generated key and certificate in force (renewGeneratedServing); nothing when the
+   * operator's files are served, or when it is the one in force already.
+   */
+  renewGenerated(material: { keyPem: string; certPem: string }): void {
+    if (this.settings.certFile || material.certPem === this.#current.certPem) return;
+    const next: ServingTls = { ...this.#current, keyPem: material.keyPem, certPem: material.certPem };
+    try {
+      this.apply(secureContextOptions(next));
+    } catch (err) {
+      this.events.refused(err as Error, 'the generated certificate was renewed');
+      return;
+    }
+    this.#current = next;
+    this.events.reloaded(describeCertificate(next.certPem), 'the generated certificate was renewed');
   }
 
   /** Reloads when the files change (watch-files.ts); returns how to stop. Never throws: serving matters more. */

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { AuditLog, AuditLogError, DEFAULT_REDACTIONS } from '../auth/audit.js';
 import { Authenticator } from '../auth/authenticate.js';
-import { prepareLocalCredentials, writeLocalKubeconfig, type LocalKubeconfig } from '../auth/local-credentials.js';
+import { prepareLocalCredentials, renewGeneratedServing, writeLocalKubeconfig, type LocalKubeconfig } from '../auth/local-credentials.js';
 import { Policy, WITHOUT_POLICY } from '../auth/policy.js';
 import { ReloadableAuthorizer } from '../auth/reloadable.js';
 import { describeCertificate, readClientCA, rereadServingTls, ReloadableServingTls } from '../auth/serving-tls.js';
@@ -57,7 +57,11 @@ export interface AgentOverrides {
   handshakeTimeoutMs?: number;
   /** The agent's mount namespace as `agentMountNamespace()` finds it (tests name a container's, as if the agent ran in it). */
   agentMountNamespace?: string;
+  /** How often, and with how many days left, a generated serving certificate is renewed (tests renew a fresh one at once). */
+  generatedRenewal?: { everyMs: number; daysLeft: number };
 }
+
+const DAY_MS = 24 * 60 * 60 * 1000;
 
 export async function startAgent(settings: Settings, overrides: AgentOverrides = {}): Promise<Agent> {
   const credentials = prepareLocalCredentials(settings);
@@ -214,8 +218,10 @@ export async function startAgent(settings: Settings, overrides: AgentOverrides =
 
   let stopWatching: (() => void) | undefined;
   let stopWatchingTls: (() => void) | null = null;
+  let renewal: NodeJS.Timeout | null = null;
   const close = async () => {
     draining = true; // requests that still come (kept-alive connections) get a Status 503
+    if (renewal) clearInterval(renewal);
     reaper.stop();
     stopWatching?.();
     stopWatchingTls?.();
@@ -266,6 +272,17 @@ export async function startAgent(settings: Settings, overrides: AgentOverrides =
     }
   }
   stopWatchingTls = servingTls.watch();
+  // A generated certificate lasts a year; an agent may run longer. Checked daily, renewed a month ahead.
+  renewal = settings.tls.certFile
+    ? null
+    : setInterval(() => {
+        try {
+          servingTls.renewGenerated(renewGeneratedServing(settings, overrides.generatedRenewal?.daysLeft));
+        } catch (err) {
+          app.log.error({ err: (err as Error).message }, 'the generated serving certificate could not be renewed; the current one stays in force');
+        }
+      }, overrides.generatedRenewal?.everyMs ?? DAY_MS);
+  renewal?.unref();
   app.log.info(
     {
       url: kubeconfig.serverUrl,

@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -175,4 +175,32 @@ test('an agent that cannot listen exits with its reason, though it has TLS and t
   );
   assert.equal(result.code, 2, result.stderr.toString());
   assert.match(result.stderr.toString(), /cannot listen on 127\.0\.0\.1:\d+: the address is already in use/);
+});
+
+test('a generated serving certificate near its end is renewed while the agent runs, from the same CA', async () => {
+  // A second agent, with generated TLS material, checking every 50 ms and counting a year-long certificate as near its end.
+  const settings = defaultSettings();
+  const stateDir = join(dir, 'generated-state');
+  const generated = await startAgent(
+    { ...settings, listen: '127.0.0.1:0', dockerHost: docker.host, stateDir, nodeName: 'tls-renewal', logLevel: 'silent' },
+    { generatedRenewal: { everyMs: 50, daysLeft: 400 } },
+  );
+  try {
+    const generatedPort = Number(new URL(generated.kubeconfig.serverUrl).port);
+    const caPem = readFileSync(join(stateDir, 'pki', 'ca.crt'), 'utf8');
+    const servedNow = async () => {
+      const socket = tls.connect({ host: '127.0.0.1', port: generatedPort, ca: caPem });
+      try {
+        await once(socket, 'secureConnect'); // verified against the kubeconfig's CA
+        return socket.getPeerCertificate().fingerprint256;
+      } finally {
+        socket.destroy();
+      }
+    };
+    const initial = await servedNow();
+    // A new certificate is served, and it verifies against the CA the kubeconfig already holds.
+    await waitUntil(async () => (await servedNow()) !== initial, 10_000, 'a renewed certificate to be served');
+  } finally {
+    await generated.close();
+  }
 });
