@@ -46,23 +46,38 @@ function treeKiller(pid: () => number | undefined, exitedAt: () => number | null
 }
 
 /**
- * After the helper exits without a TTY, how long its output is still read while something it left
+ * After the helper exits without a TTY, how long its output may stay quiet while something it left
  * in the background holds it open; then the output ends (as the engine ends an exec's stream
  * about as long after its process exits), and the session with it.
  */
 const OUTPUT_AFTER_EXIT_MS = 2000;
 
 /**
- * Resolves once `streams` have closed, or OUTPUT_AFTER_EXIT_MS after `exited`, when whatever still
- * holds them open is no reason to wait: they are destroyed.
+ * Resolves once `streams` have closed, or — after `exited` — once they have been read from without
+ * a byte for OUTPUT_AFTER_EXIT_MS: whatever still holds them open is no reason to wait, and they
+ * are destroyed. While the session holds a stream paused (its client is behind), it is waited for:
+ * what the process wrote before it exited is all delivered.
  */
-function outputEnded(exited: Promise<unknown>, streams: Array<Readable | null>): Promise<void> {
-  const open = streams.filter((stream): stream is Readable => stream !== null && !stream.destroyed);
+function outputEnded(exited: Promise<unknown>, streams: Array<Socket | null>): Promise<void> {
+  const open = streams.filter((stream): stream is Socket => stream !== null && !stream.destroyed);
   const closed = Promise.all(open.map((stream) => new Promise<void>((resolve) => stream.once('close', () => resolve())))).then(() => undefined);
+  // Bytes read so far: progress is seen without a 'data' listener (which would set a stream flowing).
+  const read = () => open.reduce((sum, stream) => sum + stream.bytesRead, 0);
   void exited.then(() => {
-    const timer = setTimeout(() => {
-      for (const stream of open) stream.destroy();
-    }, OUTPUT_AFTER_EXIT_MS);
+    let timer: NodeJS.Timeout | undefined;
+    let readBefore = read();
+    const check = () => {
+      const readNow = read();
+      const quiet = readNow === readBefore && !open.some((stream) => stream.isPaused());
+      readBefore = readNow;
+      if (quiet) {
+        for (const stream of open) stream.destroy();
+        return;
+      }
+      timer = setTimeout(check, OUTPUT_AFTER_EXIT_MS);
+      timer.unref();
+    };
+    timer = setTimeout(check, OUTPUT_AFTER_EXIT_MS);
     timer.unref();
     void closed.then(() => clearTimeout(timer));
   });
@@ -127,10 +142,14 @@ export function startWithChildProcess(argv: string[], env: Record<string, string
       child.once('close', (code, signal) => resolveExit({ code, signal }));
     });
     let exitedAt: number | null = null;
-    const exited = new Promise<void>((resolveExited) => child.once('exit', () => resolveExited()));
-    void exited.then(() => (exitedAt = ticksSinceBoot()));
+    const exited = new Promise<void>((resolveExited) =>
+      child.once('exit', () => {
+        exitedAt = ticksSinceBoot();
+        resolveExited();
+      }),
+    );
     // 'close' waits for the output pipes, which something left in the background may hold open.
-    void outputEnded(exited, [child.stdout ?? null, child.stderr ?? null]);
+    void outputEnded(exited, [(child.stdout as Socket | null) ?? null, (child.stderr as Socket | null) ?? null]); // pipes are net.Sockets
     child.once('spawn', () => {
       child.stdin?.on('error', () => {
         // The process closed its stdin; what the client still sends has nowhere to go.

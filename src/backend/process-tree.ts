@@ -136,14 +136,15 @@ export async function killProcessTree(pid: number, graceMs: number): Promise<voi
   await waitForSnapshotDeath([...tree, ...late], 2000);
 }
 
-/** True while the process group has a member (a process that is not yet reaped counts). */
+/** True while the process group has a live member (a zombie waiting for its parent does not count). */
 function groupHasMembers(pgid: number): boolean {
-  try {
-    process.kill(-pgid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  for (const entry of readdirSync('/proc')) {
+    const pid = Number(entry);
+    if (!Number.isInteger(pid) || pid <= 0) continue;
+    const stat = readProcStat(pid);
+    if (stat && stat.pgrp === pgid && stat.state !== 'Z' && stat.state !== 'X') return true;
   }
+  return false;
 }
 
 /** Linux counts start times in /proc/PID/stat in USER_HZ ticks, 100 a second. */

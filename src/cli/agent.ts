@@ -62,6 +62,8 @@ export interface AgentOverrides {
 }
 
 const DAY_MS = 24 * 60 * 60 * 1000;
+/** How long a changed token file must stay quiet before the sessions it no longer admits are ended. */
+const TOKEN_FILE_SETTLE_MS = 1000;
 
 export async function startAgent(settings: Settings, overrides: AgentOverrides = {}): Promise<Agent> {
   const credentials = prepareLocalCredentials(settings);
@@ -178,6 +180,11 @@ export async function startAgent(settings: Settings, overrides: AgentOverrides =
     isDraining: () => draining,
   });
   log = app.log;
+  // Until this version, commas separated audit.redact patterns in flags and the environment.
+  const withCommas = settings.audit.redact.filter((source) => source.replace(/\{\d*,\d*\}/g, '').includes(','));
+  if (withCommas.length > 0) {
+    log.warn({ patterns: withCommas }, 'audit.redact: each of these patterns holds a comma and is one regular expression; for several, give one per --audit-redact, or one per line in EXECLET_AUDIT_REDACT');
+  }
   if (auditOpenError) log.warn({ err: auditOpenError.message, file: auditFile }, 'the audit log cannot be opened: every record tries it again (sessions are not refused: audit.failClosed is off)');
   const reaperOptions = {
     scope: marker.scope,
@@ -219,9 +226,11 @@ export async function startAgent(settings: Settings, overrides: AgentOverrides =
   let stopWatching: (() => void) | undefined;
   let stopWatchingTls: (() => void) | null = null;
   let renewal: NodeJS.Timeout | null = null;
+  let revokeAfterTokenChange: NodeJS.Timeout | undefined;
   const close = async () => {
     draining = true; // requests that still come (kept-alive connections) get a Status 503
     if (renewal) clearInterval(renewal);
+    clearTimeout(revokeAfterTokenChange);
     reaper.stop();
     stopWatching?.();
     stopWatchingTls?.();
@@ -255,18 +264,28 @@ export async function startAgent(settings: Settings, overrides: AgentOverrides =
   // that cannot be watched (out of inotify instances, say) do not stop the agent: SIGHUP reloads them.
   /** What a reload of the token file (on a change or SIGHUP) logs. */
   const tokenFileReloaded = (error: Error | null) => {
-    if (error) {
-      app.log.error({ err: error.message }, 'token file not reloaded; the previous tokens stay in force');
-      return;
-    }
-    // Sessions whose token is gone, or whose user's groups no longer grant them, end.
-    const revoked = registry.revokeDisallowed('the session was ended: its token was revoked, or its access changed');
-    app.log.info({ tokens: tokenFile?.size, revoked }, 'token file reloaded');
+    if (error) app.log.error({ err: error.message }, 'token file not reloaded; the previous tokens stay in force');
+    else app.log.info({ tokens: tokenFile?.size }, 'token file reloaded');
+  };
+  /**
+   * After a change of the token file, sessions whose token is gone, or whose user's groups no longer
+   * grant them, end — once the file has been quiet for TOKEN_FILE_SETTLE_MS: a file rewritten in
+   * place (truncated, then written) must not end every session in between.
+   */
+  const tokenFileChanged = (error: Error | null) => {
+    tokenFileReloaded(error);
+    if (error) return;
+    clearTimeout(revokeAfterTokenChange);
+    revokeAfterTokenChange = setTimeout(() => {
+      const revoked = registry.revokeDisallowed('the session was ended: a change of the token file revoked this access');
+      if (revoked > 0) app.log.info({ revoked }, 'sessions the token file no longer admits were ended');
+    }, TOKEN_FILE_SETTLE_MS);
+    revokeAfterTokenChange.unref();
   };
   if (tokenFile) {
     const unwatched = (err: Error) => app.log.warn({ err: err.message }, 'the token file is not watched for changes; SIGHUP reloads it');
     try {
-      stopWatching = tokenFile.watch(tokenFileReloaded, unwatched);
+      stopWatching = tokenFile.watch(tokenFileChanged, unwatched);
     } catch (err) {
       unwatched(err as Error);
     }
@@ -306,14 +325,18 @@ export async function startAgent(settings: Settings, overrides: AgentOverrides =
     reload() {
       servingTls.reload('SIGHUP');
       if (tokenFile) tokenFileReloaded(tokenFile.reload());
-      if (!settings.policyFile) return;
-      try {
-        authorizer.replace(Policy.load(settings.policyFile));
-        const revoked = registry.revokeDisallowed('the session was ended: a policy change revoked this access');
-        app.log.info({ policy: settings.policyFile, revoked }, 'policy reloaded');
-      } catch (err) {
-        app.log.error({ err: (err as Error).message }, 'policy not reloaded; the previous policy stays in force');
+      if (settings.policyFile) {
+        try {
+          authorizer.replace(Policy.load(settings.policyFile));
+          app.log.info({ policy: settings.policyFile }, 'policy reloaded');
+        } catch (err) {
+          app.log.error({ err: (err as Error).message }, 'policy not reloaded; the previous policy stays in force');
+        }
       }
+      // Once both are read again: a user whose new groups only the new policy grants stays.
+      if (!tokenFile && !settings.policyFile) return;
+      const revoked = registry.revokeDisallowed('the session was ended: a reload of the policy or the token file revoked this access');
+      if (revoked > 0) app.log.info({ revoked }, 'sessions the reloaded policy or token file no longer admits were ended');
     },
     registry,
     async shutdown(graceMs: number) {

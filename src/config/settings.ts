@@ -245,7 +245,7 @@ export const SETTINGS: readonly SettingDescriptor[] = [
     flag: '--reaper-interval-seconds',
     env: 'EXECLET_REAPER_INTERVAL_SECONDS',
     kind: 'integer',
-    help: 'how often processes left by ended sessions or an earlier agent are looked for and killed (besides a sweep --kill-grace-ms + 1 s after each session ends, at most every 5 s)',
+    help: 'how often (at most 86400) processes left by ended sessions or an earlier agent are looked for and killed (besides a sweep --kill-grace-ms + 1 s after each session ends, at most every 5 s)',
   },
   { path: 'killGraceMs', flag: '--kill-grace-ms', env: 'EXECLET_KILL_GRACE_MS', kind: 'integer', help: 'milliseconds between SIGHUP and SIGKILL when a session ends its process' },
 ];

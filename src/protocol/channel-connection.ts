@@ -52,6 +52,11 @@ export interface ChannelOptions {
 /** Upstream servers copy with 32 KiB buffers; client-go's reader is sized for that. */
 const MAX_MESSAGE_PAYLOAD = 32 * 1024;
 const PREFIX = [Buffer.from([0]), Buffer.from([1]), Buffer.from([2]), Buffer.from([3])];
+/**
+ * How long a client behind a backlog at the end is given to take it (pings stop then: its pongs
+ * would wait behind the backlog); then the connection is closed as the client is gone.
+ */
+const BACKLOG_AT_END_MS = 120_000;
 /** Queued for the client at its end, at most this much lets the close handshake start at once. */
 const CLOSE_AT_ONCE_BYTES = 64 * 1024;
 
@@ -187,15 +192,27 @@ export class WebSocketChannels implements ClientChannels {
     if (this.#finished) return;
     this.#finished = true;
     if (this.#gone) return;
+    // What the client still sends is ignored from here; reading it lets its close frame through.
+    this.#inputPaused = false;
+    this.ws.resume();
     const payload = encodeStatusForChannel(status, this.traits);
     // ws gives a close 30 s before it destroys the socket. With a backlog a slow client may take
-    // longer to read (output queued when the process ended, up to the high-water mark), the close
-    // handshake starts once the Status has been handed to the kernel, everything before it with it;
-    // a client that stops reading altogether stops answering pings as well, and is dropped by those.
+    // longer to read (output queued when the process ended, up to the high-water mark): the close
+    // handshake starts once the Status has been handed to the kernel, everything before it with
+    // it. Pings stop meanwhile (their pongs would wait behind the backlog); a client that takes
+    // longer than BACKLOG_AT_END_MS is taken for gone.
     const backlog = payload !== null && this.ws.bufferedAmount > CLOSE_AT_ONCE_BYTES;
+    let deadline: NodeJS.Timeout | undefined;
     const close = () => {
+      clearTimeout(deadline);
       if (!this.#gone) this.ws.close(1000);
     };
+    if (backlog) {
+      this.#stopPinging();
+      deadline = setTimeout(() => this.ws.terminate(), BACKLOG_AT_END_MS);
+      deadline.unref();
+      this.ws.once('close', () => clearTimeout(deadline));
+    }
     if (payload) {
       // One message: client-node parses the first error-channel frame as the whole status.
       const message = this.traits.base64 ? encodeBase64Message(CHANNEL.error, payload) : Buffer.concat([PREFIX[CHANNEL.error]!, payload]);

@@ -80,7 +80,20 @@ export function redactUrl(url: string): string {
   if (query === -1) return url;
   // An exec's command may hold secrets (PGPASSWORD=…): the audit log redacts by pattern, the request
   // log keeps none of it (the session's own log line names the program).
-  return url.slice(0, query + 1) + url.slice(query + 1).replace(/(^|&)command=[^&]*/g, '$1command=[redacted]');
+  const redacted = url
+    .slice(query + 1)
+    .split('&')
+    .map((pair) => {
+      const key = pair.split('=', 1)[0]!;
+      let name = key;
+      try {
+        name = decodeURIComponent(key.replace(/\+/g, ' '));
+      } catch {
+        // Not valid percent-encoding: compared as it is.
+      }
+      return name === 'command' ? `${key}=[redacted]` : pair;
+    });
+  return `${url.slice(0, query + 1)}${redacted.join('&')}`;
 }
 
 function isSameOrigin(origin: string, request: FastifyRequest): boolean {

@@ -479,7 +479,7 @@ describe('policy change', () => {
     const r = await result;
     assert.ok('status' in r, JSON.stringify(r));
     assert.equal(r.status.reason, 'Forbidden');
-    assert.equal(r.status.message, 'the session was ended: a policy change revoked this access');
+    assert.equal(r.status.message, 'the session was ended: a reload of the policy or the token file revoked this access');
     await waitUntil(() => pidsWithCommandLine('sleep 3100001').length === 0, 3_000, 'the process to be gone');
     writeFileSync(join(dir, 'policy.yaml'), POLICY);
     agent.reload();
@@ -501,7 +501,7 @@ describe('policy change', () => {
       for (const result of ended) {
         assert.ok('status' in result, JSON.stringify(result));
         assert.equal(result.status.reason, 'Forbidden');
-        assert.equal(result.status.message, 'the session was ended: its token was revoked, or its access changed');
+        assert.equal(result.status.message, 'the session was ended: a reload of the policy or the token file revoked this access');
       }
       await waitUntil(() => pidsWithCommandLine('sleep 3100004').length + pidsWithCommandLine('sleep 3100005').length === 0, 3_000, 'their processes to be gone');
       assert.equal(pidsWithCommandLine('sleep 3100006').length, 1, "carol's session runs on");
@@ -511,6 +511,26 @@ describe('policy change', () => {
       for (const pid of pidsWithCommandLine('sleep 3100006')) process.kill(pid, 'SIGKILL');
       await carols.catch(() => undefined);
     }
+  });
+});
+
+describe('token file change', () => {
+  test('a token removed from the watched file ends its live session once the file has settled, without a SIGHUP', async () => {
+    const tokens = readFileSync(join(dir, 'tokens'), 'utf8');
+    const alices = stream(execPath('team-a', 'web', 'app', ['sleep', '3100007']), { token: TOKENS.alice });
+    await waitUntil(() => pidsWithCommandLine('sleep 3100007').length === 1, 10_000, 'the session to run');
+    try {
+      writeFileSync(join(dir, 'tokens'), tokens.replace(`${TOKENS.alice} alice team-a\n`, ''));
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('the session was still running 10 s after the change')), 10_000)));
+      const result = await Promise.race([alices, late]).finally(() => clearTimeout(timer));
+      assert.ok('status' in result, JSON.stringify(result));
+      assert.equal(result.status.message, 'the session was ended: a change of the token file revoked this access');
+    } finally {
+      writeFileSync(join(dir, 'tokens'), tokens);
+      agent.reload();
+    }
+    await waitUntil(() => pidsWithCommandLine('sleep 3100007').length === 0, 3_000, 'the process to be gone');
   });
 });
 

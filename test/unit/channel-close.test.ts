@@ -56,3 +56,41 @@ it('closes only once the output and the Status have left for a client that is be
   assert.equal(stdoutBytes, total);
   assert.equal(JSON.parse(status).status, 'Success');
 });
+
+it('a client that reads a backlog slowly is not taken for gone while its pongs wait behind it', async () => {
+  const port = (server.address() as { port: number }).port;
+  const accepted = once(server, 'connection') as Promise<[WebSocket]>;
+  const client = new WebSocket(`ws://127.0.0.1:${port}`, ['v5.channel.k8s.io']);
+  await once(client, 'open');
+  const [serverSide] = await accepted;
+  const clientSocket = (client as unknown as { _socket: Socket })._socket;
+  // A slow reader: a few milliseconds of reading every 40 ms.
+  clientSocket.pause();
+  const reader = setInterval(() => {
+    clientSocket.resume();
+    setTimeout(() => clientSocket.pause(), 3);
+  }, 40);
+  let stdoutBytes = 0;
+  let status = '';
+  client.on('message', (data: Buffer) => {
+    if (data[0] === 1) stdoutBytes += data.length - 1;
+    else if (data[0] === 3) status += data.subarray(1).toString();
+  });
+  const closed = once(client, 'close') as Promise<[number]>;
+  let gone = '';
+  const channels = new WebSocketChannels(serverSide, protocolTraits('v5.channel.k8s.io'), { stdin: false, stdout: true, stderr: false, highWaterMark: 1 << 20, pingIntervalMs: 100 });
+  channels.attach({ stdin: () => undefined, stdinEnd: () => undefined, resize: () => undefined, clientGone: (reason) => (gone = reason) });
+  const total = 24 * 1024 * 1024;
+  const chunk = Buffer.alloc(64 * 1024, 0x61);
+  try {
+    for (let sent = 0; sent < total; sent += chunk.length) channels.write('stdout', chunk);
+    channels.finish(successStatus());
+    const [code] = await closed;
+    assert.equal(gone, '', 'not dropped as gone');
+    assert.equal(code, 1000);
+    assert.equal(stdoutBytes, total);
+    assert.equal(JSON.parse(status).status, 'Success');
+  } finally {
+    clearInterval(reader);
+  }
+});

@@ -1,0 +1,15 @@
+// Request URLs as the agent logs them: stream tokens and a command's arguments cut out.
+import assert from 'node:assert/strict';
+import { it } from 'node:test';
+import { redactUrl } from '../../src/server/app.js';
+
+it("cuts out stream tokens and every command argument, however the key is spelled, and leaves the rest", () => {
+  assert.equal(redactUrl('/v1/streams/abcdef'), '/v1/streams/[redacted]');
+  assert.equal(
+    redactUrl('/api/v1/namespaces/n/pods/p/exec?command=env&command=PGPASSWORD%3Dx&container=app&stdout=true'),
+    '/api/v1/namespaces/n/pods/p/exec?command=[redacted]&command=[redacted]&container=app&stdout=true',
+  );
+  assert.equal(redactUrl('/exec/n/p/c?%63ommand=secret&output=1'), '/exec/n/p/c?%63ommand=[redacted]&output=1');
+  assert.equal(redactUrl('/exec/n/p/c?commandx=1&%zz=2'), '/exec/n/p/c?commandx=1&%zz=2');
+  assert.equal(redactUrl('/api/v1/namespaces/n/pods'), '/api/v1/namespaces/n/pods');
+});
