@@ -89,16 +89,21 @@ export function isAlive(pid: number): boolean {
   return stat !== null && stat.state !== 'Z' && stat.state !== 'X';
 }
 
-/** Resolves true once none of `pids` is alive, false after `timeoutMs`. */
-export async function waitForDeath(pids: number[], timeoutMs: number): Promise<boolean> {
+/** Resolves true once `gone()` holds, false after `timeoutMs`; looks again after 5 ms, 10, 20, then every 50. */
+async function pollUntil(gone: () => boolean, timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   let delay = 5;
-  while (pids.some(isAlive)) {
+  while (!gone()) {
     if (Date.now() >= deadline) return false;
     await new Promise((resolve) => setTimeout(resolve, delay));
     delay = Math.min(delay * 2, 50);
   }
   return true;
+}
+
+/** Resolves true once none of `pids` is alive, false after `timeoutMs`. */
+export function waitForDeath(pids: number[], timeoutMs: number): Promise<boolean> {
+  return pollUntil(() => !pids.some(isAlive), timeoutMs);
 }
 
 /** True while the snapshot's process is alive and still the same process (its PID not reused). */
@@ -108,15 +113,8 @@ function isStillAlive({ pid, startTime }: { pid: number; startTime: string }): b
 }
 
 /** Resolves true once no process of the snapshot is alive (a reused PID is not it), false after `timeoutMs`. */
-async function waitForSnapshotDeath(snapshot: ProcessTreeSnapshot, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  let delay = 5;
-  while (snapshot.some(isStillAlive)) {
-    if (Date.now() >= deadline) return false;
-    await new Promise((resolve) => setTimeout(resolve, delay));
-    delay = Math.min(delay * 2, 50);
-  }
-  return true;
+function waitForSnapshotDeath(snapshot: ProcessTreeSnapshot, timeoutMs: number): Promise<boolean> {
+  return pollUntil(() => !snapshot.some(isStillAlive), timeoutMs);
 }
 
 /**
@@ -177,16 +175,7 @@ export async function killProcessGroup(pgid: number, graceMs: number, leaderExit
   if (pgid <= 1) throw new Error(`refusing to act on process group ${pgid}`);
   if (!groupHasMembers(pgid) || !groupHadMemberBy(pgid, leaderExitedAt)) return;
   signal(-pgid, 'SIGHUP');
-  const waitEmpty = async (timeoutMs: number) => {
-    const deadline = Date.now() + timeoutMs;
-    let delay = 5;
-    while (groupHasMembers(pgid) && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, delay));
-      delay = Math.min(delay * 2, 50);
-    }
-  };
-  await waitEmpty(graceMs);
-  if (!groupHasMembers(pgid)) return;
+  if (await pollUntil(() => !groupHasMembers(pgid), graceMs)) return;
   signal(-pgid, 'SIGKILL');
-  await waitEmpty(2000);
+  await pollUntil(() => !groupHasMembers(pgid), 2000);
 }

@@ -23,22 +23,26 @@ after(async () => {
   server.close();
 });
 
-it('closes only once the output and the Status have left for a client that is behind; the client gets all of it, then 1000', async () => {
+/** A client connected to the server, the server's side of it, and what the client receives (stdout bytes, the Status, the close code). */
+async function connectClient(): Promise<{ client: WebSocket; serverSide: WebSocket; clientSocket: Socket; received: { stdoutBytes: number; status: string }; closed: Promise<[number]> }> {
   const port = (server.address() as { port: number }).port;
   const accepted = once(server, 'connection') as Promise<[WebSocket]>;
   const client = new WebSocket(`ws://127.0.0.1:${port}`, ['v5.channel.k8s.io']);
   await once(client, 'open');
   const [serverSide] = await accepted;
-  // The client falls behind: it reads nothing for now.
-  const clientSocket = (client as unknown as { _socket: Socket })._socket;
-  clientSocket.pause();
-  let stdoutBytes = 0;
-  let status = '';
+  const received = { stdoutBytes: 0, status: '' };
   client.on('message', (data: Buffer) => {
-    if (data[0] === 1) stdoutBytes += data.length - 1;
-    else if (data[0] === 3) status += data.subarray(1).toString();
+    if (data[0] === 1) received.stdoutBytes += data.length - 1;
+    else if (data[0] === 3) received.status += data.subarray(1).toString();
   });
   const closed = once(client, 'close') as Promise<[number]>;
+  return { client, serverSide, clientSocket: (client as unknown as { _socket: Socket })._socket, received, closed };
+}
+
+it('closes only once the output and the Status have left for a client that is behind; the client gets all of it, then 1000', async () => {
+  const { serverSide, clientSocket, received, closed } = await connectClient();
+  // The client falls behind: it reads nothing for now.
+  clientSocket.pause();
 
   const channels = new WebSocketChannels(serverSide, protocolTraits('v5.channel.k8s.io'), { stdin: false, stdout: true, stderr: false, highWaterMark: 1 << 20 });
   channels.attach({ stdin: () => undefined, stdinEnd: () => undefined, resize: () => undefined, clientGone: () => undefined });
@@ -53,30 +57,18 @@ it('closes only once the output and the Status have left for a client that is be
   clientSocket.resume();
   const [code] = await closed;
   assert.equal(code, 1000);
-  assert.equal(stdoutBytes, total);
-  assert.equal(JSON.parse(status).status, 'Success');
+  assert.equal(received.stdoutBytes, total);
+  assert.equal(JSON.parse(received.status).status, 'Success');
 });
 
 it('a client that reads a backlog slowly is not taken for gone while its pongs wait behind it', async () => {
-  const port = (server.address() as { port: number }).port;
-  const accepted = once(server, 'connection') as Promise<[WebSocket]>;
-  const client = new WebSocket(`ws://127.0.0.1:${port}`, ['v5.channel.k8s.io']);
-  await once(client, 'open');
-  const [serverSide] = await accepted;
-  const clientSocket = (client as unknown as { _socket: Socket })._socket;
+  const { serverSide, clientSocket, received, closed } = await connectClient();
   // A slow reader: a few milliseconds of reading every 40 ms.
   clientSocket.pause();
   const reader = setInterval(() => {
     clientSocket.resume();
     setTimeout(() => clientSocket.pause(), 3);
   }, 40);
-  let stdoutBytes = 0;
-  let status = '';
-  client.on('message', (data: Buffer) => {
-    if (data[0] === 1) stdoutBytes += data.length - 1;
-    else if (data[0] === 3) status += data.subarray(1).toString();
-  });
-  const closed = once(client, 'close') as Promise<[number]>;
   let gone = '';
   const channels = new WebSocketChannels(serverSide, protocolTraits('v5.channel.k8s.io'), { stdin: false, stdout: true, stderr: false, highWaterMark: 1 << 20, pingIntervalMs: 100 });
   channels.attach({ stdin: () => undefined, stdinEnd: () => undefined, resize: () => undefined, clientGone: (reason) => (gone = reason) });
@@ -88,8 +80,8 @@ it('a client that reads a backlog slowly is not taken for gone while its pongs w
     const [code] = await closed;
     assert.equal(gone, '', 'not dropped as gone');
     assert.equal(code, 1000);
-    assert.equal(stdoutBytes, total);
-    assert.equal(JSON.parse(status).status, 'Success');
+    assert.equal(received.stdoutBytes, total);
+    assert.equal(JSON.parse(received.status).status, 'Success');
   } finally {
     clearInterval(reader);
   }
