@@ -1,6 +1,6 @@
 // Makes the agent usable and safe out of the box: a TLS identity (configured, or a self-signed CA
 // and serving certificate created once in the state dir), a bearer token, and a kubeconfig for them.
-import { randomBytes } from 'node:crypto';
+import { createPrivateKey, randomBytes, X509Certificate } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
@@ -29,11 +29,12 @@ export class CredentialsError extends Error {
 }
 
 /** Writes a secret file atomically with mode 0600. */
-function writePrivate(path: string, content: string): void {
+/** Writes a whole file or nothing (a new file renamed over it): a full disk never leaves half a PEM. */
+function writePrivate(path: string, content: string, mode = 0o600): void {
   const tmp = `${path}.tmp-${process.pid}`;
   try {
-    writeFileSync(tmp, content, { mode: 0o600 });
-    chmodSync(tmp, 0o600);
+    writeFileSync(tmp, content, { mode });
+    chmodSync(tmp, mode);
     renameSync(tmp, path);
   } catch (err) {
     try {
@@ -42,6 +43,15 @@ function writePrivate(path: string, content: string): void {
       // the error that matters is the one that stopped the write
     }
     throw err;
+  }
+}
+
+/** Whether the certificate and key parse and belong together. */
+function isKeyPair({ certPem, keyPem }: KeyAndCert): boolean {
+  try {
+    return new X509Certificate(certPem).checkPrivateKey(createPrivateKey(keyPem));
+  } catch {
+    return false;
   }
 }
 
@@ -78,13 +88,18 @@ function loadOrCreateSelfSigned(settings: Settings, listenHost: string, minDaysL
   const certPath = join(pkiDir, 'serving.crt');
   const keyPath = join(pkiDir, 'serving.key');
 
-  let ca: KeyAndCert;
+  // A CA (or a serving pair) that does not parse, or whose key is not its certificate's (a disk
+  // that filled up mid-write, a hand edit), is made anew rather than stopping every start: the
+  // kubeconfig, written at each start, then holds the new CA.
+  let ca: KeyAndCert | null = null;
   if (existsSync(caCertPath) && existsSync(caKeyPath)) {
-    ca = { certPem: readText(caCertPath, 'CA certificate'), keyPem: readText(caKeyPath, 'CA key') };
-  } else {
+    const existing = { certPem: readText(caCertPath, 'CA certificate'), keyPem: readText(caKeyPath, 'CA key') };
+    if (isKeyPair(existing)) ca = existing;
+  }
+  if (!ca) {
     ca = createCertificateAuthority(`execlet-ca-${settings.nodeName}`);
     writePrivate(caKeyPath, ca.keyPem);
-    writeFileSync(caCertPath, ca.certPem, { mode: 0o644 });
+    writePrivate(caCertPath, ca.certPem, 0o644);
   }
 
   const hosts = ['127.0.0.1', '::1', 'localhost', settings.nodeName];
@@ -92,13 +107,13 @@ function loadOrCreateSelfSigned(settings: Settings, listenHost: string, minDaysL
   let serving: KeyAndCert | null = null;
   if (existsSync(certPath) && existsSync(keyPath)) {
     const existing = { certPem: readText(certPath, 'serving certificate'), keyPem: readText(keyPath, 'serving key') };
-    if (certificateCovers(existing.certPem, hosts, minDaysLeft, ca.certPem)) serving = existing;
+    if (isKeyPair(existing) && certificateCovers(existing.certPem, hosts, minDaysLeft, ca.certPem)) serving = existing;
   }
   if (!serving) {
-    // Re-issued from the same CA when missing, expiring, or lacking a name: kubeconfigs stay valid.
+    // Re-issued from the same CA when missing, broken, expiring, or lacking a name: kubeconfigs stay valid.
     serving = createServingCertificate(ca, settings.nodeName, hosts);
     writePrivate(keyPath, serving.keyPem);
-    writeFileSync(certPath, serving.certPem, { mode: 0o644 });
+    writePrivate(certPath, serving.certPem, 0o644);
   }
   return { serving, ca };
 }

@@ -5,12 +5,13 @@
 // that does not load, a state dir that cannot be made, an audit log that cannot be opened while
 // audit.failClosed is on.
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:https';
 import { createCertificateAuthority, createServingCertificate } from '../../src/auth/self-signed.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { AGENT_MAIN } from '../helpers/agent.js';
+import { AGENT_MAIN, startAgent } from '../helpers/agent.js';
 import { useTestDocker, type TestDocker } from '../helpers/docker-daemon.js';
 import { runCommand } from '../helpers/run-command.js';
 
@@ -71,4 +72,30 @@ test('start-up inputs that cannot work: exit 2, naming the file and the setting,
   const stateDir = await runCommand(process.execPath, [AGENT_MAIN, 'serve', '--listen', '127.0.0.1:0', '--state-dir', '/dev/null/state', '--docker-host', docker.host], { timeoutMs: 20_000 });
   assert.equal(stateDir.code, 2, stateDir.stderr.toString());
   assert.match(stateDir.stderr.toString(), /cannot create the state dir \/dev\/null\/state \(setting stateDir, --state-dir\)/);
+});
+
+test('generated TLS files that no longer parse (a disk that filled up mid-write) are made anew, and the agent serves', async () => {
+  const state = join(dir, 'state-broken-pki');
+  const first = await startAgent(docker, { stateDir: state });
+  await first.stop();
+  // Half a CA certificate, and a serving key that is not a key.
+  const caCert = readFileSync(join(state, 'pki', 'ca.crt'), 'utf8');
+  writeFileSync(join(state, 'pki', 'ca.crt'), caCert.slice(0, caCert.length / 2));
+  writeFileSync(join(state, 'pki', 'serving.key'), 'not a key\n', { mode: 0o600 });
+  const second = await startAgent(docker, { stateDir: state });
+  try {
+    assert.notEqual(second.caPem, caCert, 'a new CA');
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port: second.port, path: '/healthz', ca: second.caPem }, (res) => {
+        res.resume();
+        resolve(res.statusCode!);
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    assert.equal(status, 200, 'served with a certificate the new CA (in the kubeconfig) verifies');
+    assert.ok(readFileSync(second.kubeconfig, 'utf8').includes(Buffer.from(second.caPem).toString('base64')), 'the kubeconfig holds the new CA');
+  } finally {
+    await second.stop();
+  }
 });
