@@ -71,45 +71,63 @@ export function accessRequest({ identity, target, command, tty, stdin }: AccessQ
   return { subject: { user: identity.user, groups: identity.groups }, mode: policyMode(target.mode), target: policyTarget(target), command, tty, stdin };
 }
 
+/** Audits a refusal of `question` and throws it as AccessDenied. */
+function deny(deps: AccessDeps, { identity, target, command }: AccessQuestion, code: number, reason: string, message: string): never {
+  deps.audit.write({
+    event: 'access.denied',
+    identity: auditIdentity(identity),
+    target: auditTarget(target, deps.nodeName),
+    mode: target.mode,
+    command,
+    code,
+    reason,
+    message,
+  });
+  throw new AccessDenied(message, code, reason);
+}
+
 /**
  * Returns the grant, or throws AccessDenied (403, or 429 beyond a session limit) after auditing it.
- * `again`: the session was admitted before (a stream URL being opened): the policy and the number of
- * live sessions are checked anew, and it does not count towards the start rate a second time.
+ * `countStart` false: the number of live sessions is checked but the start is not counted towards
+ * the user's rate — a stream URL being opened (counted when it was issued), or a request counted
+ * by admitStart() once it is sure to start a session.
  */
-export function authorize(deps: AccessDeps, question: AccessQuestion, again = false): Grant {
-  const { identity, target, command } = question;
+export function authorize(deps: AccessDeps, question: AccessQuestion, countStart = true): Grant {
+  const { identity } = question;
   const decision = deps.authorizer.decide(accessRequest(question));
-  const deny = (code: number, reason: string, message: string): never => {
-    deps.audit.write({
-      event: 'access.denied',
-      identity: auditIdentity(identity),
-      target: auditTarget(target, deps.nodeName),
-      mode: target.mode,
-      command,
-      code,
-      reason,
-      message,
-    });
-    throw new AccessDenied(message, code, reason);
-  };
+  const refuse = (code: number, reason: string, message: string): never => deny(deps, question, code, reason, message);
   if (!decision.allowed) {
     metrics.authorizationFailures.inc({ reason: decision.reason });
-    return deny(403, 'Forbidden', decision.message);
+    return refuse(403, 'Forbidden', decision.message);
   }
   const { grant } = decision;
   if (grant.maxSessions !== undefined && deps.registry.countFor(identity.user, grant.budget) >= grant.maxSessions) {
     metrics.authorizationFailures.inc({ reason: 'limit' });
-    return deny(429, 'TooManyRequests', `user "${identity.user}" already has ${grant.maxSessions} open sessions, the most this access allows`);
+    return refuse(429, 'TooManyRequests', `user "${identity.user}" already has ${grant.maxSessions} open sessions, the most this access allows`);
   }
   try {
-    if (again) deps.registry.checkCapacity(identity.user);
-    else deps.registry.admit(identity.user);
+    if (countStart) deps.registry.admit(identity.user);
+    else deps.registry.checkCapacity(identity.user);
   } catch (err) {
     if (!(err instanceof SessionLimitExceeded)) throw err;
     metrics.authorizationFailures.inc({ reason: err.reason });
-    return deny(429, 'TooManyRequests', err.message);
+    return refuse(429, 'TooManyRequests', err.message);
   }
   return grant;
+}
+
+/**
+ * Counts a start authorized with `countStart` false towards the user's rate, once the request is
+ * sure to become a session (its upgrade will happen); throws AccessDenied 429 beyond the rate.
+ */
+export function admitStart(deps: AccessDeps, question: AccessQuestion): void {
+  try {
+    deps.registry.admit(question.identity.user);
+  } catch (err) {
+    if (!(err instanceof SessionLimitExceeded)) throw err;
+    metrics.authorizationFailures.inc({ reason: err.reason });
+    deny(deps, question, 429, 'TooManyRequests', err.message);
+  }
 }
 
 /** Audits a refusal that happened before a target was known (authentication, bad request, unknown pod). */

@@ -7,7 +7,7 @@ import type { AuditLog } from '../auth/audit.js';
 import type { Authorizer } from '../auth/policy.js';
 import type { SessionRegistry } from '../session/registry.js';
 import { TargetError, type TargetResolver, type TargetRules } from '../target/resolve.js';
-import { AccessDenied, auditRefusal, authorize } from './access.js';
+import { AccessDenied, admitStart, auditRefusal, authorize } from './access.js';
 import { ExecQueryError, parseApiserverExecQuery, parseKubeletExecQuery, type ExecRequestOptions } from './exec-query.js';
 import { AUDIT_REFUSAL, BegunSession, type ExecPlan, type RunnerDeps } from './session-runner.js';
 import { sendStatus } from './status-reply.js';
@@ -54,9 +54,13 @@ export function registerExecRoutes(app: FastifyInstance, deps: ExecRouteDeps): v
           namespaces: options.namespaces,
           rules,
         });
-        const grant = authorize(deps, { identity, target, command: options.command, tty: options.tty, stdin: options.stdin });
+        const question = { identity, target, command: options.command, tty: options.tty, stdin: options.stdin };
+        // Counted towards the user's start rate only once it is sure to start a session: a request
+        // refused for its upgrade (kubectl's SPDY fallback) costs nothing.
+        const grant = authorize(deps, question, false);
         const traits = checkUpgrade(request);
         if (!willUpgrade(request)) return undefined; // nothing is set up
+        admitStart(deps, question);
         const connection = request.raw.socket;
         const plan: ExecPlan = {
           identity,

@@ -163,7 +163,7 @@ export function registerSessionRoutes(app: FastifyInstance, deps: SessionRouteDe
       const { target, spec } = taken.plan;
       let grant: Grant;
       try {
-        grant = authorize(deps, { identity, target, command: spec.command, tty: spec.tty, stdin: spec.stdin }, true);
+        grant = authorize(deps, { identity, target, command: spec.command, tty: spec.tty, stdin: spec.stdin }, false);
       } catch (err) {
         if (err instanceof AccessDenied) return sendStatus(reply, err.code, err.message, err.reason);
         throw err;

@@ -234,6 +234,23 @@ describe('background processes', () => {
   });
 });
 
+describe('start rate', () => {
+  test('exec requests refused for their upgrade (a plain GET, a SPDY POST) do not count towards the start rate', async () => {
+    const agent = await agentFor(['--session-rate-per-minute', '2']);
+    const path = execPath('default', 'life', { command: ['true'], container: 'app', stdout: true });
+    for (let i = 0; i < 3; i++) assert.equal((await get(agent, path)).status, 400, 'not an upgrade');
+    for (let i = 0; i < 2; i++) {
+      const result = await collect(await openExec(agent, path));
+      assert.equal(JSON.parse(result.error).status, 'Success', `session ${i + 1} of the 2 a minute`);
+    }
+    const third = await openExec(agent, path).then(
+      () => null,
+      (err: { statusCode?: number }) => err.statusCode,
+    );
+    assert.equal(third, 429, 'the rate still holds for sessions');
+  });
+});
+
 describe('logs', () => {
   test("a command's arguments stay out of the request log (they may hold secrets); the session's log line names the program", async () => {
     const agent = await agentFor(['--log-level', 'info']);
