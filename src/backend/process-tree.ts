@@ -27,17 +27,23 @@ export function readProcStat(pid: number, procRoot = '/proc'): ProcStat | null {
   return { pid, state: fields[0] ?? '', ppid: Number(fields[1]), pgrp: Number(fields[2]), startTime: fields[19] ?? '' };
 }
 
-/** Every live descendant of `root` (not including it), parents before children. */
-export function descendantsOf(root: number): number[] {
-  const children = new Map<number, number[]>();
+/** The stat of every process on the host, read one by one (one that vanishes meanwhile is skipped). */
+function* everyProcStat(): Generator<ProcStat> {
   for (const entry of readdirSync('/proc')) {
     const pid = Number(entry);
     if (!Number.isInteger(pid) || pid <= 0) continue;
     const stat = readProcStat(pid);
-    if (!stat) continue;
-    const list = children.get(stat.ppid);
+    if (stat) yield stat;
+  }
+}
+
+/** Every live descendant of `root` (not including it), parents before children. */
+export function descendantsOf(root: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const { pid, ppid } of everyProcStat()) {
+    const list = children.get(ppid);
     if (list) list.push(pid);
-    else children.set(stat.ppid, [pid]);
+    else children.set(ppid, [pid]);
   }
   const result: number[] = [];
   const queue = [root];
@@ -136,12 +142,7 @@ export async function killProcessTree(pid: number, graceMs: number): Promise<voi
 
 /** True while the process group has a live member (a zombie waiting for its parent does not count). */
 function groupHasMembers(pgid: number): boolean {
-  for (const entry of readdirSync('/proc')) {
-    const pid = Number(entry);
-    if (!Number.isInteger(pid) || pid <= 0) continue;
-    const stat = readProcStat(pid);
-    if (stat && stat.pgrp === pgid && stat.state !== 'Z' && stat.state !== 'X') return true;
-  }
+  for (const stat of everyProcStat()) if (stat.pgrp === pgid && stat.state !== 'Z' && stat.state !== 'X') return true;
   return false;
 }
 
@@ -155,12 +156,7 @@ export function ticksSinceBoot(): number {
 
 /** Whether a process of group `pgid` had started by `ticks` (since boot). */
 function groupHadMemberBy(pgid: number, ticks: number): boolean {
-  for (const entry of readdirSync('/proc')) {
-    const pid = Number(entry);
-    if (!Number.isInteger(pid) || pid <= 0) continue;
-    const stat = readProcStat(pid);
-    if (stat && stat.pgrp === pgid && Number(stat.startTime) <= ticks) return true;
-  }
+  for (const stat of everyProcStat()) if (stat.pgrp === pgid && Number(stat.startTime) <= ticks) return true;
   return false;
 }
 

@@ -70,6 +70,8 @@ export class WebSocketChannels implements ClientChannels {
   #drainWaiters: Array<() => void> = [];
   #drainArmed = false;
   #corked = false;
+  /** Reading the client is paused: the process does not read its stdin (pings wait meanwhile). */
+  #inputPaused = false;
   readonly #socket: Socket | undefined;
 
   constructor(
@@ -173,8 +175,6 @@ export class WebSocketChannels implements ClientChannels {
     if (socket) socket.once('drain', onDrain);
     else setImmediate(onDrain);
   }
-
-  #inputPaused = false;
 
   pauseInput(): void {
     if (this.closed) return;

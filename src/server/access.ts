@@ -93,26 +93,18 @@ function deny(deps: AccessDeps, { identity, target, command }: AccessQuestion, c
  * by admitStart() once it is sure to start a session.
  */
 export function authorize(deps: AccessDeps, question: AccessQuestion, countStart = true): Grant {
-  const { identity } = question;
+  const { user } = question.identity;
   const decision = deps.authorizer.decide(accessRequest(question));
-  const refuse = (code: number, reason: string, message: string): never => deny(deps, question, code, reason, message);
   if (!decision.allowed) {
     metrics.authorizationFailures.inc({ reason: decision.reason });
-    return refuse(403, 'Forbidden', decision.message);
+    return deny(deps, question, 403, 'Forbidden', decision.message);
   }
   const { grant } = decision;
-  if (grant.maxSessions !== undefined && deps.registry.countFor(identity.user, grant.budget) >= grant.maxSessions) {
+  if (grant.maxSessions !== undefined && deps.registry.countFor(user, grant.budget) >= grant.maxSessions) {
     metrics.authorizationFailures.inc({ reason: 'limit' });
-    return refuse(429, 'TooManyRequests', `user "${identity.user}" already has ${grant.maxSessions} open sessions, the most this access allows`);
+    return deny(deps, question, 429, 'TooManyRequests', `user "${user}" already has ${grant.maxSessions} open sessions, the most this access allows`);
   }
-  try {
-    if (countStart) deps.registry.admit(identity.user);
-    else deps.registry.checkCapacity(identity.user);
-  } catch (err) {
-    if (!(err instanceof SessionLimitExceeded)) throw err;
-    metrics.authorizationFailures.inc({ reason: err.reason });
-    return refuse(429, 'TooManyRequests', err.message);
-  }
+  withinLimits(deps, question, () => (countStart ? deps.registry.admit(user) : deps.registry.checkCapacity(user)));
   return grant;
 }
 
@@ -121,8 +113,13 @@ export function authorize(deps: AccessDeps, question: AccessQuestion, countStart
  * sure to become a session (its upgrade will happen); throws AccessDenied 429 beyond the rate.
  */
 export function admitStart(deps: AccessDeps, question: AccessQuestion): void {
+  withinLimits(deps, question, () => deps.registry.admit(question.identity.user));
+}
+
+/** Runs a check of the registry's limits; one exceeded is counted, audited and thrown as AccessDenied 429. */
+function withinLimits(deps: AccessDeps, question: AccessQuestion, check: () => void): void {
   try {
-    deps.registry.admit(question.identity.user);
+    check();
   } catch (err) {
     if (!(err instanceof SessionLimitExceeded)) throw err;
     metrics.authorizationFailures.inc({ reason: err.reason });
