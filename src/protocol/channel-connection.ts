@@ -96,6 +96,7 @@ export class WebSocketChannels implements ClientChannels {
 
   #startPinging(intervalMs: number): void {
     let answered = true;
+    let takenAtCheck = 0;
     this.ws.on('pong', () => {
       answered = true;
     });
@@ -108,16 +109,35 @@ export class WebSocketChannels implements ClientChannels {
         return;
       }
       if (!answered) {
-        // A peer that vanished without a close (network drop, sleeping laptop) is noticed here.
+        // The ping waits behind the output queued before it. A client still taking that output is
+        // slow (a thin link, a busy terminal), not gone: its pong comes once it reaches the ping.
+        const taken = this.#bytesTakenByClient();
+        if (taken > takenAtCheck) {
+          takenAtCheck = taken;
+          return;
+        }
+        // A peer that vanished without a close (network drop, sleeping laptop) is noticed here:
+        // once the kernel's buffers towards it are full, nothing more leaves.
         this.#stopPinging();
-        this.#onGone(`no pong within ${intervalMs} ms: the client is gone`);
+        this.#onGone(`no pong and no output taken within ${intervalMs} ms: the client is gone`);
         this.ws.terminate();
         return;
       }
       answered = false;
+      takenAtCheck = this.#bytesTakenByClient();
       this.ws.ping();
     }, intervalMs);
     this.#pinger.unref();
+  }
+
+  /**
+   * Bytes written to the connection that have left this process (handed to the kernel), counted
+   * since it opened: Node's count of bytes written includes those still queued, which its
+   * writable length holds until each write completes.
+   */
+  #bytesTakenByClient(): number {
+    const socket = this.#socket;
+    return socket ? socket.bytesWritten - socket.writableLength : 0;
   }
 
   #stopPinging(): void {

@@ -1,7 +1,8 @@
-// The end of a session over a real WebSocket (ws, on loopback, no TLS): the Status and the normal
-// close come after all the output, and the close handshake waits until that output has left for
-// the client — a client still reading a backlog when the process ends (a slow link) is not cut
-// off by ws's 30 s close timer while the backlog is still queued in the agent.
+// The end of a session, and the liveness of a client behind a backlog, over a real WebSocket (ws,
+// on loopback, no TLS): the Status and the normal close come after all the output, and the close
+// handshake waits until that output has left for the client — a client still reading a backlog
+// when the process ends (a slow link) is not cut off by ws's 30 s close timer meanwhile; while
+// output streams, a slow client is told from a gone one by whether it takes its output.
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import type { Socket } from 'node:net';
@@ -84,5 +85,60 @@ it('a client that reads a backlog slowly is not taken for gone while its pongs w
     assert.equal(JSON.parse(received.status).status, 'Success');
   } finally {
     clearInterval(reader);
+  }
+});
+
+it('while output streams, a client that takes it slowly stays; one that stops taking it is dropped as gone', async () => {
+  const { serverSide, clientSocket } = await connectClient();
+  // A slow reader, as over a thin link: a few milliseconds of reading every 40 ms, so the pings
+  // sit behind a backlog of about 1 MiB plus what the kernel holds, for several ping intervals.
+  clientSocket.pause();
+  let reading = true;
+  const reader = setInterval(() => {
+    if (!reading) return;
+    clientSocket.resume();
+    setTimeout(() => clientSocket.pause(), 3);
+  }, 40);
+  let gone = '';
+  const goneNow = new Promise<void>((resolve) => {
+    const channels = new WebSocketChannels(serverSide, protocolTraits('v5.channel.k8s.io'), { stdin: false, stdout: true, stderr: false, highWaterMark: 1 << 20, pingIntervalMs: 100 });
+    channels.attach({
+      stdin: () => undefined,
+      stdinEnd: () => undefined,
+      resize: () => undefined,
+      clientGone: (reason) => {
+        gone = reason;
+        resolve();
+      },
+    });
+    // The process keeps writing, as fast as the client lets it (the producer waits for drain).
+    const chunk = Buffer.alloc(64 * 1024, 0x61);
+    const produce = (): void => {
+      while (!channels.closed) {
+        if (!channels.write('stdout', chunk)) {
+          channels.onceDrained(produce);
+          return;
+        }
+      }
+    };
+    produce();
+  });
+  try {
+    let taken = 0;
+    clientSocket.on('data', (data: Buffer) => (taken += data.length));
+    // 20 ping intervals of slow reading: the client is taking output throughout, and is kept.
+    const slowFor = new Promise((resolve) => setTimeout(resolve, 2000));
+    await Promise.race([slowFor, goneNow]);
+    assert.equal(gone, '', 'a slow client that takes its output is not dropped');
+    assert.ok(taken > 2 * 1024 * 1024, `the client took ${taken} bytes meanwhile`);
+    // The client stops reading altogether (it vanished): the kernel's buffers fill, nothing more
+    // leaves, and the next pings find no pong and nothing taken.
+    reading = false;
+    clientSocket.pause();
+    await goneNow;
+    assert.match(gone, /no pong and no output taken within 100 ms/);
+  } finally {
+    clearInterval(reader);
+    serverSide.terminate();
   }
 });
