@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { toYaml } from '../config/yaml.js';
 import { loadSettings } from '../config/load.js';
 import { startAgent } from './agent.js';
+import { releaseReloadSignal } from './early-reload-signal.js';
 import { allowYoungGenerationGrowth } from './young-generation.js';
 import { serveHelp } from './help.js';
 
@@ -25,8 +26,9 @@ export async function serveCommand(argv: string[]): Promise<number> {
     const shown = process.stdout.isTTY ? agent.consoleUrl : `${serverUrl}/#token=<the token in ${join(loaded.settings.stateDir, 'token')}>`;
     process.stdout.write(`execlet: web console: ${shown}\n`);
   }
-  // SIGHUP re-reads the TLS files, the token file and the policy; live sessions keep running.
-  process.on('SIGHUP', () => agent.reload());
+  // SIGHUP re-reads the TLS files, the token file and the policy; live sessions keep running. One
+  // that came while the agent started (held since main.ts) is carried out now.
+  releaseReloadSignal(() => agent.reload());
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
       agent.app.log.info({ signal }, 'shutting down');
