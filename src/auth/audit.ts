@@ -2,7 +2,7 @@
 // synchronously to a file (mode 0600, rotated by size) and/or written to stdout. Secrets in the
 // command line are redacted before anything is written; a failed write is reported, never thrown,
 // so the caller can decide to fail the session closed.
-import { closeSync, fstatSync, mkdirSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, ftruncateSync, mkdirSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 
 export interface AuditIdentity {
@@ -144,6 +144,7 @@ export function redactArgv(argv: string[], patterns: RegExp[]): string[] {
 }
 
 const DEFAULT_MAX_BYTES = 50 * 1024 * 1024;
+const NEWLINE = Buffer.from('\n');
 const DEFAULT_KEEP = 5;
 
 export class AuditLogError extends Error {
@@ -171,6 +172,8 @@ export class AuditLog {
   readonly #onError: (err: Error) => void;
   #fd: number | null = null;
   #size = 0;
+  /** A failed write left part of a line at the end of the file that could not be taken back. */
+  #endsMidLine = false;
   #failures = 0;
   #closed = false;
   #lastError: Error | null = null;
@@ -275,19 +278,35 @@ export class AuditLog {
   }
 
   #appendToFile(line: string): void {
-    const bytes = Buffer.from(line, 'utf8');
+    let bytes = Buffer.from(line, 'utf8');
     if (this.#fd === null) this.#open();
     // A line longer than maxBytes on its own still goes into a fresh (empty) file rather than rotating forever.
     if (this.#size > 0 && this.#size + bytes.length > this.#maxBytes) this.#rotate();
+    // After a part of a line that stayed in the file, the next record starts on a line of its own.
+    if (this.#endsMidLine && this.#size > 0) bytes = Buffer.concat([NEWLINE, bytes]);
     const fd = this.#fd!;
+    let written = 0;
     try {
-      let written = 0;
       while (written < bytes.length) written += writeSync(fd, bytes, written, bytes.length - written);
       this.#size += written;
+      this.#endsMidLine = false;
     } catch (err) {
+      // A write that failed part-way (a full disk, a file size limit) is taken back, so that the
+      // file holds whole records only and the next one is not glued to a fragment.
+      if (written > 0) this.#takeBack(fd, written);
       // Reopen on the next write: the file may have been removed or its filesystem remounted.
       this.#closeFd();
       throw err;
+    }
+  }
+
+  /** Removes the last `bytes` written (by this process, at the end: the file is opened for appending). */
+  #takeBack(fd: number, bytes: number): void {
+    try {
+      ftruncateSync(fd, fstatSync(fd).size - bytes);
+      this.#endsMidLine = false;
+    } catch {
+      this.#endsMidLine = true;
     }
   }
 

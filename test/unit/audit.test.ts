@@ -8,6 +8,9 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Writable } from 'node:stream';
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
 
 import { AuditLog, DEFAULT_REDACTIONS, REDACTED, redactArgv, type AuditIdentity, type AuditRecord } from '../../src/auth/audit.js';
 
@@ -363,6 +366,29 @@ describe('AuditLog', () => {
     assert.equal(log.lastError, null);
     log.close();
     assert.deepEqual(readLines(file).map((record) => record.command), [['kept']]);
+  });
+
+  it('a write that fails part-way (a file size limit) is taken back: the file holds whole lines only', async () => {
+    const file = join(dir, 'partial', 'audit.log');
+    // A process of its own, whose file size limit is lowered once it has loaded: the short record
+    // fits under it, the long one is cut off by it (part written, then EFBIG).
+    const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('../fixtures/audit-writer.ts', import.meta.url)), file], { stdio: ['pipe', 'pipe', 'inherit'] });
+    let output = '';
+    child.stdout.setEncoding('utf8').on('data', (text: string) => (output += text));
+    const exited = once(child, 'exit');
+    await Promise.race([
+      new Promise<void>((resolve) => child.stdout.on('data', () => output.includes('ready\n') && resolve())),
+      exited.then(() => assert.fail(`the writer exited before it was ready: ${output}`)),
+    ]);
+    const limited = spawnSync('prlimit', ['--pid', String(child.pid), '--fsize=1000:1000']);
+    assert.equal(limited.status, 0, String(limited.stderr));
+    child.stdin.write('go\n');
+    const [code] = await exited;
+    assert.equal(code, 0);
+    assert.deepEqual(JSON.parse(output.split('\n')[1]!), [true, false], 'the short record is written, the long one fails');
+    const text = readFileSync(file, 'utf8');
+    assert.ok(text.endsWith('\n'), 'the file ends with a whole line');
+    assert.deepEqual(readLines(file).map((record) => record.message), ['short']);
   });
 
   it('a record that cannot be serialized is a failure, not a throw', () => {
