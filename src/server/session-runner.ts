@@ -98,9 +98,11 @@ export class BegunSession {
       progress: this.#progress,
       end: (stop: SessionStop) => this.#stopper.abort(stop),
       // After a reload of the policy or the token file: the credential as it stands now, then the policy.
-      stillAllowed: () => {
+      currentGrant: () => {
         const current = deps.authenticator.reconfirm(identity);
-        return current !== null && deps.authorizer.decide(accessRequest({ identity: current, target, command: spec.command, tty: spec.tty, stdin: spec.stdin })).allowed;
+        if (current === null) return null;
+        const decision = deps.authorizer.decide(accessRequest({ identity: current, target, command: spec.command, tty: spec.tty, stdin: spec.stdin }));
+        return decision.allowed ? decision.grant : null;
       },
     });
     this.#stopReportingRelayed = reportRelayedAtScrape(() => this.#reportRelayed());

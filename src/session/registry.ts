@@ -13,9 +13,9 @@ export interface SessionProgress {
 export interface SessionEntry {
   id: string;
   user: string;
-  /** The policy rule that granted it, by name (`rules[N]` when unnamed). */
+  /** The policy rule that granted it, by name (`rules[N]` when unnamed); the current one after a reload. */
   rule: string;
-  /** What its rule's maxSessions counts against (Grant.budget): per user and budget. */
+  /** What its rule's maxSessions counts against (Grant.budget): per user and budget; the current one after a reload. */
   budget: string;
   mode: ExecMode;
   /** namespace/pod/container, for operators listing sessions. */
@@ -24,8 +24,14 @@ export interface SessionEntry {
   progress: SessionProgress;
   /** Asks the session to end (its process is killed, the client gets a Status saying why). */
   end(stop: SessionStop): void;
-  /** Whether the current policy still allows this session (checked after a policy reload). */
-  stillAllowed(): boolean;
+  /** What grants this session now (checked after a reload of the policy or the token file); null when nothing does. */
+  currentGrant(): SessionGrant | null;
+}
+
+/** The rule a session runs under, as far as the registry counts it (a Grant). */
+export interface SessionGrant {
+  rule: string;
+  budget: string;
 }
 
 export interface SessionLimits {
@@ -144,11 +150,20 @@ export class SessionRegistry {
     });
   }
 
-  /** Ends every session the current policy no longer allows; returns how many. */
+  /**
+   * Ends every session the current policy (or token file) no longer allows; returns how many. The
+   * others count from now on against the rule that allows them now: a rule that changed is another
+   * budget, and the sessions it already allows are in it.
+   */
   revokeDisallowed(message: string): number {
     let revoked = 0;
     for (const session of this.#sessions.values()) {
-      if (session.stillAllowed()) continue;
+      const grant = session.currentGrant();
+      if (grant) {
+        session.rule = grant.rule;
+        session.budget = grant.budget;
+        continue;
+      }
       session.end({ outcome: 'killed', message });
       revoked++;
     }

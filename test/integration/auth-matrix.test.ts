@@ -441,6 +441,31 @@ describe('single-use stream URLs', () => {
     await waitUntil(() => pidsWithCommandLine('sleep 3100003').length === 0, 5_000, 'the first session to end');
   });
 
+  test('a reload that changes the rule of a live session counts that session in the changed rule: 429', async () => {
+    const alices = (targets: string) => `rules:\n  - subjects: { users: [alice] }\n    modes: [exec]\n    targets: ${targets}\n    maxSessions: 1\n`;
+    writeFileSync(join(dir, 'policy.yaml'), alices('[{ namespace: team-a }]'));
+    agent.reload();
+    let first: WebSocket | undefined;
+    try {
+      const one = await issue(TOKENS.alice, { ...body, command: ['sleep', '3100004'] });
+      assert.equal(one.status, 201, JSON.stringify(one.body));
+      first = new WebSocket(one.body.url as string, ['v5.channel.k8s.io'], { ca: serverCA });
+      await waitUntil(() => pidsWithCommandLine('sleep 3100004').length === 1, 10_000, 'the first session to run');
+      // The rule now grants more: another rule, which still allows the live session, and counts it.
+      writeFileSync(join(dir, 'policy.yaml'), alices('[{ namespace: team-a }, { namespace: team-b }]'));
+      agent.reload();
+      assert.equal(pidsWithCommandLine('sleep 3100004').length, 1, 'the live session goes on');
+      const two = await issue(TOKENS.alice);
+      assert.equal(two.status, 429, JSON.stringify(two.body));
+      assert.match(String(two.body.message), /already has 1 open sessions/);
+    } finally {
+      first?.close();
+      writeFileSync(join(dir, 'policy.yaml'), POLICY);
+      agent.reload();
+    }
+    await waitUntil(() => pidsWithCommandLine('sleep 3100004').length === 0, 5_000, 'the first session to end');
+  });
+
   test('the 1001st outstanding URL: 429', async () => {
     now += 120_000; // let earlier URLs expire
     for (let i = 0; i < 1000; i++) {
