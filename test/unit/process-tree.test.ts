@@ -1,16 +1,17 @@
 // Unit tests for host process-tree handling through /proc (src/backend/process-tree.ts), on real
 // processes: `sh -c 'sleep 1000 & sleep 1001 & wait'` trees, found, snapshotted and killed — also
-// after their parent is gone — while a PID whose start time changed is left alone. Every process a
-// test starts is recorded and killed in `after` (checked against its start time, so no reused PID is hit).
+// after their parent is gone — while a PID whose start time changed is left alone, also when the
+// kernel really gives the PID to another process (through ns_last_pid). Every process a test starts
+// is recorded and killed in `after` (checked against its start time, so no reused PID is hit).
 
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { descendantsOf, isAlive, killProcessGroup, readProcStat, signalProcessTree, snapshotProcessTree, ticksSinceBoot } from '../../src/backend/process-tree.js';
+import { descendantsOf, isAlive, killProcessGroup, killProcessTree, readProcStat, signalProcessTree, snapshotProcessTree, ticksSinceBoot } from '../../src/backend/process-tree.js';
 
 /** Every process started here, with its start time read independently of the code under test. */
 const started = new Map<number, string>();
@@ -274,5 +275,44 @@ describe('killProcessGroup', () => {
     assert.ok(descendants.every(isAlive), 'not signalled: no member had started by then');
     await killProcessGroup(root, 100, exitedAt);
     await waitFor('the sleeps to be gone', () => !descendants.some(isAlive));
+  });
+});
+
+describe('killProcessTree', () => {
+  it('neither waits for nor kills the tree of a process that got the PID of the one it was ending (a reused PID)', async () => {
+    // A ignores SIGHUP (nohup), so killProcessTree waits out its grace for it, then would SIGKILL
+    // what the PID's process started meanwhile. A is a shell's child, so that its death and the
+    // reaping of it happen outside this process, while this test holds the event loop.
+    const { child: shell, descendants } = await startTree('nohup sleep 1004 & wait', 1, false);
+    const pid = descendants[0]!;
+    await waitFor('nohup to exec sleep', () => commOf(pid) === 'sleep');
+    const startOfA = Number(startTimeOf(pid));
+    const ending = killProcessTree(pid, 2000);
+    // Without giving killProcessTree a turn: A dies of something else and is reaped, and its PID
+    // goes to another process B (the kernel hands out the PID after ns_last_pid next), in a later
+    // clock tick (start times tell processes apart by the tick).
+    while (ticksSinceBoot() <= startOfA + 1);
+    process.kill(pid, 'SIGKILL');
+    while (readProcStat(pid) !== null);
+    let b: ChildProcess | undefined;
+    const others: ChildProcess[] = [];
+    for (let attempt = 0; attempt < 20 && b?.pid !== pid; attempt++) {
+      if (b) others.push(b);
+      writeFileSync('/proc/sys/kernel/ns_last_pid', String(pid - 1));
+      b = spawn('sh', ['-c', "trap '' HUP; sleep 1005 & wait"], { stdio: 'ignore', detached: true });
+    }
+    // Attempts that got another PID: each a process group of its own, ended whole.
+    for (const other of others) process.kill(-other.pid!, 'SIGKILL');
+    assert.equal(b!.pid, pid, 'the PID was given to B');
+    const startOfB = startTimeOf(pid);
+    assert.notEqual(startOfB, String(startOfA));
+    let children: number[] = [];
+    await waitFor("B's child", () => (children = descendantsOf(pid)).length === 1);
+    children.forEach(remember);
+    await ending;
+    assert.ok(isAlive(pid) && startTimeOf(pid) === startOfB, 'B still runs');
+    assert.ok(isAlive(children[0]!), "B's child still runs: it was never part of the tree being ended");
+    signalProcessTree(snapshotProcessTree(pid), 'SIGKILL');
+    await Promise.all([exited(b!), exited(shell), ...others.map(exited)]);
   });
 });
