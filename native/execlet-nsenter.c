@@ -18,8 +18,9 @@
  *    after entering one, the credentials become root of that namespace, as nsenter's default.
  *  - The mount namespace puts the root and working directory at its root; chdir("/") says so.
  *  - The pid namespace applies to children only: with `pid`, it forks, and the parent waits and then
- *    exits with the child's code, or kills itself with the signal that killed the child (a stopped
- *    child stops the parent too), as nsenter's parent does. Unlike nsenter's, the waiting parent
+ *    exits with the child's code, or kills itself with the signal that killed the child, as
+ *    nsenter's parent does; unlike it, it does not stop when the child stops (a child continued
+ *    alone would leave it stopped and the session without an end). Unlike nsenter's, the waiting parent
  *    ignores SIGHUP, SIGINT, SIGQUIT and SIGTERM: the agent ends a session by signalling the whole
  *    process tree (SIGHUP, then SIGKILL after a grace period) and a terminal signals its foreground
  *    group (Ctrl-C), so the command gets those signals itself and decides; a parent that died of
@@ -186,14 +187,13 @@ static void enter_all(pid_t target)
 static void __attribute__((noreturn)) wait_and_mirror(pid_t child)
 {
 	int status;
-	for (;;) {
-		if (waitpid(child, &status, WUNTRACED) < 0) {
-			if (errno == EINTR) continue;
-			fail("waitpid: %s", strerror(errno));
-		}
-		if (!WIFSTOPPED(status)) break;
-		kill(getpid(), SIGSTOP);    /* the child was suspended: so are we, and we resume it with us */
-		kill(child, SIGCONT);
+	/*
+	 * Stops are not mirrored (nsenter stops itself with its child, for the job control of a shell
+	 * that started it): the agent does no job control, and a child continued alone (kill -CONT from
+	 * another shell) would leave this process stopped, its session never ending.
+	 */
+	while (waitpid(child, &status, 0) < 0) {
+		if (errno != EINTR) fail("waitpid: %s", strerror(errno));
 	}
 	if (WIFEXITED(status)) exit(WEXITSTATUS(status));
 	int sig = WTERMSIG(status);

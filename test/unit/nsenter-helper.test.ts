@@ -176,6 +176,30 @@ describe('running in namespaces', { skip: needsRoot }, () => {
     }
   });
 
+  test('the pid namespace: a command stopped and continued by someone else runs on to its end, the helper with it', async () => {
+    const helper = spawn(HELPER, ['--target', String(process.pid), '--ns', 'pid', '--', 'sh', '-c', 'kill -STOP $$; echo resumed'], { env: ENV, stdio: ['ignore', 'pipe', 'inherit'] });
+    children.push(helper);
+    let output = '';
+    helper.stdout!.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+    const exited = once(helper, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
+    const stateOf = (pid: number) => readFileSync(`/proc/${pid}/stat`, 'latin1').split(') ')[1]![0];
+    let command = 0;
+    await waitUntil(
+      () => {
+        command = Number(readFileSync(`/proc/${helper.pid}/task/${helper.pid}/children`, 'utf8').trim().split(' ')[0]);
+        return command > 0 && stateOf(command) === 'T';
+      },
+      5000,
+      'the command to stop itself',
+    );
+    // Continued on its own, as `kill -CONT` from another shell does: the helper is not signalled.
+    process.kill(command, 'SIGCONT');
+    const timeout = new Promise<'still running'>((resolve) => setTimeout(() => resolve('still running'), 5000).unref());
+    const ended = await Promise.race([exited, timeout]);
+    assert.deepEqual(ended, [0, null], `the helper is ${ended === 'still running' ? `still there (state ${stateOf(helper.pid!)})` : 'done'}`);
+    assert.equal(output, 'resumed\n');
+  });
+
   test('the pid namespace: the command is forked into it, its parent (the helper) stays outside', async () => {
     const r = await run(['--target', String(isolatedPid), '--ns', 'pid', '--', 'sh', '-c', 'echo $$ $PPID']);
     assert.equal(r.code, 0, text(r.stderr));
