@@ -36,7 +36,7 @@ export function checkUpgrade(request: FastifyRequest): ProtocolTraits {
   }
   const version = request.headers['sec-websocket-version'];
   if (!version || !WEBSOCKET_VERSIONS.includes(version)) {
-    throw new UpgradeRefused(`${version ? `Sec-WebSocket-Version ${version} is not supported` : 'missing Sec-WebSocket-Version header'}: execlet speaks 13`, 400, {
+    throw new UpgradeRefused(`${version ? `Sec-WebSocket-Version ${version} is not supported` : 'missing Sec-WebSocket-Version header'}: execlet speaks 13 (and 8)`, 400, {
       'sec-websocket-version': WEBSOCKET_VERSIONS.join(', '),
     });
   }
