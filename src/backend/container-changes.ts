@@ -5,20 +5,13 @@
 // stream is down, changes can go by unheard: `live` is false and the resolver falls back to its
 // one-second reuse.
 import type { EngineEventStream } from './engine-events.js';
+import type { ContainerChangeFeed } from './types.js';
 
 /**
  * The container events after which a list or a PID may be out of date: a container appeared,
  * started, stopped or restarted (a new PID), was paused or resumed, renamed, or removed.
  */
 export const CONTAINER_CHANGE_ACTIONS = ['create', 'start', 'restart', 'die', 'stop', 'pause', 'unpause', 'rename', 'destroy'] as const;
-
-/** What the resolver needs to know: whether it may trust the feed, and a number that moves on every change. */
-export interface ContainerChangeFeed {
-  /** True while every change is heard. */
-  readonly live: boolean;
-  /** Moves on every change, and whenever the stream connects or drops (changes may have been missed). */
-  readonly generation: number;
-}
 
 export class ContainerChanges implements ContainerChangeFeed {
   #generation = 0;

@@ -7,7 +7,7 @@ import { CONTAINER_CHANGE_ACTIONS, ContainerChanges } from './container-changes.
 import { EngineEventStream } from './engine-events.js';
 import { EXEC_EXIT_ACTION, ExecExitEvents, type ExitExpectation } from './exec-exits.js';
 import { OutputStream } from './output-stream.js';
-import { killProcessTree } from './process-tree.js';
+import { killProcessTree } from '../process-tree.js';
 import { StdcopyDemuxer, STDCOPY_STDERR, STDCOPY_STDOUT, STDCOPY_SYSTEMERR } from './stdcopy.js';
 import {
   BackendError,

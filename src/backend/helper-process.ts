@@ -11,7 +11,7 @@ import { ReadStream as TerminalReadStream } from 'node:tty';
 import * as pty from 'node-pty';
 import { OutputStream } from './output-stream.js';
 import { SpawnError, type PosixSpawner, type SpawnedProcess } from './posix-spawn.js';
-import { killProcessGroup, killProcessTree, ticksSinceBoot } from './process-tree.js';
+import { killProcessGroup, killProcessTree, ticksSinceBoot } from '../process-tree.js';
 import { BackendError, type ExecProcess, type ExecSpec, type ExitStatus, type TerminalSize } from './types.js';
 
 /** After the process exits, how long the pty is read for output still buffered (or held by children). */

@@ -100,3 +100,11 @@ export const BACKEND_ERROR_HTTP: Readonly<Record<BackendError['kind'], { code: n
   Unavailable: { code: 503, reason: 'ServiceUnavailable' },
   Internal: { code: 500, reason: 'InternalError' },
 };
+
+/** What the target resolver needs to know of container changes: whether it may trust the feed, and a number that moves on every change. */
+export interface ContainerChangeFeed {
+  /** True while every change is heard. */
+  readonly live: boolean;
+  /** Moves on every change, and whenever the stream connects or drops (changes may have been missed). */
+  readonly generation: number;
+}

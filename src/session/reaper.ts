@@ -13,7 +13,7 @@ import {
   waitForDeath,
   type ProcStat,
   type ProcessTreeSnapshot,
-} from '../backend/process-tree.js';
+} from '../process-tree.js';
 import { MARKER_VARIABLE, MAX_MARKER_LENGTH, parseMarker, type Marker } from './session-marker.js';
 
 export interface MarkedProcess {

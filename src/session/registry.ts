@@ -1,6 +1,5 @@
 // Every live session of this agent — who, where, since when, how much, last activity — with the
 // admission limits (per node, per user, starts per user per minute), and a way to end them all.
-import type { ExecMode } from '../target/modes.js';
 import type { SessionStop } from './exec-session.js';
 
 /** Counters a running session keeps up to date. */
@@ -17,7 +16,8 @@ export interface SessionEntry {
   rule: string;
   /** What its rule's maxSessions counts against (Grant.budget): per user and budget; the current one after a reload. */
   budget: string;
-  mode: ExecMode;
+  /** How it runs: exec, nsenter, toolbox or node (target/modes.ts). */
+  mode: string;
   /** namespace/pod/container, for operators listing sessions. */
   target: string;
   startedAt: number;

@@ -1,9 +1,8 @@
 // Turns what a caller named (namespace, pod, container, mode) into a concrete place to run a
 // process, or a refusal carrying the HTTP code and message the Kubernetes API would give.
 import { existsSync, readFileSync, readlinkSync } from 'node:fs';
-import type { ContainerChangeFeed } from '../backend/container-changes.js';
-import { readProcStat } from '../backend/process-tree.js';
-import type { ContainerCatalog, ContainerSummary, ExecPlace, LinuxNamespace } from '../backend/types.js';
+import { readProcStat } from '../process-tree.js';
+import type { ContainerCatalog, ContainerChangeFeed, ContainerSummary, ExecPlace, LinuxNamespace } from '../backend/types.js';
 import { DEFAULT_NSENTER_NAMESPACES, NODE_CONTAINER, NODE_NAMESPACE, parseNamespaces, splitModeSuffix, TOOLBOX_NAMESPACES, type ExecMode } from './modes.js';
 import { synthesizePods, type PodContainer, type PodView } from './pods.js';
 

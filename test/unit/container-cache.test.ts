@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 
-import { ContainerChanges, type ContainerChangeFeed } from '../../src/backend/container-changes.js';
+import { ContainerChanges } from '../../src/backend/container-changes.js';
+import type { ContainerChangeFeed } from '../../src/backend/types.js';
 import type { EngineEvent } from '../../src/backend/engine-client.js';
 import { EngineEventStream } from '../../src/backend/engine-events.js';
 import type { ContainerCatalog, ContainerSummary } from '../../src/backend/types.js';

@@ -1,4 +1,4 @@
-// Unit tests for host process-tree handling through /proc (src/backend/process-tree.ts), on real
+// Unit tests for host process-tree handling through /proc (src/process-tree.ts), on real
 // processes: `sh -c 'sleep 1000 & sleep 1001 & wait'` trees, found, snapshotted and killed — also
 // after their parent is gone — while a PID whose start time changed is left alone, also when the
 // kernel really gives the PID to another process (through ns_last_pid). Every process a test starts
@@ -11,7 +11,7 @@ import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from '
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { descendantsOf, isAlive, killProcessGroup, killProcessTree, readProcStat, signalProcessTree, snapshotProcessTree, ticksSinceBoot } from '../../src/backend/process-tree.js';
+import { descendantsOf, isAlive, killProcessGroup, killProcessTree, readProcStat, signalProcessTree, snapshotProcessTree, ticksSinceBoot } from '../../src/process-tree.js';
 
 /** Every process started here, with its start time read independently of the code under test. */
 const started = new Map<number, string>();

@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { descendantsOf } from '../../src/backend/process-tree.js';
+import { descendantsOf } from '../../src/process-tree.js';
 import { findMarkedProcesses, findMarkedProcessesYielding, reapOrphans, startPeriodicReaper, type MarkedProcess, type ReapResult } from '../../src/session/reaper.js';
 import {
   MARKER_VARIABLE,

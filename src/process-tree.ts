@@ -1,5 +1,6 @@
 // Finds and signals a host process and everything it started, through /proc. The Engine API has no
-// way to kill an exec, so both backends end processes by host PID.
+// way to kill an exec, so both backends end processes by host PID; the target resolver and the
+// orphan reaper read /proc through it too, hence its place outside any one folder (like metrics.ts).
 import { readdirSync, readFileSync } from 'node:fs';
 
 export interface ProcStat {
