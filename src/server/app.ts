@@ -193,9 +193,12 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       return sendStatus(reply, 401, outcome.message, 'Unauthorized');
     }
     request.identity = outcome.identity;
-    // An authenticated caller's connection is not closed to make room: for this request, or for
-    // as long as it is open once it carries a session.
-    connections.protect(request.raw.socket, request.ws ? undefined : reply.raw);
+  });
+  // An authenticated caller's connection is not closed to make room: for this request, or for as
+  // long as it is open once it carries a session. Only once the request has come whole (its body
+  // read): a body trickled in forever would otherwise hold a protected place.
+  app.addHook('preHandler', async (request, reply) => {
+    if (request.identity) connections.protect(request.raw.socket, request.ws ? undefined : reply.raw);
   });
 
   app.setNotFoundHandler((request, reply) => sendStatus(reply, 404, `the server could not find the requested resource (${request.method} ${redactUrl(request.url.split('?', 1)[0]!)})`));

@@ -1,7 +1,8 @@
 // The agent holds at most maxConnections client connections (3 here). At the cap, a connection that
 // holds nothing (no request in flight, no session) gives way: the oldest such is closed and counted
 // in execlet_connections_evicted_total, and the new one is served. Only when every connection is
-// busy is one more closed as it is accepted, before any TLS handshake, and counted in
+// busy (an authenticated request that has come whole, body and all, or a session) is one more
+// closed as it is accepted, before any TLS handshake, and counted in
 // execlet_connections_refused_total. A connection that never completes its TLS handshake does not
 // hold its place for long (the handshake timeout, shortened here to 300 ms). The agent runs in this
 // process, to read its metrics and shorten the timeout; its sessions run in a real container.
@@ -176,6 +177,28 @@ test("an authenticated caller's request in flight is never closed to make room; 
   } finally {
     release();
   }
+});
+
+test("an authenticated caller's request whose body is still coming holds no protected place: it gives way", async () => {
+  await closeAll();
+  const evictedBefore = await metric('execlet_connections_evicted_total');
+  const trickling: tls.TLSSocket[] = [];
+  const trickledClosed: Array<Promise<void>> = [];
+  for (let i = 0; i < MAX_CONNECTIONS; i++) {
+    const connection = await connect();
+    assert.equal(connection.outcome, 'served', `connection ${i + 1}`);
+    trickledClosed.push(closed(connection.socket));
+    // The headers (authenticated) and a part of the body: the rest never comes.
+    const received = once(agent.agent.app.server, 'request');
+    connection.socket.write(`POST /v1/sessions HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${agent.token}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"target":`);
+    await received;
+    await new Promise((resolve) => setImmediate(resolve)); // its onRequest hooks (authentication) have run
+    trickling.push(connection.socket);
+  }
+  // The last place was taken by the third: the oldest gave way then, the next oldest now.
+  assert.equal((await connect()).outcome, 'served', 'a place was made');
+  await Promise.all(trickledClosed.slice(0, 2));
+  assert.equal(await metric('execlet_connections_evicted_total'), evictedBefore + 2);
 });
 
 test('a connection that never starts its TLS handshake is closed after the handshake timeout', async () => {

@@ -206,6 +206,8 @@ describe('background processes', () => {
     }
     // Each sleep outlived its session's shell; the agent, not the sleep (it never ends), ends it.
     await waitUntil(() => left.every(({ commandLine }) => pidsWithCommandLine(commandLine).length === 0), 15_000, 'the background processes to be ended');
+    // The sweep counts them once it has seen them die (it polls), which may come a little after.
+    await waitUntil(async () => (await reaped()) >= 2, 2_000, 'the sweep to count them');
     assert.equal(await reaped(), 2);
   });
 
