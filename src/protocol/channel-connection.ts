@@ -59,6 +59,12 @@ const PREFIX = [Buffer.from([0]), Buffer.from([1]), Buffer.from([2]), Buffer.fro
 const BACKLOG_AT_END_MS = 120_000;
 /** Queued for the client at its end, at most this much lets the close handshake start at once. */
 const CLOSE_AT_ONCE_BYTES = 64 * 1024;
+/**
+ * At most this much output goes into one corked write. A write leaves the process (and counts as
+ * taken by the client, for the pinger) only whole: a slow client must be able to take one within
+ * a ping interval — 256 KiB in 20 s is 13 KB/s.
+ */
+const MAX_CORKED_BYTES = 256 * 1024;
 
 export class WebSocketChannels implements ClientChannels {
   readonly protocol: string;
@@ -70,6 +76,7 @@ export class WebSocketChannels implements ClientChannels {
   #drainWaiters: Array<() => void> = [];
   #drainArmed = false;
   #corked = false;
+  #corkedBytes = 0;
   /** Reading the client is paused: the process does not read its stdin (pings wait meanwhile). */
   #inputPaused = false;
   readonly #socket: Socket | undefined;
@@ -162,7 +169,7 @@ export class WebSocketChannels implements ClientChannels {
   write(stream: OutputStreamName, data: Buffer): boolean {
     if (this.closed) return true; // nobody to deliver to: drop, never block the producer
     const channel = stream === 'stdout' ? CHANNEL.stdout : CHANNEL.stderr;
-    this.#cork();
+    this.#cork(data.length);
     if (data.length <= MAX_MESSAGE_PAYLOAD) {
       this.#sendFrame(channel, data); // the buffer itself: it may have a free byte in front
     } else {
@@ -255,12 +262,25 @@ export class WebSocketChannels implements ClientChannels {
     this.ws.send(message);
   }
 
-  #cork(): void {
-    if (this.#corked || !this.#socket) return;
+  /** Corks the socket for the rest of this event-loop turn, for `bytes` more of output; what was corked goes out first when that would pass MAX_CORKED_BYTES. */
+  #cork(bytes: number): void {
+    const socket = this.#socket;
+    if (!socket) return;
+    if (this.#corked) {
+      if (this.#corkedBytes + bytes > MAX_CORKED_BYTES && this.#corkedBytes > 0) {
+        socket.uncork();
+        socket.cork();
+        this.#corkedBytes = 0;
+      }
+      this.#corkedBytes += bytes;
+      return;
+    }
     this.#corked = true;
-    this.#socket.cork();
+    this.#corkedBytes = bytes;
+    socket.cork();
     setImmediate(() => {
       this.#corked = false;
+      this.#corkedBytes = 0;
       this.#socket?.uncork();
     });
   }

@@ -142,3 +142,29 @@ it('while output streams, a client that takes it slowly stays; one that stops ta
     serverSide.terminate();
   }
 });
+
+it('output of one event-loop turn leaves in writes of at most 256 KiB, each of which a slow client can take within a ping interval', async () => {
+  const { serverSide, clientSocket, received } = await connectClient();
+  const serverSocket = (serverSide as unknown as { _socket: Socket & { _writev: (chunks: Array<{ chunk: Buffer }>, cb: () => void) => void } })._socket;
+  const writes: number[] = [];
+  const writev = serverSocket._writev.bind(serverSocket);
+  serverSocket._writev = (chunks, cb) => {
+    writes.push(chunks.reduce((sum, { chunk }) => sum + chunk.length, 0));
+    writev(chunks, cb);
+  };
+  const channels = new WebSocketChannels(serverSide, protocolTraits('v5.channel.k8s.io'), { stdin: false, stdout: true, stderr: false, highWaterMark: 4 << 20 });
+  channels.attach({ stdin: () => undefined, stdinEnd: () => undefined, resize: () => undefined, clientGone: () => undefined });
+  const chunk = Buffer.alloc(64 * 1024, 0x61);
+  // 2 MiB in one turn: one corked write would take a client at 13 KB/s over two ping intervals.
+  for (let i = 0; i < 32; i++) channels.write('stdout', chunk);
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.ok(writes.length >= 8, `${writes.length} writes`);
+  const overhead = 4 * 16; // frame headers and channel bytes of four 64 KiB messages (two frames each, 32 KiB apiece)
+  assert.ok(Math.max(...writes) <= 256 * 1024 + overhead, `the largest write: ${Math.max(...writes)} bytes`);
+  assert.equal(writes.reduce((a, b) => a + b, 0) > 2 * 1024 * 1024, true, 'everything was written');
+  await new Promise<void>((resolve) => {
+    const check = () => (received.stdoutBytes >= 2 * 1024 * 1024 ? resolve() : clientSocket.once('data', () => setImmediate(check)));
+    check();
+  });
+  serverSide.terminate();
+});
