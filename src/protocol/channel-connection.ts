@@ -110,9 +110,12 @@ export class WebSocketChannels implements ClientChannels {
     this.#pinger = setInterval(() => {
       // While the client's input is paused (the process does not read its stdin), nothing of the
       // client is read — its pongs neither: a client that is there cannot be told from one that is
-      // not, so it is not asked until the input flows again.
+      // not by its answer, so none is expected until the input flows again. The ping is sent all
+      // the same: writing it is what finds a connection the client has closed (a reset, then an
+      // error), which is not read either.
       if (this.#inputPaused) {
         answered = true;
+        this.ws.ping();
         return;
       }
       if (!answered) {

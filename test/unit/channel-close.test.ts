@@ -168,3 +168,33 @@ it('output of one event-loop turn leaves in writes of at most 256 KiB, each of w
   });
   serverSide.terminate();
 });
+
+it('a client that goes away while its input is paused (the process reads no stdin) is noticed by the pings', async () => {
+  const { client, serverSide } = await connectClient();
+  let gone = '';
+  const goneNow = new Promise<void>((resolve) => {
+    const channels = new WebSocketChannels(serverSide, protocolTraits('v5.channel.k8s.io'), { stdin: true, stdout: true, stderr: false, highWaterMark: 1 << 20, pingIntervalMs: 100 });
+    channels.attach({
+      stdin: () => undefined,
+      stdinEnd: () => undefined,
+      resize: () => undefined,
+      clientGone: (reason) => {
+        gone = reason;
+        resolve();
+      },
+    });
+    // The process reads no stdin: nothing more of the client is read, its close neither.
+    channels.pauseInput();
+  });
+  // The client sends stdin the process does not take, until every buffer on the way is full.
+  const stdin = Buffer.alloc(64 * 1024 + 1, 0x62);
+  stdin[0] = 0;
+  while (client.bufferedAmount === 0) {
+    client.send(stdin);
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  client.terminate();
+  const timeout = new Promise<'not noticed'>((resolve) => setTimeout(() => resolve('not noticed'), 3000).unref());
+  assert.equal(await Promise.race([goneNow.then(() => 'noticed'), timeout]), 'noticed', 'the client that went away was noticed within 3 s');
+  assert.match(gone, /connection (closed|error)/);
+});
