@@ -12,6 +12,8 @@ export interface LocalCredentials {
   certPem: string;
   /** PEM of the CA that signed the serving certificate, when the agent made it (goes in the kubeconfig). */
   caPem: string | null;
+  /** That CA with its key, to renew the serving certificate from while the agent runs; null with an operator's certificate. */
+  generatedCA: KeyAndCert | null;
   token: string;
 }
 
@@ -80,6 +82,13 @@ function formatHostForUrl(host: string): string {
 /** A generated serving certificate with fewer days left than this is issued anew (at start-up, and daily). */
 export const RENEW_WITH_DAYS_LEFT = 30;
 
+/** The names a generated serving certificate holds: loopback, the node's name, the listen address. */
+function servingHosts(settings: Settings, listenHost: string): string[] {
+  const hosts = ['127.0.0.1', '::1', 'localhost', settings.nodeName];
+  if (!isWildcardHost(listenHost)) hosts.push(listenHost);
+  return hosts;
+}
+
 function loadOrCreateSelfSigned(settings: Settings, listenHost: string, minDaysLeft = RENEW_WITH_DAYS_LEFT): { serving: KeyAndCert; ca: KeyAndCert } {
   const pkiDir = join(settings.stateDir, 'pki');
   mkdirSync(pkiDir, { recursive: true, mode: 0o700 });
@@ -102,8 +111,7 @@ function loadOrCreateSelfSigned(settings: Settings, listenHost: string, minDaysL
     writePrivate(caCertPath, ca.certPem, 0o644);
   }
 
-  const hosts = ['127.0.0.1', '::1', 'localhost', settings.nodeName];
-  if (!isWildcardHost(listenHost)) hosts.push(listenHost);
+  const hosts = servingHosts(settings, listenHost);
   let serving: KeyAndCert | null = null;
   if (existsSync(certPath) && existsSync(keyPath)) {
     const existing = { certPem: readText(certPath, 'serving certificate'), keyPem: readText(keyPath, 'serving key') };
@@ -185,31 +193,39 @@ export function prepareLocalCredentials(settings: Settings): LocalCredentials {
 
   let keyPem: string;
   let certPem: string;
-  let caPem: string | null;
+  let generatedCA: KeyAndCert | null;
   if (certFile && keyFile) {
     certPem = readText(certFile, 'TLS certificate');
     keyPem = readText(keyFile, 'TLS key');
-    caPem = null;
+    generatedCA = null;
   } else {
     const { serving, ca } = loadOrCreateSelfSigned(settings, listenHost);
     ({ keyPem, certPem } = serving);
-    caPem = ca.certPem;
+    generatedCA = ca;
   }
-  return { keyPem, certPem, caPem, token: loadOrCreateToken(settings) };
+  return { keyPem, certPem, caPem: generatedCA?.certPem ?? null, generatedCA, token: loadOrCreateToken(settings) };
 }
 
 /**
- * The generated serving certificate as it should be now: the one in STATE/pki while it has more
- * than `minDaysLeft` days left (and names every host), else a new one from the same CA, written
- * there — kubeconfigs, which hold the CA, stay valid. For an agent that runs longer than its
- * certificate's year.
+ * The generated serving certificate as it should be now: `current` while it has more than
+ * `minDaysLeft` days left, else a new one from the agent's CA (the one it started with, whatever
+ * STATE/pki holds now: kubeconfigs hold that CA), written to STATE/pki for the next start. For an
+ * agent that runs longer than its certificate's year. A CA is never made here: one made while the
+ * agent runs would fail every kubeconfig written before.
  */
-export function renewGeneratedServing(settings: Settings, minDaysLeft = RENEW_WITH_DAYS_LEFT): KeyAndCert {
-  return loadOrCreateSelfSigned(settings, splitListen(settings.listen).host, minDaysLeft).serving;
+export function renewGeneratedServing(settings: Settings, ca: KeyAndCert, current: KeyAndCert, minDaysLeft = RENEW_WITH_DAYS_LEFT): KeyAndCert {
+  const { host: listenHost } = splitListen(settings.listen);
+  if (certificateCovers(current.certPem, servingHosts(settings, listenHost), minDaysLeft, ca.certPem)) return current;
+  const pkiDir = join(settings.stateDir, 'pki');
+  mkdirSync(pkiDir, { recursive: true, mode: 0o700 });
+  const serving = createServingCertificate(ca, settings.nodeName, servingHosts(settings, listenHost));
+  writePrivate(join(pkiDir, 'serving.key'), serving.keyPem);
+  writePrivate(join(pkiDir, 'serving.crt'), serving.certPem, 0o644);
+  return serving;
 }
 
 /** Writes `STATE/kubeconfig` for the listener's actual port (which may have been chosen by the kernel). */
-export function writeLocalKubeconfig(settings: Settings, credentials: LocalCredentials, boundPort: number): LocalKubeconfig {
+export function writeLocalKubeconfig(settings: Settings, credentials: Pick<LocalCredentials, 'caPem' | 'token'>, boundPort: number): LocalKubeconfig {
   const { host: listenHost } = splitListen(settings.listen);
   const serverUrl = `https://${formatHostForUrl(localClientHost(listenHost))}:${boundPort}`;
   const path = join(settings.stateDir, 'kubeconfig');

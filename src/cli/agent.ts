@@ -292,11 +292,12 @@ export async function startAgent(settings: Settings, overrides: AgentOverrides =
   }
   stopWatchingTls = servingTls.watch();
   // A generated certificate lasts a year; an agent may run longer. Checked daily, renewed a month ahead.
-  renewal = settings.tls.certFile
+  const { generatedCA } = credentials;
+  renewal = !generatedCA
     ? null
     : setInterval(() => {
         try {
-          servingTls.renewGenerated(renewGeneratedServing(settings, overrides.generatedRenewal?.daysLeft));
+          servingTls.renewGenerated(renewGeneratedServing(settings, generatedCA, servingTls.current, overrides.generatedRenewal?.daysLeft));
         } catch (err) {
           app.log.error({ err: (err as Error).message }, 'the generated serving certificate could not be renewed; the current one stays in force');
         }

@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -200,6 +200,13 @@ test('a generated serving certificate near its end is renewed while the agent ru
     const initial = await servedNow();
     // A new certificate is served, and it verifies against the CA the kubeconfig already holds.
     await waitUntil(async () => (await servedNow()) !== initial, 10_000, 'a renewed certificate to be served');
+    // The PKI files go away (a wiped or restored state dir) while the agent runs: renewals go on
+    // from the CA it started with, and no other CA is made, which would fail every kubeconfig.
+    rmSync(join(stateDir, 'pki'), { recursive: true, force: true });
+    const afterRemoval = await servedNow();
+    await waitUntil(async () => (await servedNow()) !== afterRemoval, 10_000, 'a certificate renewed after the PKI files went away');
+    assert.equal(existsSync(join(stateDir, 'pki', 'ca.crt')), false, 'no CA made while the agent runs');
+    assert.ok(existsSync(join(stateDir, 'pki', 'serving.crt')), 'the renewed certificate is written for the next start');
   } finally {
     await generated.close();
   }

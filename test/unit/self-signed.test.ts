@@ -785,7 +785,7 @@ describe('writeLocalKubeconfig', () => {
   function write(listen: string, port: number, creds?: Partial<LocalCredentials>): { kubeconfig: Kubeconfig; path: string; serverUrl: string; s: Settings } {
     const s = settings({ listen });
     mkdirSync(s.stateDir, { recursive: true }); // prepareLocalCredentials makes it in real use
-    const full: LocalCredentials = { keyPem: 'KEY', certPem: 'CERT', caPem: ca.certPem, token: 'tok-123456789abcdef', ...creds };
+    const full: LocalCredentials = { keyPem: 'KEY', certPem: 'CERT', caPem: ca.certPem, generatedCA: null, token: 'tok-123456789abcdef', ...creds };
     const { path, serverUrl } = writeLocalKubeconfig(s, full, port);
     return { kubeconfig: parseYaml(readFileSync(path, 'utf8')) as Kubeconfig, path, serverUrl, s };
   }
@@ -820,7 +820,7 @@ describe('writeLocalKubeconfig', () => {
   it('a node name YAML would misread names the current context exactly', () => {
     const s = { ...settings({ listen: '127.0.0.1:10350' }), nodeName: 'node: "a" #1' };
     mkdirSync(s.stateDir, { recursive: true });
-    const { path } = writeLocalKubeconfig(s, { keyPem: 'KEY', certPem: 'CERT', caPem: null, token: 'tok-123456789abcdef' }, 10350);
+    const { path } = writeLocalKubeconfig(s, { caPem: null, token: 'tok-123456789abcdef' }, 10350);
     const kubeconfig = parseYaml(readFileSync(path, 'utf8')) as Kubeconfig;
     assert.equal(kubeconfig['current-context'], 'execlet@node: "a" #1');
     assert.deepEqual(kubeconfig.contexts.map((c) => c.name), ['execlet@node: "a" #1']);
