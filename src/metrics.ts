@@ -139,6 +139,12 @@ export const metrics = {
     labelNames: ['outcome'] as const,
     registers: [registry],
   }),
+  tokenFileReloads: new Counter({
+    name: 'execlet_token_file_reloads_total',
+    help: 'Re-reads of the token file (SIGHUP or a change), by outcome: success, or failure (the previous tokens stay).',
+    labelNames: ['outcome'] as const,
+    registers: [registry],
+  }),
   auditFailures: new Counter({
     name: 'execlet_audit_write_failures_total',
     help: 'Audit records that could not be written.',

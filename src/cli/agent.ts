@@ -264,18 +264,21 @@ export async function startAgent(settings: Settings, overrides: AgentOverrides =
   // that cannot be watched (out of inotify instances, say) do not stop the agent: SIGHUP reloads them.
   /** What a reload of the token file (on a change or SIGHUP) logs. */
   const tokenFileReloaded = (error: Error | null) => {
+    metrics.tokenFileReloads.inc({ outcome: error ? 'failure' : 'success' });
     if (error) app.log.error({ err: error.message }, 'token file not reloaded; the previous tokens stay in force');
     else app.log.info({ tokens: tokenFile?.size }, 'token file reloaded');
   };
   /**
    * After a change of the token file, sessions whose token is gone, or whose user's groups no longer
    * grant them, end — once the file has been quiet for TOKEN_FILE_SETTLE_MS: a file rewritten in
-   * place (truncated, then written) must not end every session in between.
+   * place (truncated, then written) must not end every session in between. A change that does not
+   * parse (a line half written) calls off what an earlier one asked for: the tokens in force are
+   * then those of a file that was still being written, and no session is ended by them.
    */
   const tokenFileChanged = (error: Error | null) => {
     tokenFileReloaded(error);
-    if (error) return;
     clearTimeout(revokeAfterTokenChange);
+    if (error) return;
     revokeAfterTokenChange = setTimeout(() => {
       const revoked = registry.revokeDisallowed('the session was ended: a change of the token file revoked this access');
       if (revoked > 0) app.log.info({ revoked }, 'sessions the token file no longer admits were ended');

@@ -14,6 +14,7 @@ import { stringify as toYaml } from 'yaml';
 import { startAgent as startInProcessAgent, type Agent } from '../../src/cli/agent.js';
 import { createCertificateAuthority, createClientCertificate, type KeyAndCert } from '../../src/auth/self-signed.js';
 import { defaultSettings, type Settings } from '../../src/config/settings.js';
+import { registry } from '../../src/metrics.js';
 import { dockerClient, podLabels, startContainer, type TestContainer } from '../helpers/containers.js';
 import { useTestDocker, type TestDocker } from '../helpers/docker-daemon.js';
 import { pidsWithCommandLine, waitUntil } from '../helpers/proc-scan.js';
@@ -556,6 +557,37 @@ describe('token file change', () => {
       agent.reload();
     }
     await waitUntil(() => pidsWithCommandLine('sleep 3100007').length === 0, 3_000, 'the process to be gone');
+  });
+});
+
+describe('token file being written', () => {
+  test('a change followed by one that does not parse (a file still being written) ends no session', async () => {
+    const tokens = readFileSync(join(dir, 'tokens'), 'utf8');
+    const alices = stream(execPath('team-a', 'web', 'app', ['sleep', '3100008']), { token: TOKENS.alice });
+    let ended = false;
+    void alices.then(() => (ended = true));
+    await waitUntil(() => pidsWithCommandLine('sleep 3100008').length === 1, 10_000, 'the session to run');
+    const failures = async () => (await registry.getSingleMetric('execlet_token_file_reloads_total')!.get()).values.find((v) => v.labels.outcome === 'failure')?.value ?? 0;
+    const failedBefore = await failures();
+    try {
+      // Rewritten in place, in steps: first without alice's line (which parses, and is put in force)…
+      writeFileSync(join(dir, 'tokens'), tokens.replace(`${TOKENS.alice} alice team-a\n`, ''));
+      await waitUntil(async () => (await call('GET', '/v1/targets', { token: TOKENS.alice })).status === 401, 5_000, "the file without alice's line to be in force");
+      const inForceAt = Date.now();
+      // …then a half-written line, which does not parse: the file is still being written.
+      writeFileSync(join(dir, 'tokens'), `${tokens}only-half-a-line`);
+      await waitUntil(async () => (await failures()) > failedBefore, 5_000, 'the half-written file to be read and refused');
+      // Well past the settling second after the change that parsed, alice's session goes on (what
+      // is checked is that nothing happens: there is no event to wait for, only the time).
+      await new Promise((resolve) => setTimeout(resolve, Math.max(0, inForceAt + 2_500 - Date.now())));
+      assert.equal(ended, false, 'the session was not ended');
+      assert.equal(pidsWithCommandLine('sleep 3100008').length, 1);
+    } finally {
+      writeFileSync(join(dir, 'tokens'), tokens);
+      agent.reload();
+      for (const pid of pidsWithCommandLine('sleep 3100008')) process.kill(pid, 'SIGKILL');
+      await alices.catch(() => undefined);
+    }
   });
 });
 
