@@ -2,6 +2,7 @@
 // way to kill an exec, so both backends end processes by host PID; the target resolver and the
 // orphan reaper read /proc through it too, hence its place outside any one folder (like metrics.ts).
 import { readdirSync, readFileSync } from 'node:fs';
+import { uptime } from 'node:os';
 
 export interface ProcStat {
   pid: number;
@@ -150,9 +151,13 @@ function groupHasMembers(pgid: number): boolean {
 /** Linux counts start times in /proc/PID/stat in USER_HZ ticks, 100 a second. */
 const TICKS_PER_SECOND = 100;
 
-/** Now, in the clock ticks since boot that /proc/PID/stat gives a process's start time in. */
+/**
+ * Now, in the clock ticks since boot that /proc/PID/stat gives a process's start time in. From
+ * libuv (/proc/uptime, or the boot-time clock when no file can be opened): called when a helper
+ * exits, where reading a file could throw (out of file descriptors) and take the agent down.
+ */
 export function ticksSinceBoot(): number {
-  return Math.ceil(Number(readFileSync('/proc/uptime', 'latin1').split(' ')[0]) * TICKS_PER_SECOND);
+  return Math.ceil(uptime() * TICKS_PER_SECOND);
 }
 
 /** Whether a process of group `pgid` had started by `ticks` (since boot). */

@@ -260,6 +260,18 @@ describe('isAlive', () => {
   });
 });
 
+describe('ticksSinceBoot', () => {
+  it('is the clock that start times are given in: a process started now started at it', async () => {
+    const before = ticksSinceBoot();
+    const { child, root } = await startTree('sleep 1006', 0, false);
+    const after = ticksSinceBoot();
+    const started = Number(readProcStat(root)!.startTime);
+    assert.ok(started >= before - 1 && started <= after, `started at ${started}, between ${before} and ${after}`);
+    child.kill('SIGKILL');
+    await exited(child);
+  });
+});
+
 describe('killProcessGroup', () => {
   it("ends what a group's leader left running when it exited, and nothing when the group is not the one that was", async () => {
     // The leader (a detached shell: its own group) starts two sleeps in the background and waits; it is then killed alone.
