@@ -208,7 +208,7 @@ export const SETTINGS: readonly SettingDescriptor[] = [
     flag: '--ping-interval-seconds',
     env: 'EXECLET_PING_INTERVAL_SECONDS',
     kind: 'integer',
-    help: 'WebSocket ping interval; a client that neither answers a ping nor takes any output by the next one is dropped',
+    help: 'WebSocket ping interval; a client that has not answered by the next ping is dropped (one behind a backlog of output, once it has taken none of it for 2 minutes)',
   },
   { path: 'sessions.maxPerNode', flag: '--max-sessions', env: 'EXECLET_MAX_SESSIONS', kind: 'integer', help: 'live sessions on this agent at most (429 beyond)' },
   {

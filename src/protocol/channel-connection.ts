@@ -47,6 +47,11 @@ export interface ChannelOptions {
   highWaterMark: number;
   /** Ping the client this often; one that has not answered the previous ping by then is dropped. */
   pingIntervalMs?: number;
+  /**
+   * A client behind a backlog of output (its pong waits behind it) is dropped only once it has
+   * taken none of it for this long (default BEHIND_WITHOUT_PROGRESS_MS).
+   */
+  behindWithoutProgressMs?: number;
 }
 
 /** Upstream servers copy with 32 KiB buffers; client-go's reader is sized for that. */
@@ -57,14 +62,15 @@ const PREFIX = [Buffer.from([0]), Buffer.from([1]), Buffer.from([2]), Buffer.fro
  * would wait behind the backlog); then the connection is closed as the client is gone.
  */
 const BACKLOG_AT_END_MS = 120_000;
+/**
+ * How long a client with output queued for it may take none of it before it is taken for gone.
+ * Output leaves in whole writes, as the kernel makes room (after a good part of its send buffer has
+ * drained), so a slow client's progress shows only now and then; and a vanished peer with output
+ * queued for it is otherwise noticed only when TCP gives up retransmitting (~15 minutes).
+ */
+const BEHIND_WITHOUT_PROGRESS_MS = 120_000;
 /** Queued for the client at its end, at most this much lets the close handshake start at once. */
 const CLOSE_AT_ONCE_BYTES = 64 * 1024;
-/**
- * At most this much output goes into one corked write. A write leaves the process (and counts as
- * taken by the client, for the pinger) only whole: a slow client must be able to take one within
- * a ping interval — 256 KiB in 20 s is 13 KB/s.
- */
-const MAX_CORKED_BYTES = 256 * 1024;
 
 export class WebSocketChannels implements ClientChannels {
   readonly protocol: string;
@@ -76,7 +82,6 @@ export class WebSocketChannels implements ClientChannels {
   #drainWaiters: Array<() => void> = [];
   #drainArmed = false;
   #corked = false;
-  #corkedBytes = 0;
   /** Reading the client is paused: the process does not read its stdin (pings wait meanwhile). */
   #inputPaused = false;
   readonly #socket: Socket | undefined;
@@ -102,8 +107,11 @@ export class WebSocketChannels implements ClientChannels {
   #pinger: NodeJS.Timeout | null = null;
 
   #startPinging(intervalMs: number): void {
+    const graceMs = this.options.behindWithoutProgressMs ?? BEHIND_WITHOUT_PROGRESS_MS;
     let answered = true;
+    /** Output taken by the client as of the last ping or check, and when it was last seen to take some. */
     let takenAtCheck = 0;
+    let progressAt = 0;
     this.ws.on('pong', () => {
       answered = true;
     });
@@ -122,20 +130,29 @@ export class WebSocketChannels implements ClientChannels {
         // The ping waits behind the output queued before it. A client still taking that output is
         // slow (a thin link, a busy terminal), not gone: its pong comes once it reaches the ping.
         const taken = this.#bytesTakenByClient();
+        const now = Date.now();
         if (taken > takenAtCheck) {
           takenAtCheck = taken;
+          progressAt = now;
           return;
         }
-        // A peer that vanished without a close (network drop, sleeping laptop) is noticed here:
-        // once the kernel's buffers towards it are full, nothing more leaves.
+        const behind = this.ws.bufferedAmount > 0;
+        if (behind && now - progressAt < graceMs) return;
+        // A peer that vanished without a close (network drop, sleeping laptop) is noticed here.
         this.#stopPinging();
-        this.#onGone(`no pong and no output taken within ${intervalMs} ms: the client is gone`);
+        this.#onGone(
+          behind
+            ? `no pong, and none of the output queued for it taken for ${Math.round((now - progressAt) / 1000)} s: the client is gone`
+            : `no pong within ${intervalMs} ms: the client is gone`,
+        );
         this.ws.terminate();
         return;
       }
       answered = false;
-      takenAtCheck = this.#bytesTakenByClient();
       this.ws.ping();
+      // After the ping: its own bytes leaving are no sign of the client.
+      takenAtCheck = this.#bytesTakenByClient();
+      progressAt = Date.now();
     }, intervalMs);
     this.#pinger.unref();
   }
@@ -172,7 +189,7 @@ export class WebSocketChannels implements ClientChannels {
   write(stream: OutputStreamName, data: Buffer): boolean {
     if (this.closed) return true; // nobody to deliver to: drop, never block the producer
     const channel = stream === 'stdout' ? CHANNEL.stdout : CHANNEL.stderr;
-    this.#cork(data.length);
+    this.#cork();
     if (data.length <= MAX_MESSAGE_PAYLOAD) {
       this.#sendFrame(channel, data); // the buffer itself: it may have a free byte in front
     } else {
@@ -265,25 +282,12 @@ export class WebSocketChannels implements ClientChannels {
     this.ws.send(message);
   }
 
-  /** Corks the socket for the rest of this event-loop turn, for `bytes` more of output; what was corked goes out first when that would pass MAX_CORKED_BYTES. */
-  #cork(bytes: number): void {
-    const socket = this.#socket;
-    if (!socket) return;
-    if (this.#corked) {
-      if (this.#corkedBytes + bytes > MAX_CORKED_BYTES && this.#corkedBytes > 0) {
-        socket.uncork();
-        socket.cork();
-        this.#corkedBytes = 0;
-      }
-      this.#corkedBytes += bytes;
-      return;
-    }
+  #cork(): void {
+    if (this.#corked || !this.#socket) return;
     this.#corked = true;
-    this.#corkedBytes = bytes;
-    socket.cork();
+    this.#socket.cork();
     setImmediate(() => {
       this.#corked = false;
-      this.#corkedBytes = 0;
       this.#socket?.uncork();
     });
   }
