@@ -272,14 +272,16 @@ export async function startAgent(settings: Settings, overrides: AgentOverrides =
    * After a change of the token file, sessions whose token is gone, or whose user's groups no longer
    * grant them, end — once the file has been quiet for TOKEN_FILE_SETTLE_MS: a file rewritten in
    * place (truncated, then written) must not end every session in between. A change that does not
-   * parse (a line half written) calls off what an earlier one asked for: the tokens in force are
-   * then those of a file that was still being written, and no session is ended by them.
+   * parse (a line half written) restarts that wait too, but leaves the tokens in force as they
+   * were: a revocation an earlier change asked for comes all the same, judged by those tokens, the
+   * ones new requests are judged by.
    */
   const tokenFileChanged = (error: Error | null) => {
     tokenFileReloaded(error);
+    if (error && revokeAfterTokenChange === undefined) return;
     clearTimeout(revokeAfterTokenChange);
-    if (error) return;
     revokeAfterTokenChange = setTimeout(() => {
+      revokeAfterTokenChange = undefined;
       const revoked = registry.revokeDisallowed('the session was ended: a change of the token file revoked this access');
       if (revoked > 0) app.log.info({ revoked }, 'sessions the token file no longer admits were ended');
     }, TOKEN_FILE_SETTLE_MS);
