@@ -207,21 +207,24 @@ export function prepareLocalCredentials(settings: Settings): LocalCredentials {
 }
 
 /**
- * The generated serving certificate as it should be now: `current` while it has more than
+ * The generated serving certificate as it should be now: `current` itself while it has more than
  * `minDaysLeft` days left, else a new one from the agent's CA (the one it started with, whatever
- * STATE/pki holds now: kubeconfigs hold that CA), written to STATE/pki for the next start. For an
- * agent that runs longer than its certificate's year. A CA is never made here: one made while the
- * agent runs would fail every kubeconfig written before.
+ * STATE/pki holds now: kubeconfigs hold that CA). For an agent that runs longer than its
+ * certificate's year. A CA is never made here: one made while the agent runs would fail every
+ * kubeconfig written before.
  */
-export function renewGeneratedServing(settings: Settings, ca: KeyAndCert, current: KeyAndCert, minDaysLeft = RENEW_WITH_DAYS_LEFT): KeyAndCert {
-  const { host: listenHost } = splitListen(settings.listen);
-  if (certificateCovers(current.certPem, servingHosts(settings, listenHost), minDaysLeft, ca.certPem)) return current;
+export function renewGeneratedServing<Current extends KeyAndCert>(settings: Settings, ca: KeyAndCert, current: Current, minDaysLeft = RENEW_WITH_DAYS_LEFT): Current | KeyAndCert {
+  const hosts = servingHosts(settings, splitListen(settings.listen).host);
+  if (certificateCovers(current.certPem, hosts, minDaysLeft, ca.certPem)) return current;
+  return createServingCertificate(ca, settings.nodeName, hosts);
+}
+
+/** Writes a renewed serving certificate and key to STATE/pki, where the next start finds them. */
+export function saveGeneratedServing(settings: Settings, serving: KeyAndCert): void {
   const pkiDir = join(settings.stateDir, 'pki');
   mkdirSync(pkiDir, { recursive: true, mode: 0o700 });
-  const serving = createServingCertificate(ca, settings.nodeName, servingHosts(settings, listenHost));
   writePrivate(join(pkiDir, 'serving.key'), serving.keyPem);
   writePrivate(join(pkiDir, 'serving.crt'), serving.certPem, 0o644);
-  return serving;
 }
 
 /** Writes `STATE/kubeconfig` for the listener's actual port (which may have been chosen by the kernel). */

@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { AuditLog, AuditLogError, DEFAULT_REDACTIONS } from '../auth/audit.js';
 import { Authenticator } from '../auth/authenticate.js';
-import { prepareLocalCredentials, renewGeneratedServing, writeLocalKubeconfig, type LocalKubeconfig } from '../auth/local-credentials.js';
+import { prepareLocalCredentials, renewGeneratedServing, saveGeneratedServing, writeLocalKubeconfig, type LocalKubeconfig } from '../auth/local-credentials.js';
+import type { KeyAndCert } from '../auth/self-signed.js';
 import { Policy, WITHOUT_POLICY } from '../auth/policy.js';
 import { ReloadableAuthorizer } from '../auth/reloadable.js';
 import { describeCertificate, readClientCA, rereadServingTls, ReloadableServingTls } from '../auth/serving-tls.js';
@@ -301,10 +302,21 @@ export async function startAgent(settings: Settings, overrides: AgentOverrides =
   renewal = !generatedCA
     ? null
     : setInterval(() => {
+        const current = servingTls.current;
+        let renewed: KeyAndCert;
         try {
-          servingTls.renewGenerated(renewGeneratedServing(settings, generatedCA, servingTls.current, overrides.generatedRenewal?.daysLeft));
+          renewed = renewGeneratedServing(settings, generatedCA, current, overrides.generatedRenewal?.daysLeft);
         } catch (err) {
           app.log.error({ err: (err as Error).message }, 'the generated serving certificate could not be renewed; the current one stays in force');
+          return;
+        }
+        if (renewed === current) return;
+        // Served first: a state dir that cannot be written (full, read-only) must not keep it from clients.
+        servingTls.renewGenerated(renewed);
+        try {
+          saveGeneratedServing(settings, renewed);
+        } catch (err) {
+          app.log.error({ err: (err as Error).message }, 'the renewed serving certificate is served, but could not be written to the state dir; the next start issues another');
         }
       }, overrides.generatedRenewal?.everyMs ?? DAY_MS);
   renewal?.unref();

@@ -207,6 +207,11 @@ test('a generated serving certificate near its end is renewed while the agent ru
     await waitUntil(async () => (await servedNow()) !== afterRemoval, 10_000, 'a certificate renewed after the PKI files went away');
     assert.equal(existsSync(join(stateDir, 'pki', 'ca.crt')), false, 'no CA made while the agent runs');
     assert.ok(existsSync(join(stateDir, 'pki', 'serving.crt')), 'the renewed certificate is written for the next start');
+    // A state dir that cannot be written (here STATE/pki is a file): renewed certificates are served all the same.
+    rmSync(join(stateDir, 'pki'), { recursive: true, force: true });
+    writeFileSync(join(stateDir, 'pki'), 'not a directory');
+    const unwritable = await servedNow();
+    await waitUntil(async () => (await servedNow()) !== unwritable, 10_000, 'a certificate renewed while the state dir cannot be written');
   } finally {
     await generated.close();
   }
