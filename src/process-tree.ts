@@ -151,13 +151,25 @@ function groupHasMembers(pgid: number): boolean {
 /** Linux counts start times in /proc/PID/stat in USER_HZ ticks, 100 a second. */
 const TICKS_PER_SECOND = 100;
 
+/** The uptime (/proc/uptime) read once, and performance.now() then: later readings need no file. */
+const bootClock = (() => {
+  const at = performance.now();
+  let seconds: number;
+  try {
+    seconds = Number(readFileSync('/proc/uptime', 'latin1').split(' ')[0]);
+  } catch {
+    seconds = uptime();
+  }
+  return { uptimeMs: seconds * 1000, at };
+})();
+
 /**
- * Now, in the clock ticks since boot that /proc/PID/stat gives a process's start time in. From
- * libuv (/proc/uptime, or the boot-time clock when no file can be opened): called when a helper
- * exits, where reading a file could throw (out of file descriptors) and take the agent down.
+ * Now, in the clock ticks since boot that /proc/PID/stat gives a process's start time in. It reads
+ * no file (the uptime is read once, at load): it is called when a helper exits, where a read that
+ * threw (out of file descriptors) would take the agent down.
  */
 export function ticksSinceBoot(): number {
-  return Math.ceil(uptime() * TICKS_PER_SECOND);
+  return Math.ceil(((bootClock.uptimeMs + performance.now() - bootClock.at) / 1000) * TICKS_PER_SECOND);
 }
 
 /** Whether a process of group `pgid` had started by `ticks` (since boot). */

@@ -10,7 +10,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
+import { runCommand } from '../helpers/run-command.js';
 import { descendantsOf, isAlive, killProcessGroup, killProcessTree, readProcStat, signalProcessTree, snapshotProcessTree, ticksSinceBoot } from '../../src/process-tree.js';
 
 /** Every process started here, with its start time read independently of the code under test. */
@@ -269,6 +271,18 @@ describe('ticksSinceBoot', () => {
     assert.ok(started >= before - 1 && started <= after, `started at ${started}, between ${before} and ${after}`);
     child.kill('SIGKILL');
     await exited(child);
+  });
+
+  it('needs no file descriptor: it works in a process that has none left (where a helper exits)', async () => {
+    const fixture = fileURLToPath(new URL('../fixtures/ticks-without-fds.ts', import.meta.url));
+    const before = ticksSinceBoot();
+    const result = await runCommand('prlimit', ['--nofile=256:256', process.execPath, '--import', 'tsx', fixture], { timeoutMs: 20_000 });
+    assert.equal(result.code, 0, result.stderr.toString());
+    const { exhausted, opened, ticks, error } = JSON.parse(result.stdout.toString()) as { exhausted: string; opened: number; ticks?: number; error?: string };
+    assert.equal(exhausted, 'EMFILE');
+    assert.ok(opened > 0);
+    assert.equal(error, undefined);
+    assert.ok(ticks! >= before - 1 && ticks! <= ticksSinceBoot() + 1, `${ticks} between ${before} and now`);
   });
 });
 
