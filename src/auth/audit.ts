@@ -300,11 +300,14 @@ export class AuditLog {
     }
   }
 
-  /** Removes the last `bytes` written (by this process, at the end: the file is opened for appending). */
+  /**
+   * Removes the last `bytes` written (by this process, at the end: the file is opened for
+   * appending). Taken back, the file ends as it did before that write (a fragment left by an
+   * earlier one included); when that fails, it ends with a part of a line.
+   */
   #takeBack(fd: number, bytes: number): void {
     try {
       ftruncateSync(fd, fstatSync(fd).size - bytes);
-      this.#endsMidLine = false;
     } catch {
       this.#endsMidLine = true;
     }
