@@ -217,6 +217,17 @@ function errorText(err: unknown): string {
   return String(err);
 }
 
+/**
+ * What is wrong with a kubeconfig's YAML, and where — never the text around it: the yaml library's
+ * message quotes the offending lines, which may be a token or a key.
+ */
+function yamlErrorText(err: unknown): string {
+  const { code, linePos } = err as { code?: unknown; linePos?: Array<{ line: number; col: number }> };
+  if (typeof code !== 'string') return 'it does not parse';
+  const at = linePos?.[0] ? ` at line ${linePos[0].line}, column ${linePos[0].col}` : '';
+  return `${code.toLowerCase().replaceAll('_', ' ')}${at}`;
+}
+
 function isMissingFile(err: unknown): boolean {
   return err instanceof Error && 'code' in err && err.code === 'ENOENT';
 }
@@ -226,7 +237,7 @@ function parseKubeconfigFile(file: string, text: string): z.infer<typeof kubecon
   try {
     document = parseYaml(text);
   } catch (err) {
-    throw new ClientConfigError(`kubeconfig ${file} is not valid YAML: ${errorText(err)}`);
+    throw new ClientConfigError(`kubeconfig ${file} is not valid YAML: ${yamlErrorText(err)}`);
   }
   const parsed = kubeconfigSchema.safeParse(document ?? {});
   if (!parsed.success) {
@@ -370,8 +381,15 @@ export function loadClientConfig(flags: ConnectionFlags, options: LoadOptions = 
     const u = user.value;
     const where = `user "${userName}" in ${user.file}`;
     if (token === undefined) {
-      if (u.token) token = u.token;
-      else if (u.tokenFile) token = readReferencedFile(u.tokenFile, user.file, `tokenFile of ${where}`, readText).trim();
+      // As client-go: a tokenFile that reads takes precedence over token (it is the one kept fresh).
+      if (u.tokenFile) {
+        try {
+          token = readReferencedFile(u.tokenFile, user.file, `tokenFile of ${where}`, readText).trim();
+        } catch (err) {
+          if (!u.token) throw err;
+        }
+      }
+      token ??= u.token || undefined;
     }
     const cert = pemFrom(u['client-certificate-data'], u['client-certificate'], user.file, `client-certificate of ${where}`, readText);
     const key = pemFrom(u['client-key-data'], u['client-key'], user.file, `client-key of ${where}`, readText);

@@ -204,6 +204,26 @@ contexts: [{name: mine, context: {cluster: execlet, user: execlet, namespace: fi
     for (const [text, pattern] of cases) assertConfigError(() => load({ kubeconfig: '/k' }, { '/k': text }), pattern);
   });
 
+  test('tokenFile takes precedence over token, as in client-go, while it can be read', () => {
+    const both = (tokenFile: string) =>
+      `clusters: [{name: c, cluster: {server: "https://h:1"}}]\nusers: [{name: u, user: {token: stale-inline, tokenFile: ${tokenFile}}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n`;
+    assert.equal(load({ kubeconfig: '/k/config' }, { '/k/config': both('token'), '/k/token': 'rotated\n' }).token, 'rotated');
+    assert.equal(load({ kubeconfig: '/k/config' }, { '/k/config': both('missing') }).token, 'stale-inline');
+  });
+
+  test('a kubeconfig that is not valid YAML: where, and never the text around it (a token)', () => {
+    const text = 'users:\n- name: x\n  user:\n\ttoken: s3cr3t-T0KEN-abcdef\n';
+    assert.throws(
+      () => load({ kubeconfig: '/k' }, { '/k': text }),
+      (err: unknown) => {
+        assert.ok(err instanceof ClientConfigError);
+        assert.equal(err.message, 'kubeconfig /k is not valid YAML: tab as indent at line 4, column 1');
+        return true;
+      },
+    );
+    assertConfigError(() => load({ kubeconfig: '/k' }, { '/k': 'users: [{name: u, user: {token: abc: x}}]\n' }), /^kubeconfig \/k is not valid YAML: [a-z ]+ at line 1, column \d+$/);
+  });
+
   test('a user without credentials is fine when --token is given', () => {
     const text = `clusters: [{name: c, cluster: {server: "https://h:1"}}]\ncontexts: [{name: x, context: {cluster: c, user: gone}}]\ncurrent-context: x\n`;
     assert.equal(load({ kubeconfig: '/k', token: 'tok' }, { '/k': text }).token, 'tok');
