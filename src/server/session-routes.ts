@@ -70,9 +70,19 @@ function describeIssues(error: z.ZodError): string {
     .join('; ');
 }
 
-/** wss://HOST/v1/streams/TOKEN, for the host the caller used to reach us. */
+/**
+ * wss://HOST/v1/streams/TOKEN, for the host the caller used to reach us (its Host header, a DNS or
+ * Docker name such as execlet_agent:10350 included); for a Host that is no host[:port], the address
+ * and port its connection came in on.
+ */
 function streamUrl(request: FastifyRequest, token: string): string {
-  const host = request.headers.host && /^[A-Za-z0-9.:[\]-]+$/.test(request.headers.host) ? request.headers.host : `${request.hostname}`;
+  const given = request.headers.host;
+  let host: string;
+  if (given && /^(?:[A-Za-z0-9._~-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/.test(given)) host = given;
+  else {
+    const { localAddress = '127.0.0.1', localPort } = request.raw.socket;
+    host = `${localAddress.includes(':') ? `[${localAddress}]` : localAddress}:${localPort}`;
+  }
   return `wss://${host}/v1/streams/${token}`;
 }
 

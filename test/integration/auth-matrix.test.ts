@@ -95,6 +95,8 @@ interface Credentials {
   token?: string;
   cert?: KeyAndCert;
   origin?: string;
+  /** The Host header, when not the address connected to. */
+  host?: string;
 }
 
 interface Reply {
@@ -112,9 +114,12 @@ function call(method: string, path: string, credentials: Credentials, body?: unk
         method,
         path,
         ca: serverCA,
+        // A Host header of another name: the certificate is still checked, for a name it holds.
+        ...(credentials.host ? { servername: 'localhost' } : {}),
         ...(credentials.cert ? { cert: credentials.cert.certPem, key: credentials.cert.keyPem } : {}),
         headers: {
           ...(credentials.token ? { authorization: `Bearer ${credentials.token}` } : {}),
+          ...(credentials.host ? { host: credentials.host } : {}),
           ...(payload ? { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(payload)) } : {}),
         },
       },
@@ -288,6 +293,19 @@ describe('single-use stream URLs', () => {
   async function issue(token: string, request: unknown = body): Promise<Reply> {
     return call('POST', '/v1/sessions', { token }, request);
   }
+
+  test("the URL names the host the caller used, a Docker name with its port included, else the address it came in on", async () => {
+    for (const [host, expected] of [
+      ['execlet_agent:10350', 'execlet_agent:10350'],
+      ['node-7.example:8443', 'node-7.example:8443'],
+      ['[::1]:10350', '[::1]:10350'],
+      ['evil.example/x?', `127.0.0.1:${port}`],
+    ] as const) {
+      const issued = await call('POST', '/v1/sessions', { token: TOKENS.alice, host }, body);
+      assert.equal(issued.status, 201, JSON.stringify(issued.body));
+      assert.equal(new URL(issued.body.url as string).host, expected, host);
+    }
+  });
 
   test('a URL opens the stream with no other credential, once', async () => {
     const issued = await issue(TOKENS.alice);
