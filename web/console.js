@@ -56,6 +56,8 @@ const state = {
   session: null,
   /** The last request that was opened, for Reconnect. */
   lastRequest: null,
+  /** Counts openSession() calls: a reply to one that a later call overtook is dropped. */
+  opening: 0,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -382,6 +384,7 @@ function bytesOf(binaryString) {
 }
 
 function onFrame(session, frame) {
+  if (session.replaced) return; // output still on its way from a session the console let go
   const channel = frame[0];
   const payload = frame.subarray(1);
   if (channel === CHANNEL.stdout || channel === CHANNEL.stderr) state.term?.write(payload);
@@ -438,6 +441,7 @@ function onClosed(session, event) {
 
 function onOpened(session) {
   session.opened = true;
+  if (session.replaced) return;
   const term = state.term;
   if (!term) return;
   term.reset();
@@ -451,6 +455,7 @@ function onOpened(session) {
 function connect(url, request) {
   const term = state.term;
   if (!term) return;
+  closeSession();
   const ws = new WebSocket(url, [SUBPROTOCOL]);
   ws.binaryType = 'arraybuffer';
   /** @type {Session} */
@@ -489,13 +494,18 @@ async function openSession(request) {
   const term = state.term;
   if (!term) return;
   setStatus(`starting ${describeRequest(request)}…`);
+  // A second open while this one waits for its URL (a double click, another target picked) wins;
+  // this one's URL then goes unused (it expires in 60 s), so only one session is ever live.
+  const attempt = ++state.opening;
   let reply;
   try {
     reply = await api('POST', '/v1/sessions', sessionBody(request, term.cols, term.rows));
   } catch (err) {
+    if (attempt !== state.opening) return;
     setStatus('not connected', 'failure');
     return showError(`could not reach the agent: ${err instanceof Error ? err.message : String(err)}`);
   }
+  if (attempt !== state.opening) return;
   if (reply.code === 401) return forgetToken(refusalText(reply));
   if (reply.code !== 201 || typeof reply.json?.url !== 'string') {
     setStatus(`${describeRequest(request)}: refused`, 'failure');

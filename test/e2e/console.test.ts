@@ -400,6 +400,40 @@ describe('the console in a browser', () => {
     }
   });
 
+  test('a second open while the first waits for its URL gives one session, not two sharing the keyboard', async () => {
+    const { context, page, problems } = await openConsole(consoleUrl(agent, agent.token));
+    try {
+      await targetRow(page, 'default', 'web', 'app').waitFor({ timeout: WAIT_MS });
+      if (!(await page.locator('#picker').evaluate((el) => (el as unknown as { open: boolean }).open))) await page.locator('#picker summary').click();
+      await page.fill('input[name=namespace]', 'default');
+      await page.fill('input[name=pod]', 'web');
+      await page.fill('input[name=container]', 'app');
+      await page.selectOption('select[name=mode]', 'exec');
+      await page.fill('input[name=command]', 'sh');
+      // Submitted twice in a row (Enter pressed twice, a second target picked): the second comes
+      // while the first still waits for its stream URL.
+      await page.locator('#open-form').evaluate((form) => {
+        const submit = form as unknown as { requestSubmit(): void };
+        submit.requestSubmit();
+        submit.requestSubmit();
+      });
+      await waitForText(page.locator('#status'), /^connected: default\/web\/app \(exec\) — sh$/);
+      await waitForLine(page, /^\/ #$/);
+      await typeLine(page, `echo once-${N}`);
+      await waitForLine(page, new RegExp(`^once-${N}$`));
+      // A second line, answered after the first by every shell that got it.
+      await typeLine(page, `echo then-${N}`);
+      await waitForLine(page, new RegExp(`^then-${N}$`));
+      const lines = await terminalLines(page);
+      assert.equal(lines.filter((line) => line.trim() === `once-${N}`).length, 1, lines.join('\n'));
+      await typeLine(page, 'exit');
+      await waitForText(page.locator('#status'), /exited with code 0$/);
+      assert.deepEqual(problems, []);
+    } finally {
+      await context.close();
+    }
+  });
+
   test('a command typed in the form, with its arguments', async () => {
     const { context, page, problems } = await openConsole(consoleUrl(agent, agent.token));
     try {
