@@ -217,6 +217,11 @@ function localTerminalSize(): TerminalSizeSource | undefined {
 }
 
 const SIGNAL_EXIT_CODES: Readonly<Record<'SIGHUP' | 'SIGINT' | 'SIGTERM', number>> = { SIGHUP: 129, SIGINT: 130, SIGTERM: 143 };
+/**
+ * After a signal ended the session, how long what was already written to stdout/stderr may take
+ * to leave before the CLI exits anyway: a reader that stalled (a full pipe) must not keep it alive.
+ */
+const SIGNAL_EXIT_GRACE_MS = 1000;
 
 /**
  * For the lifetime of a session: raw mode on the local terminal (once the stream is open) that is
@@ -235,8 +240,9 @@ class SessionGuard {
     for (const signal of Object.keys(SIGNAL_EXIT_CODES) as Array<keyof typeof SIGNAL_EXIT_CODES>) {
       const onSignal = () => {
         this.restoreTerminal();
-        if (this.#stream) this.#stream.abort(`interrupted by ${signal}`, SIGNAL_EXIT_CODES[signal]);
-        else process.exit(SIGNAL_EXIT_CODES[signal]);
+        if (!this.#stream) process.exit(SIGNAL_EXIT_CODES[signal]);
+        this.#stream.abort(`interrupted by ${signal}`, SIGNAL_EXIT_CODES[signal]);
+        setTimeout(() => process.exit(SIGNAL_EXIT_CODES[signal]), SIGNAL_EXIT_GRACE_MS).unref();
       };
       process.on(signal, onSignal);
       this.#detach.push(() => process.off(signal, onSignal));

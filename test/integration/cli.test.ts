@@ -269,6 +269,26 @@ describe('execlet exec without a TTY', () => {
     assert.equal(code, 0);
   });
 
+  test('SIGTERM ends it with 143 even while nobody reads its stdout (a stalled reader)', { timeout: 30_000 }, async () => {
+    const child: ChildProcess = spawn(process.execPath, [AGENT_MAIN, 'exec', ...kube(), '-n', 'default', 'web', '-c', 'app', '--', 'yes'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...CLIENT_ENV },
+    });
+    children.add(child.pid!);
+    const exited = new Promise<[number | null, NodeJS.Signals | null]>((resolve) => child.once('exit', (code, signal) => resolve([code, signal])));
+    // Output flows; then this side stops reading: its buffer fills, then the pipe, then the CLI's writes wait.
+    await new Promise((resolve) => child.stdout!.once('data', resolve));
+    child.stdout!.pause();
+    await waitUntil(() => child.stdout!.readableLength >= child.stdout!.readableHighWaterMark, 10_000, 'this side to stop reading');
+    process.kill(child.pid!, 'SIGTERM');
+    const timeout = new Promise<'still running'>((resolve) => setTimeout(() => resolve('still running'), 10_000).unref());
+    const ended = await Promise.race([exited, timeout]);
+    children.delete(child.pid!);
+    if (ended === 'still running') child.kill('SIGKILL');
+    assert.deepEqual(ended, [143, null], 'the CLI exited 143 within 10 s');
+    child.stdout!.destroy();
+  });
+
   test('the context namespace and the only container are the defaults', async () => {
     // serve's kubeconfig names namespace "docker": a plain container is a pod there.
     const r = await execlet(['exec', ...kube(), plainContainer.name, '--', 'hostname']);
