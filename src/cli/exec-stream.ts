@@ -155,14 +155,17 @@ export function openExecStream(options: ExecStreamOptions): ExecStream {
     ws.close(1002, message.slice(0, 120));
   };
 
-  // Output backpressure: while stdout or stderr is full, the socket is not read.
-  let blockedWriters = 0;
+  // Output backpressure: while stdout or stderr is full, the socket is not read. (Frames ws had
+  // already received still come meanwhile: a writer waits for one 'drain', however many there are.)
+  const blockedWriters = new Set<Writable>();
   const deliver = (target: Writable, payload: Buffer) => {
     if (payload.length === 0 || settled) return;
-    if (!target.write(payload)) {
-      if (blockedWriters++ === 0) ws.pause();
+    if (!target.write(payload) && !blockedWriters.has(target)) {
+      if (blockedWriters.size === 0) ws.pause();
+      blockedWriters.add(target);
       target.once('drain', () => {
-        if (--blockedWriters === 0) ws.resume();
+        blockedWriters.delete(target);
+        if (blockedWriters.size === 0) ws.resume();
       });
     }
   };

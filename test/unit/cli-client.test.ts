@@ -588,6 +588,35 @@ describe('exec stream', () => {
     assert.ok(stdout.maxBuffered() < 1024 * 1024, `the socket was not paused: up to ${stdout.maxBuffered()} bytes waited for stdout`);
   });
 
+  test('output backpressure with many small frames: one drain listener per writer, not one per frame', async () => {
+    const lines = Array.from({ length: 2_000 }, (_, i) => `line ${i}\n`);
+    v5.onStream = (ws) => {
+      for (const line of lines) ws.send(frame(1, line));
+      ws.send(statusFrame(successStatus()));
+      ws.close(1000);
+    };
+    const stdout = sink({ delayMs: 1, highWaterMark: 16 });
+    let mostDrainListeners = 0;
+    const write = stdout.write.bind(stdout) as (...args: unknown[]) => boolean;
+    stdout.write = ((...args: unknown[]) => {
+      const ok = write(...args);
+      mostDrainListeners = Math.max(mostDrainListeners, stdout.listenerCount('drain'));
+      return ok;
+    }) as typeof stdout.write;
+    const warnings: string[] = [];
+    const onWarning = (warning: Error) => warnings.push(warning.name);
+    process.on('warning', onWarning);
+    try {
+      const { outcome } = run(v5, { stdout });
+      assert.deepEqual(await outcome, { kind: 'exited', code: 0 });
+    } finally {
+      process.off('warning', onWarning);
+    }
+    assert.equal(stdout.data().toString(), lines.join(''));
+    assert.ok(mostDrainListeners <= 1, `${mostDrainListeners} drain listeners at once`);
+    assert.deepEqual(warnings, []);
+  });
+
   test('stdin backpressure: while the agent does not read, stdin is not read much beyond the high-water mark', async () => {
     const total = 256 * 1024 * 1024;
     let produced = 0;
