@@ -436,19 +436,22 @@ describe('single-use stream URLs', () => {
     }
   });
 
-  test('a reload that moves an unnamed rule gives nobody a fresh session budget: 429', async () => {
-    const alices = '  - subjects: { users: [alice] }\n    modes: [exec]\n    targets: [{ namespace: team-a }]\n    maxSessions: 1\n';
-    writeFileSync(join(dir, 'policy.yaml'), `rules:\n${alices}`);
+  /**
+   * alice opens one session (`sleep MARKER`) under `before`, a policy whose rule allows her one;
+   * the policy becomes `after`, and her next URL must be refused: the live session still counts.
+   */
+  async function secondSessionRefusedAfterReload(marker: string, before: string, after: string): Promise<void> {
+    writeFileSync(join(dir, 'policy.yaml'), before);
     agent.reload();
     let first: WebSocket | undefined;
     try {
-      const one = await issue(TOKENS.alice, { ...body, command: ['sleep', '3100003'] });
+      const one = await issue(TOKENS.alice, { ...body, command: ['sleep', marker] });
       assert.equal(one.status, 201, JSON.stringify(one.body));
       first = new WebSocket(one.body.url as string, ['v5.channel.k8s.io'], { ca: serverCA });
-      await waitUntil(() => pidsWithCommandLine('sleep 3100003').length === 1, 10_000, 'the first session to run');
-      // Another unnamed rule above it: alice's rule is rules[1] now, and the same rule all the same.
-      writeFileSync(join(dir, 'policy.yaml'), `rules:\n  - subjects: { users: [bob] }\n    modes: [exec]\n${alices}`);
+      await waitUntil(() => pidsWithCommandLine(`sleep ${marker}`).length === 1, 10_000, 'the first session to run');
+      writeFileSync(join(dir, 'policy.yaml'), after);
       agent.reload();
+      assert.equal(pidsWithCommandLine(`sleep ${marker}`).length, 1, 'the live session goes on');
       const two = await issue(TOKENS.alice);
       assert.equal(two.status, 429, JSON.stringify(two.body));
       assert.match(String(two.body.message), /already has 1 open sessions/);
@@ -457,32 +460,19 @@ describe('single-use stream URLs', () => {
       writeFileSync(join(dir, 'policy.yaml'), POLICY);
       agent.reload();
     }
-    await waitUntil(() => pidsWithCommandLine('sleep 3100003').length === 0, 5_000, 'the first session to end');
+    await waitUntil(() => pidsWithCommandLine(`sleep ${marker}`).length === 0, 5_000, 'the first session to end');
+  }
+
+  test('a reload that moves an unnamed rule gives nobody a fresh session budget: 429', async () => {
+    const alices = '  - subjects: { users: [alice] }\n    modes: [exec]\n    targets: [{ namespace: team-a }]\n    maxSessions: 1\n';
+    // Another unnamed rule above it: alice's rule is rules[1] now, and the same rule all the same.
+    await secondSessionRefusedAfterReload('3100003', `rules:\n${alices}`, `rules:\n  - subjects: { users: [bob] }\n    modes: [exec]\n${alices}`);
   });
 
   test('a reload that changes the rule of a live session counts that session in the changed rule: 429', async () => {
     const alices = (targets: string) => `rules:\n  - subjects: { users: [alice] }\n    modes: [exec]\n    targets: ${targets}\n    maxSessions: 1\n`;
-    writeFileSync(join(dir, 'policy.yaml'), alices('[{ namespace: team-a }]'));
-    agent.reload();
-    let first: WebSocket | undefined;
-    try {
-      const one = await issue(TOKENS.alice, { ...body, command: ['sleep', '3100004'] });
-      assert.equal(one.status, 201, JSON.stringify(one.body));
-      first = new WebSocket(one.body.url as string, ['v5.channel.k8s.io'], { ca: serverCA });
-      await waitUntil(() => pidsWithCommandLine('sleep 3100004').length === 1, 10_000, 'the first session to run');
-      // The rule now grants more: another rule, which still allows the live session, and counts it.
-      writeFileSync(join(dir, 'policy.yaml'), alices('[{ namespace: team-a }, { namespace: team-b }]'));
-      agent.reload();
-      assert.equal(pidsWithCommandLine('sleep 3100004').length, 1, 'the live session goes on');
-      const two = await issue(TOKENS.alice);
-      assert.equal(two.status, 429, JSON.stringify(two.body));
-      assert.match(String(two.body.message), /already has 1 open sessions/);
-    } finally {
-      first?.close();
-      writeFileSync(join(dir, 'policy.yaml'), POLICY);
-      agent.reload();
-    }
-    await waitUntil(() => pidsWithCommandLine('sleep 3100004').length === 0, 5_000, 'the first session to end');
+    // The rule now grants more: another rule, which still allows the live session, and counts it.
+    await secondSessionRefusedAfterReload('3100004', alices('[{ namespace: team-a }]'), alices('[{ namespace: team-a }, { namespace: team-b }]'));
   });
 
   test('the 1001st outstanding URL: 429', async () => {
@@ -558,6 +548,15 @@ describe('policy change', () => {
   });
 });
 
+/** Waits (at most 10 s) for a session to end with the Status of a token-file change that revoked it. */
+async function assertRevokedByTokenFileChange(session: ReturnType<typeof stream>): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('the session was still running 10 s after the change')), 10_000)));
+  const result = await Promise.race([session, late]).finally(() => clearTimeout(timer));
+  assert.ok('status' in result, JSON.stringify(result));
+  assert.equal(result.status.message, 'the session was ended: a change of the token file revoked this access');
+}
+
 describe('token file change', () => {
   test('a token removed from the watched file ends its live session once the file has settled, without a SIGHUP', async () => {
     const tokens = readFileSync(join(dir, 'tokens'), 'utf8');
@@ -565,20 +564,14 @@ describe('token file change', () => {
     await waitUntil(() => pidsWithCommandLine('sleep 3100007').length === 1, 10_000, 'the session to run');
     try {
       writeFileSync(join(dir, 'tokens'), tokens.replace(`${TOKENS.alice} alice team-a\n`, ''));
-      let timer: NodeJS.Timeout | undefined;
-      const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('the session was still running 10 s after the change')), 10_000)));
-      const result = await Promise.race([alices, late]).finally(() => clearTimeout(timer));
-      assert.ok('status' in result, JSON.stringify(result));
-      assert.equal(result.status.message, 'the session was ended: a change of the token file revoked this access');
+      await assertRevokedByTokenFileChange(alices);
     } finally {
       writeFileSync(join(dir, 'tokens'), tokens);
       agent.reload();
     }
     await waitUntil(() => pidsWithCommandLine('sleep 3100007').length === 0, 3_000, 'the process to be gone');
   });
-});
 
-describe('token file being written', () => {
   test('a token removed, then a write that does not parse: the session still ends, judged by the tokens in force', async () => {
     const tokens = readFileSync(join(dir, 'tokens'), 'utf8');
     const alices = stream(execPath('team-a', 'web', 'app', ['sleep', '3100008']), { token: TOKENS.alice });
@@ -592,11 +585,7 @@ describe('token file being written', () => {
       // …then, within the settling second, a write that does not parse (a script's bad follow-up line).
       writeFileSync(join(dir, 'tokens'), `${tokens.replace(`${TOKENS.alice} alice team-a\n`, '')}only-half-a-line\n`);
       await waitUntil(async () => (await failures()) > failedBefore, 5_000, 'the broken file to be read and refused');
-      let timer: NodeJS.Timeout | undefined;
-      const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('the session was still running 10 s after the change')), 10_000)));
-      const result = await Promise.race([alices, late]).finally(() => clearTimeout(timer));
-      assert.ok('status' in result, JSON.stringify(result));
-      assert.equal(result.status.message, 'the session was ended: a change of the token file revoked this access');
+      await assertRevokedByTokenFileChange(alices);
     } finally {
       writeFileSync(join(dir, 'tokens'), tokens);
       agent.reload();

@@ -41,6 +41,23 @@ async function connectClient(): Promise<{ client: WebSocket; serverSide: WebSock
   return { client, serverSide, clientSocket: (client as unknown as { _socket: Socket })._socket, received, closed };
 }
 
+/** Attaches handlers that ignore the client's input and keep why it went: `goneNow` resolves then, `reason()` says it. */
+function watchGone(channels: WebSocketChannels): { goneNow: Promise<void>; reason: () => string } {
+  let reason = '';
+  const goneNow = new Promise<void>((resolve) =>
+    channels.attach({
+      stdin: () => undefined,
+      stdinEnd: () => undefined,
+      resize: () => undefined,
+      clientGone: (why) => {
+        reason = why;
+        resolve();
+      },
+    }),
+  );
+  return { goneNow, reason: () => reason };
+}
+
 it('closes only once the output and the Status have left for a client that is behind; the client gets all of it, then 1000', async () => {
   const { serverSide, clientSocket, received, closed } = await connectClient();
   // The client falls behind: it reads nothing for now.
@@ -71,16 +88,15 @@ it('a client that reads a backlog slowly is not taken for gone while its pongs w
     clientSocket.resume();
     setTimeout(() => clientSocket.pause(), 3);
   }, 40);
-  let gone = '';
   const channels = new WebSocketChannels(serverSide, protocolTraits('v5.channel.k8s.io'), { stdin: false, stdout: true, stderr: false, highWaterMark: 1 << 20, pingIntervalMs: 100 });
-  channels.attach({ stdin: () => undefined, stdinEnd: () => undefined, resize: () => undefined, clientGone: (reason) => (gone = reason) });
+  const { reason: gone } = watchGone(channels);
   const total = 24 * 1024 * 1024;
   const chunk = Buffer.alloc(64 * 1024, 0x61);
   try {
     for (let sent = 0; sent < total; sent += chunk.length) channels.write('stdout', chunk);
     channels.finish(successStatus());
     const [code] = await closed;
-    assert.equal(gone, '', 'not dropped as gone');
+    assert.equal(gone(), '', 'not dropped as gone');
     assert.equal(code, 1000);
     assert.equal(received.stdoutBytes, total);
     assert.equal(JSON.parse(received.status).status, 'Success');
@@ -100,60 +116,49 @@ it('while output streams, a client that takes it slowly stays; one that stops ta
     clientSocket.resume();
     setTimeout(() => clientSocket.pause(), 3);
   }, 40);
-  let gone = '';
-  const goneNow = new Promise<void>((resolve) => {
-    const channels = new WebSocketChannels(serverSide, protocolTraits('v5.channel.k8s.io'), {
-      stdin: false,
-      stdout: true,
-      stderr: false,
-      highWaterMark: 1 << 20,
-      pingIntervalMs: 100,
-      behindWithoutProgressMs: 1000,
-    });
-    channels.attach({
-      stdin: () => undefined,
-      stdinEnd: () => undefined,
-      resize: () => undefined,
-      clientGone: (reason) => {
-        gone = reason;
-        resolve();
-      },
-    });
-    // The process keeps writing, as fast as the client lets it (the producer waits for drain).
-    const chunk = Buffer.alloc(64 * 1024, 0x61);
-    const produce = (): void => {
-      while (!channels.closed) {
-        if (!channels.write('stdout', chunk)) {
-          channels.onceDrained(produce);
-          return;
-        }
-      }
-    };
-    produce();
+  const channels = new WebSocketChannels(serverSide, protocolTraits('v5.channel.k8s.io'), {
+    stdin: false,
+    stdout: true,
+    stderr: false,
+    highWaterMark: 1 << 20,
+    pingIntervalMs: 100,
+    behindWithoutProgressMs: 1000,
   });
+  const { goneNow, reason: gone } = watchGone(channels);
+  // The process keeps writing, as fast as the client lets it (the producer waits for drain).
+  const chunk = Buffer.alloc(64 * 1024, 0x61);
+  const produce = (): void => {
+    while (!channels.closed) {
+      if (!channels.write('stdout', chunk)) {
+        channels.onceDrained(produce);
+        return;
+      }
+    }
+  };
+  produce();
   try {
     let taken = 0;
     clientSocket.on('data', (data: Buffer) => (taken += data.length));
     // 20 ping intervals of slow reading: the client is taking output throughout, and is kept.
     const slowFor = new Promise((resolve) => setTimeout(resolve, 2000));
     await Promise.race([slowFor, goneNow]);
-    assert.equal(gone, '', 'a slow client that takes its output is not dropped');
+    assert.equal(gone(), '', 'a slow client that takes its output is not dropped');
     assert.ok(taken > 2 * 1024 * 1024, `the client took ${taken} bytes meanwhile`);
     // Five intervals in which it takes nothing (a write that takes the kernel a while to make room
     // for shows no progress meanwhile), within the grace: it is kept.
     reading = false;
     clientSocket.pause();
     await Promise.race([new Promise((resolve) => setTimeout(resolve, 500)), goneNow]);
-    assert.equal(gone, '', 'a pause within the grace is not the end');
+    assert.equal(gone(), '', 'a pause within the grace is not the end');
     reading = true;
     await Promise.race([new Promise((resolve) => setTimeout(resolve, 300)), goneNow]);
-    assert.equal(gone, '');
+    assert.equal(gone(), '');
     // The client stops reading altogether (it vanished): the kernel's buffers fill, nothing more
     // leaves, and once it has taken nothing for the grace (1 s here) it is taken for gone.
     reading = false;
     clientSocket.pause();
     await goneNow;
-    assert.match(gone, /no pong, and none of the output queued for it taken for [12] s: the client is gone/);
+    assert.match(gone(), /no pong, and none of the output queued for it taken for [12] s: the client is gone/);
   } finally {
     clearInterval(reader);
     serverSide.terminate();
@@ -162,21 +167,10 @@ it('while output streams, a client that takes it slowly stays; one that stops ta
 
 it('a client that goes away while its input is paused (the process reads no stdin) is noticed by the pings', async () => {
   const { client, serverSide } = await connectClient();
-  let gone = '';
-  const goneNow = new Promise<void>((resolve) => {
-    const channels = new WebSocketChannels(serverSide, protocolTraits('v5.channel.k8s.io'), { stdin: true, stdout: true, stderr: false, highWaterMark: 1 << 20, pingIntervalMs: 100 });
-    channels.attach({
-      stdin: () => undefined,
-      stdinEnd: () => undefined,
-      resize: () => undefined,
-      clientGone: (reason) => {
-        gone = reason;
-        resolve();
-      },
-    });
-    // The process reads no stdin: nothing more of the client is read, its close neither.
-    channels.pauseInput();
-  });
+  const channels = new WebSocketChannels(serverSide, protocolTraits('v5.channel.k8s.io'), { stdin: true, stdout: true, stderr: false, highWaterMark: 1 << 20, pingIntervalMs: 100 });
+  const { goneNow, reason: gone } = watchGone(channels);
+  // The process reads no stdin: nothing more of the client is read, its close neither.
+  channels.pauseInput();
   // The client sends stdin the process does not take, until every buffer on the way is full.
   const stdin = Buffer.alloc(64 * 1024 + 1, 0x62);
   stdin[0] = 0;
@@ -187,7 +181,7 @@ it('a client that goes away while its input is paused (the process reads no stdi
   client.terminate();
   const timeout = new Promise<'not noticed'>((resolve) => setTimeout(() => resolve('not noticed'), 3000).unref());
   assert.equal(await Promise.race([goneNow.then(() => 'noticed'), timeout]), 'noticed', 'the client that went away was noticed within 3 s');
-  assert.match(gone, /connection (closed|error)/);
+  assert.match(gone(), /connection (closed|error)/);
 });
 
 it('an idle client that does not answer is dropped at the first check after its ping, not one later', async (t) => {
@@ -197,13 +191,12 @@ it('an idle client that does not answer is dropped at the first check after its 
   await once(client, 'open');
   const [serverSide] = await accepted;
   t.mock.timers.enable({ apis: ['setInterval'] });
-  let gone = '';
   const channels = new WebSocketChannels(serverSide, protocolTraits('v5.channel.k8s.io'), { stdin: false, stdout: true, stderr: false, highWaterMark: 1 << 20, pingIntervalMs: 1000 });
-  channels.attach({ stdin: () => undefined, stdinEnd: () => undefined, resize: () => undefined, clientGone: (reason) => (gone = reason) });
+  const { reason: gone } = watchGone(channels);
   const pinged = once(client, 'ping');
   t.mock.timers.tick(1000); // the ping
   await pinged; // it has reached the client (which does not answer)
   t.mock.timers.tick(1000); // the check: no pong, and its own ping's bytes are no sign of the client
-  assert.equal(gone, 'no pong within 1000 ms: the client is gone');
+  assert.equal(gone(), 'no pong within 1000 ms: the client is gone');
   client.terminate();
 });
