@@ -109,9 +109,12 @@ export class WebSocketChannels implements ClientChannels {
   #startPinging(intervalMs: number): void {
     const graceMs = this.options.behindWithoutProgressMs ?? BEHIND_WITHOUT_PROGRESS_MS;
     let answered = true;
-    /** Output taken by the client as of the last ping or check, and when it was last seen to take some. */
+    /** Output that had left this process as of the last ping or check, and whether more was waiting then. */
     let takenAtCheck = 0;
+    let waitingAtCheck = false;
+    /** When the client was last seen taking output since the ping (0: not since the ping), and when that was. */
     let progressAt = 0;
+    let pingedAt = 0;
     this.ws.on('pong', () => {
       answered = true;
     });
@@ -129,20 +132,26 @@ export class WebSocketChannels implements ClientChannels {
       if (!answered) {
         // The ping waits behind the output queued before it. A client still taking that output is
         // slow (a thin link, a busy terminal), not gone: its pong comes once it reaches the ping.
+        // Output leaving counts only while more was waiting: then the kernel's buffer was full, and
+        // room in it means the client took some; before that, the kernel takes output from anyone.
         const taken = this.#bytesTakenByClient();
         const now = Date.now();
-        if (taken > takenAtCheck) {
-          takenAtCheck = taken;
+        const tookSome = taken > takenAtCheck && waitingAtCheck;
+        takenAtCheck = taken;
+        waitingAtCheck = this.#outputWaiting();
+        if (tookSome) {
           progressAt = now;
           return;
         }
+        // Behind a backlog (or just through one: its ping may still sit in the kernel's buffers),
+        // it has the grace from the last time it took any.
         const behind = this.ws.bufferedAmount > 0;
-        if (behind && now - progressAt < graceMs) return;
+        if ((behind || progressAt > 0) && now - (progressAt || pingedAt) < graceMs) return;
         // A peer that vanished without a close (network drop, sleeping laptop) is noticed here.
         this.#stopPinging();
         this.#onGone(
           behind
-            ? `no pong, and none of the output queued for it taken for ${Math.round((now - progressAt) / 1000)} s: the client is gone`
+            ? `no pong, and none of the output queued for it taken for ${Math.round((now - (progressAt || pingedAt)) / 1000)} s: the client is gone`
             : `no pong within ${intervalMs} ms: the client is gone`,
         );
         this.ws.terminate();
@@ -152,7 +161,9 @@ export class WebSocketChannels implements ClientChannels {
       this.ws.ping();
       // After the ping: its own bytes leaving are no sign of the client.
       takenAtCheck = this.#bytesTakenByClient();
-      progressAt = Date.now();
+      waitingAtCheck = this.#outputWaiting();
+      pingedAt = Date.now();
+      progressAt = 0;
     }, intervalMs);
     this.#pinger.unref();
   }
@@ -165,6 +176,11 @@ export class WebSocketChannels implements ClientChannels {
   #bytesTakenByClient(): number {
     const socket = this.#socket;
     return socket ? socket.bytesWritten - socket.writableLength : 0;
+  }
+
+  /** Output is waiting in this process for the kernel to take it (its buffer towards the client is full). */
+  #outputWaiting(): boolean {
+    return (this.#socket?.writableLength ?? 0) > 0;
   }
 
   #stopPinging(): void {

@@ -200,3 +200,24 @@ it('an idle client that does not answer is dropped at the first check after its 
   assert.equal(gone(), 'no pong within 1000 ms: the client is gone');
   client.terminate();
 });
+
+it('output trickling out while nothing waits for the kernel is no sign of the client: one that does not answer is dropped', async () => {
+  const port = (server.address() as { port: number }).port;
+  const accepted = once(server, 'connection') as Promise<[WebSocket]>;
+  // A client that never answers a ping (a peer gone without a close looks the same from here).
+  const client = new WebSocket(`ws://127.0.0.1:${port}`, ['v5.channel.k8s.io'], { autoPong: false });
+  await once(client, 'open');
+  const [serverSide] = await accepted;
+  const channels = new WebSocketChannels(serverSide, protocolTraits('v5.channel.k8s.io'), { stdin: false, stdout: true, stderr: false, highWaterMark: 1 << 20, pingIntervalMs: 100 });
+  const { goneNow, reason: gone } = watchGone(channels);
+  // A process that prints a little now and then (top, tail -f): the kernel takes all of it at once.
+  const trickle = setInterval(() => channels.write('stdout', Buffer.from('a line of output\n')), 10);
+  try {
+    const timeout = new Promise<'kept'>((resolve) => setTimeout(() => resolve('kept'), 2000).unref());
+    assert.equal(await Promise.race([goneNow.then(() => 'dropped'), timeout]), 'dropped', 'dropped within 2 s (20 intervals)');
+    assert.equal(gone(), 'no pong within 100 ms: the client is gone');
+  } finally {
+    clearInterval(trickle);
+    client.terminate();
+  }
+});
