@@ -151,12 +151,17 @@ function groupHasMembers(pgid: number): boolean {
 /** Linux counts start times in /proc/PID/stat in USER_HZ ticks, 100 a second. */
 const TICKS_PER_SECOND = 100;
 
-/** The uptime (/proc/uptime) read once, and performance.now() then: later readings need no file. */
+/** Seconds since boot from /proc/uptime (the clock of start times: suspended time included). */
+function readUptime(): number {
+  return Number(readFileSync('/proc/uptime', 'latin1').split(' ')[0]);
+}
+
+/** The uptime when this module loaded, and performance.now() then: a fallback that needs no file. */
 const bootClock = (() => {
   const at = performance.now();
   let seconds: number;
   try {
-    seconds = Number(readFileSync('/proc/uptime', 'latin1').split(' ')[0]);
+    seconds = readUptime();
   } catch {
     seconds = uptime();
   }
@@ -164,12 +169,19 @@ const bootClock = (() => {
 })();
 
 /**
- * Now, in the clock ticks since boot that /proc/PID/stat gives a process's start time in. It reads
- * no file (the uptime is read once, at load): it is called when a helper exits, where a read that
- * threw (out of file descriptors) would take the agent down.
+ * Now, in the clock ticks since boot that /proc/PID/stat gives a process's start time in. Never
+ * throws: it is called when a helper exits, where a read that threw (out of file descriptors) would
+ * take the agent down. Then the uptime read at load, advanced by the monotonic clock, stands in
+ * (behind by any time suspended since, which /proc/uptime counts).
  */
 export function ticksSinceBoot(): number {
-  return Math.ceil(((bootClock.uptimeMs + performance.now() - bootClock.at) / 1000) * TICKS_PER_SECOND);
+  let seconds: number;
+  try {
+    seconds = readUptime();
+  } catch {
+    seconds = (bootClock.uptimeMs + performance.now() - bootClock.at) / 1000;
+  }
+  return Math.ceil(seconds * TICKS_PER_SECOND);
 }
 
 /** Whether a process of group `pgid` had started by `ticks` (since boot). */
