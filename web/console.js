@@ -506,7 +506,10 @@ async function openSession(request) {
     return showError(`could not reach the agent: ${err instanceof Error ? err.message : String(err)}`);
   }
   if (attempt !== state.opening) return;
-  if (reply.code === 401) return forgetToken(refusalText(reply));
+  if (reply.code === 401) {
+    setStatus('not connected', 'failure');
+    return forgetToken(refusalText(reply));
+  }
   if (reply.code !== 201 || typeof reply.json?.url !== 'string') {
     setStatus(`${describeRequest(request)}: refused`, 'failure');
     /** @type {HTMLDetailsElement} */ ($('picker')).open = true;

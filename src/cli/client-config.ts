@@ -384,10 +384,11 @@ export function loadClientConfig(flags: ConnectionFlags, options: LoadOptions = 
       // As client-go: a tokenFile that reads takes precedence over token (it is the one kept fresh).
       if (u.tokenFile) {
         try {
-          token = readReferencedFile(u.tokenFile, user.file, `tokenFile of ${where}`, readText).trim();
+          token = readReferencedFile(u.tokenFile, user.file, `tokenFile of ${where}`, readText).trim() || undefined;
         } catch (err) {
           if (!u.token) throw err;
         }
+        if (token === undefined && !u.token) throw new ClientConfigError(`the tokenFile of ${where} is empty`);
       }
       token ??= u.token || undefined;
     }

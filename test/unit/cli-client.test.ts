@@ -209,6 +209,9 @@ contexts: [{name: mine, context: {cluster: execlet, user: execlet, namespace: fi
       `clusters: [{name: c, cluster: {server: "https://h:1"}}]\nusers: [{name: u, user: {token: stale-inline, tokenFile: ${tokenFile}}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n`;
     assert.equal(load({ kubeconfig: '/k/config' }, { '/k/config': both('token'), '/k/token': 'rotated\n' }).token, 'rotated');
     assert.equal(load({ kubeconfig: '/k/config' }, { '/k/config': both('missing') }).token, 'stale-inline');
+    assert.equal(load({ kubeconfig: '/k/config' }, { '/k/config': both('token'), '/k/token': ' \n' }).token, 'stale-inline', 'an empty file: the token');
+    const onlyFile = `clusters: [{name: c, cluster: {server: "https://h:1"}}]\nusers: [{name: u, user: {tokenFile: token}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n`;
+    assertConfigError(() => load({ kubeconfig: '/k/config' }, { '/k/config': onlyFile, '/k/token': '\n' }), /the tokenFile of user "u" in \/k\/config is empty/);
   });
 
   test('a kubeconfig that is not valid YAML: where, and never the text around it (a token)', () => {
