@@ -158,10 +158,12 @@ export class WebSocketChannels implements ClientChannels {
         return;
       }
       answered = false;
-      this.ws.ping();
-      // After the ping: its own bytes leaving are no sign of the client.
       takenAtCheck = this.#bytesTakenByClient();
       waitingAtCheck = this.#outputWaiting();
+      const sentBefore = this.#socket?.bytesWritten ?? 0;
+      this.ws.ping();
+      // The ping's own bytes leaving (at once, or later over TLS) are no sign of the client.
+      takenAtCheck += (this.#socket?.bytesWritten ?? 0) - sentBefore;
       pingedAt = Date.now();
       progressAt = 0;
     }, intervalMs);
