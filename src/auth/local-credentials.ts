@@ -75,7 +75,8 @@ export function localClientHost(listenHost: string): string {
   return listenHost;
 }
 
-function formatHostForUrl(host: string): string {
+/** A host as a URL holds it: an IPv6 address in brackets. */
+export function formatHostForUrl(host: string): string {
   return isIP(host) === 6 ? `[${host}]` : host;
 }
 
@@ -89,7 +90,7 @@ function servingHosts(settings: Settings, listenHost: string): string[] {
   return hosts;
 }
 
-function loadOrCreateSelfSigned(settings: Settings, listenHost: string, minDaysLeft = RENEW_WITH_DAYS_LEFT): { serving: KeyAndCert; ca: KeyAndCert } {
+function loadOrCreateSelfSigned(settings: Settings, listenHost: string): { serving: KeyAndCert; ca: KeyAndCert } {
   const pkiDir = join(settings.stateDir, 'pki');
   mkdirSync(pkiDir, { recursive: true, mode: 0o700 });
   const caCertPath = join(pkiDir, 'ca.crt');
@@ -115,13 +116,12 @@ function loadOrCreateSelfSigned(settings: Settings, listenHost: string, minDaysL
   let serving: KeyAndCert | null = null;
   if (existsSync(certPath) && existsSync(keyPath)) {
     const existing = { certPem: readText(certPath, 'serving certificate'), keyPem: readText(keyPath, 'serving key') };
-    if (isKeyPair(existing) && certificateCovers(existing.certPem, hosts, minDaysLeft, ca.certPem)) serving = existing;
+    if (isKeyPair(existing) && certificateCovers(existing.certPem, hosts, RENEW_WITH_DAYS_LEFT, ca.certPem)) serving = existing;
   }
   if (!serving) {
     // Re-issued from the same CA when missing, broken, expiring, or lacking a name: kubeconfigs stay valid.
     serving = createServingCertificate(ca, settings.nodeName, hosts);
-    writePrivate(keyPath, serving.keyPem);
-    writePrivate(certPath, serving.certPem, 0o644);
+    saveGeneratedServing(settings, serving);
   }
   return { serving, ca };
 }

@@ -112,9 +112,9 @@ export class WebSocketChannels implements ClientChannels {
     /** Output that had left this process as of the last ping or check, and whether more was waiting then. */
     let takenAtCheck = 0;
     let waitingAtCheck = false;
-    /** When the client was last seen taking output since the ping (0: not since the ping), and when that was. */
-    let progressAt = 0;
-    let pingedAt = 0;
+    /** Whether the client was seen taking output since the ping, and when it last was (until then: the ping's time). */
+    let tookSincePing = false;
+    let lastTookAt = 0;
     this.ws.on('pong', () => {
       answered = true;
     });
@@ -140,18 +140,19 @@ export class WebSocketChannels implements ClientChannels {
         takenAtCheck = taken;
         waitingAtCheck = this.#outputWaiting();
         if (tookSome) {
-          progressAt = now;
+          tookSincePing = true;
+          lastTookAt = now;
           return;
         }
         // Behind a backlog (or just through one: its ping may still sit in the kernel's buffers),
         // it has the grace from the last time it took any.
         const behind = this.ws.bufferedAmount > 0;
-        if ((behind || progressAt > 0) && now - (progressAt || pingedAt) < graceMs) return;
+        if ((behind || tookSincePing) && now - lastTookAt < graceMs) return;
         // A peer that vanished without a close (network drop, sleeping laptop) is noticed here.
         this.#stopPinging();
         this.#onGone(
           behind
-            ? `no pong, and none of the output queued for it taken for ${Math.round((now - (progressAt || pingedAt)) / 1000)} s: the client is gone`
+            ? `no pong, and none of the output queued for it taken for ${Math.round((now - lastTookAt) / 1000)} s: the client is gone`
             : `no pong within ${intervalMs} ms: the client is gone`,
         );
         this.ws.terminate();
@@ -164,8 +165,8 @@ export class WebSocketChannels implements ClientChannels {
       this.ws.ping();
       // The ping's own bytes leaving (at once, or later over TLS) are no sign of the client.
       takenAtCheck += (this.#socket?.bytesWritten ?? 0) - sentBefore;
-      pingedAt = Date.now();
-      progressAt = 0;
+      tookSincePing = false;
+      lastTookAt = Date.now();
     }, intervalMs);
     this.#pinger.unref();
   }

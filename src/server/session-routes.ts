@@ -7,6 +7,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import { z } from 'zod';
 import type { Authenticator } from '../auth/authenticate.js';
+import { formatHostForUrl } from '../auth/local-credentials.js';
 import type { Grant } from '../auth/policy.js';
 import { TooManyStreamTokens, type StreamTokenCache } from '../auth/stream-tokens.js';
 import { LINUX_NAMESPACES } from '../backend/types.js';
@@ -81,7 +82,7 @@ function streamUrl(request: FastifyRequest, token: string): string {
   if (given && /^(?:[A-Za-z0-9._~-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/.test(given)) host = given;
   else {
     const { localAddress = '127.0.0.1', localPort } = request.raw.socket;
-    host = `${localAddress.includes(':') ? `[${localAddress}]` : localAddress}:${localPort}`;
+    host = `${formatHostForUrl(localAddress)}:${localPort}`;
   }
   return `wss://${host}/v1/streams/${token}`;
 }
