@@ -1,223 +1,246 @@
 // The end of a session, and the liveness of a client behind a backlog, over a real WebSocket (ws,
-// on loopback, no TLS): the Status and the normal close come after all the output, and the close
+// on loopback), each test once over plain TCP and once over TLS as the agent serves it (where a
+// write, the ping's too, leaves the process later than it is made): the Status and the normal close come after all the output, and the close
 // handshake waits until that output has left for the client — a client still reading a backlog
 // when the process ends (a slow link) is not cut off by ws's 30 s close timer meanwhile; while
 // output streams, a slow client is told from a gone one by whether it takes its output; an idle
 // client that does not answer is dropped at the first check after the ping.
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
-import { after, before, it } from 'node:test';
-import WebSocket, { WebSocketServer } from 'ws';
+import { after, before, describe, it } from 'node:test';
+import WebSocket, { WebSocketServer, type ClientOptions } from 'ws';
+import { createCertificateAuthority, createServingCertificate } from '../../src/auth/self-signed.js';
 import { WebSocketChannels } from '../../src/protocol/channel-connection.js';
 import { successStatus } from '../../src/protocol/status.js';
 import { protocolTraits } from '../../src/protocol/subprotocols.js';
 
-let server: WebSocketServer;
+const ca = createCertificateAuthority('channel-close test CA');
+const serving = createServingCertificate(ca, '127.0.0.1', ['127.0.0.1']);
 
-before(async () => {
-  server = new WebSocketServer({ port: 0, host: '127.0.0.1', handleProtocols: () => 'v5.channel.k8s.io' });
-  await once(server, 'listening');
-});
+for (const transport of ['tcp', 'tls'] as const) {
+  describe(`over ${transport}`, () => {
+    let server: WebSocketServer;
+    let httpsServer: HttpsServer | null = null;
 
-after(async () => {
-  for (const client of server.clients) client.terminate();
-  server.close();
-});
-
-/** A client connected to the server, the server's side of it, and what the client receives (stdout bytes, the Status, the close code). */
-async function connectClient(): Promise<{ client: WebSocket; serverSide: WebSocket; clientSocket: Socket; received: { stdoutBytes: number; status: string }; closed: Promise<[number]> }> {
-  const port = (server.address() as { port: number }).port;
-  const accepted = once(server, 'connection') as Promise<[WebSocket]>;
-  const client = new WebSocket(`ws://127.0.0.1:${port}`, ['v5.channel.k8s.io']);
-  await once(client, 'open');
-  const [serverSide] = await accepted;
-  const received = { stdoutBytes: 0, status: '' };
-  client.on('message', (data: Buffer) => {
-    if (data[0] === 1) received.stdoutBytes += data.length - 1;
-    else if (data[0] === 3) received.status += data.subarray(1).toString();
-  });
-  const closed = once(client, 'close') as Promise<[number]>;
-  return { client, serverSide, clientSocket: (client as unknown as { _socket: Socket })._socket, received, closed };
-}
-
-/** Attaches handlers that ignore the client's input and keep why it went: `goneNow` resolves then, `reason()` says it. */
-function watchGone(channels: WebSocketChannels): { goneNow: Promise<void>; reason: () => string } {
-  let reason = '';
-  const goneNow = new Promise<void>((resolve) =>
-    channels.attach({
-      stdin: () => undefined,
-      stdinEnd: () => undefined,
-      resize: () => undefined,
-      clientGone: (why) => {
-        reason = why;
-        resolve();
-      },
-    }),
-  );
-  return { goneNow, reason: () => reason };
-}
-
-it('closes only once the output and the Status have left for a client that is behind; the client gets all of it, then 1000', async () => {
-  const { serverSide, clientSocket, received, closed } = await connectClient();
-  // The client falls behind: it reads nothing for now.
-  clientSocket.pause();
-
-  const channels = new WebSocketChannels(serverSide, protocolTraits('v5.channel.k8s.io'), { stdin: false, stdout: true, stderr: false, highWaterMark: 1 << 20 });
-  channels.attach({ stdin: () => undefined, stdinEnd: () => undefined, resize: () => undefined, clientGone: () => undefined });
-  const total = 16 * 1024 * 1024;
-  const chunk = Buffer.alloc(64 * 1024, 0x61);
-  for (let sent = 0; sent < total; sent += chunk.length) channels.write('stdout', chunk);
-  channels.finish(successStatus());
-  await new Promise((resolve) => setImmediate(resolve));
-  assert.ok(serverSide.bufferedAmount > 0, 'output is still queued in the agent');
-  assert.equal(serverSide.readyState, WebSocket.OPEN, 'no close handshake yet: output is still queued');
-
-  clientSocket.resume();
-  const [code] = await closed;
-  assert.equal(code, 1000);
-  assert.equal(received.stdoutBytes, total);
-  assert.equal(JSON.parse(received.status).status, 'Success');
-});
-
-it('a client that reads a backlog slowly is not taken for gone while its pongs wait behind it', async () => {
-  const { serverSide, clientSocket, received, closed } = await connectClient();
-  // A slow reader: a few milliseconds of reading every 40 ms.
-  clientSocket.pause();
-  const reader = setInterval(() => {
-    clientSocket.resume();
-    setTimeout(() => clientSocket.pause(), 3);
-  }, 40);
-  const channels = new WebSocketChannels(serverSide, protocolTraits('v5.channel.k8s.io'), { stdin: false, stdout: true, stderr: false, highWaterMark: 1 << 20, pingIntervalMs: 100 });
-  const { reason: gone } = watchGone(channels);
-  const total = 24 * 1024 * 1024;
-  const chunk = Buffer.alloc(64 * 1024, 0x61);
-  try {
-    for (let sent = 0; sent < total; sent += chunk.length) channels.write('stdout', chunk);
-    channels.finish(successStatus());
-    const [code] = await closed;
-    assert.equal(gone(), '', 'not dropped as gone');
-    assert.equal(code, 1000);
-    assert.equal(received.stdoutBytes, total);
-    assert.equal(JSON.parse(received.status).status, 'Success');
-  } finally {
-    clearInterval(reader);
-  }
-});
-
-it('while output streams, a client that takes it slowly stays; one that stops taking it is dropped as gone', async () => {
-  const { serverSide, clientSocket } = await connectClient();
-  // A slow reader, as over a thin link: a few milliseconds of reading every 40 ms, so the pings
-  // sit behind a backlog of about 1 MiB plus what the kernel holds, for several ping intervals.
-  clientSocket.pause();
-  let reading = true;
-  const reader = setInterval(() => {
-    if (!reading) return;
-    clientSocket.resume();
-    setTimeout(() => clientSocket.pause(), 3);
-  }, 40);
-  const channels = new WebSocketChannels(serverSide, protocolTraits('v5.channel.k8s.io'), {
-    stdin: false,
-    stdout: true,
-    stderr: false,
-    highWaterMark: 1 << 20,
-    pingIntervalMs: 100,
-    behindWithoutProgressMs: 1000,
-  });
-  const { goneNow, reason: gone } = watchGone(channels);
-  // The process keeps writing, as fast as the client lets it (the producer waits for drain).
-  const chunk = Buffer.alloc(64 * 1024, 0x61);
-  const produce = (): void => {
-    while (!channels.closed) {
-      if (!channels.write('stdout', chunk)) {
-        channels.onceDrained(produce);
-        return;
+    before(async () => {
+      if (transport === 'tls') {
+        httpsServer = createHttpsServer({ key: serving.keyPem, cert: serving.certPem });
+        server = new WebSocketServer({ server: httpsServer, handleProtocols: () => 'v5.channel.k8s.io' });
+        httpsServer.listen(0, '127.0.0.1');
+        await once(httpsServer, 'listening');
+      } else {
+        server = new WebSocketServer({ port: 0, host: '127.0.0.1', handleProtocols: () => 'v5.channel.k8s.io' });
+        await once(server, 'listening');
       }
+    });
+
+    after(async () => {
+      for (const client of server.clients) client.terminate();
+      server.close();
+      httpsServer?.close();
+    });
+
+    /** A WebSocket client of the server, trusting its certificate over TLS. */
+    function newClient(options: ClientOptions = {}): WebSocket {
+      const { port } = (httpsServer ?? server).address() as { port: number };
+      const url = `${transport === 'tls' ? 'wss' : 'ws'}://127.0.0.1:${port}`;
+      return new WebSocket(url, ['v5.channel.k8s.io'], { ...options, ...(transport === 'tls' ? { ca: ca.certPem } : {}) });
     }
-  };
-  produce();
-  try {
-    let taken = 0;
-    clientSocket.on('data', (data: Buffer) => (taken += data.length));
-    // 20 ping intervals of slow reading: the client is taking output throughout, and is kept.
-    const slowFor = new Promise((resolve) => setTimeout(resolve, 2000));
-    await Promise.race([slowFor, goneNow]);
-    assert.equal(gone(), '', 'a slow client that takes its output is not dropped');
-    assert.ok(taken > 2 * 1024 * 1024, `the client took ${taken} bytes meanwhile`);
-    // Five intervals in which it takes nothing (a write that takes the kernel a while to make room
-    // for shows no progress meanwhile), within the grace: it is kept.
-    reading = false;
-    clientSocket.pause();
-    await Promise.race([new Promise((resolve) => setTimeout(resolve, 500)), goneNow]);
-    assert.equal(gone(), '', 'a pause within the grace is not the end');
-    reading = true;
-    await Promise.race([new Promise((resolve) => setTimeout(resolve, 300)), goneNow]);
-    assert.equal(gone(), '');
-    // The client stops reading altogether (it vanished): the kernel's buffers fill, nothing more
-    // leaves, and once it has taken nothing for the grace (1 s here) it is taken for gone.
-    reading = false;
-    clientSocket.pause();
-    await goneNow;
-    assert.match(gone(), /no pong, and none of the output queued for it taken for [12] s: the client is gone/);
-  } finally {
-    clearInterval(reader);
-    serverSide.terminate();
-  }
-});
 
-it('a client that goes away while its input is paused (the process reads no stdin) is noticed by the pings', async () => {
-  const { client, serverSide } = await connectClient();
-  const channels = new WebSocketChannels(serverSide, protocolTraits('v5.channel.k8s.io'), { stdin: true, stdout: true, stderr: false, highWaterMark: 1 << 20, pingIntervalMs: 100 });
-  const { goneNow, reason: gone } = watchGone(channels);
-  // The process reads no stdin: nothing more of the client is read, its close neither.
-  channels.pauseInput();
-  // The client sends stdin the process does not take, until every buffer on the way is full.
-  const stdin = Buffer.alloc(64 * 1024 + 1, 0x62);
-  stdin[0] = 0;
-  while (client.bufferedAmount === 0) {
-    client.send(stdin);
-    await new Promise((resolve) => setImmediate(resolve));
-  }
-  client.terminate();
-  const timeout = new Promise<'not noticed'>((resolve) => setTimeout(() => resolve('not noticed'), 3000).unref());
-  assert.equal(await Promise.race([goneNow.then(() => 'noticed'), timeout]), 'noticed', 'the client that went away was noticed within 3 s');
-  assert.match(gone(), /connection (closed|error)/);
-});
+    /** A client connected to the server, the server's side of it, and what the client receives (stdout bytes, the Status, the close code). */
+    async function connectClient(): Promise<{ client: WebSocket; serverSide: WebSocket; clientSocket: Socket; received: { stdoutBytes: number; status: string }; closed: Promise<[number]> }> {
+      const accepted = once(server, 'connection') as Promise<[WebSocket]>;
+      const client = newClient();
+      await once(client, 'open');
+      const [serverSide] = await accepted;
+      const received = { stdoutBytes: 0, status: '' };
+      client.on('message', (data: Buffer) => {
+        if (data[0] === 1) received.stdoutBytes += data.length - 1;
+        else if (data[0] === 3) received.status += data.subarray(1).toString();
+      });
+      const closed = once(client, 'close') as Promise<[number]>;
+      return { client, serverSide, clientSocket: (client as unknown as { _socket: Socket })._socket, received, closed };
+    }
 
-it('an idle client that does not answer is dropped at the first check after its ping, not one later', async (t) => {
-  const port = (server.address() as { port: number }).port;
-  const accepted = once(server, 'connection') as Promise<[WebSocket]>;
-  const client = new WebSocket(`ws://127.0.0.1:${port}`, ['v5.channel.k8s.io'], { autoPong: false });
-  await once(client, 'open');
-  const [serverSide] = await accepted;
-  t.mock.timers.enable({ apis: ['setInterval'] });
-  const channels = new WebSocketChannels(serverSide, protocolTraits('v5.channel.k8s.io'), { stdin: false, stdout: true, stderr: false, highWaterMark: 1 << 20, pingIntervalMs: 1000 });
-  const { reason: gone } = watchGone(channels);
-  const pinged = once(client, 'ping');
-  t.mock.timers.tick(1000); // the ping
-  await pinged; // it has reached the client (which does not answer)
-  t.mock.timers.tick(1000); // the check: no pong, and its own ping's bytes are no sign of the client
-  assert.equal(gone(), 'no pong within 1000 ms: the client is gone');
-  client.terminate();
-});
+    /** Attaches handlers that ignore the client's input and keep why it went: `goneNow` resolves then, `reason()` says it. */
+    function watchGone(channels: WebSocketChannels): { goneNow: Promise<void>; reason: () => string } {
+      let reason = '';
+      const goneNow = new Promise<void>((resolve) =>
+        channels.attach({
+          stdin: () => undefined,
+          stdinEnd: () => undefined,
+          resize: () => undefined,
+          clientGone: (why) => {
+            reason = why;
+            resolve();
+          },
+        }),
+      );
+      return { goneNow, reason: () => reason };
+    }
 
-it('output trickling out while nothing waits for the kernel is no sign of the client: one that does not answer is dropped', async () => {
-  const port = (server.address() as { port: number }).port;
-  const accepted = once(server, 'connection') as Promise<[WebSocket]>;
-  // A client that never answers a ping (a peer gone without a close looks the same from here).
-  const client = new WebSocket(`ws://127.0.0.1:${port}`, ['v5.channel.k8s.io'], { autoPong: false });
-  await once(client, 'open');
-  const [serverSide] = await accepted;
-  const channels = new WebSocketChannels(serverSide, protocolTraits('v5.channel.k8s.io'), { stdin: false, stdout: true, stderr: false, highWaterMark: 1 << 20, pingIntervalMs: 100 });
-  const { goneNow, reason: gone } = watchGone(channels);
-  // A process that prints a little now and then (top, tail -f): the kernel takes all of it at once.
-  const trickle = setInterval(() => channels.write('stdout', Buffer.from('a line of output\n')), 10);
-  try {
-    const timeout = new Promise<'kept'>((resolve) => setTimeout(() => resolve('kept'), 2000).unref());
-    assert.equal(await Promise.race([goneNow.then(() => 'dropped'), timeout]), 'dropped', 'dropped within 2 s (20 intervals)');
-    assert.equal(gone(), 'no pong within 100 ms: the client is gone');
-  } finally {
-    clearInterval(trickle);
-    client.terminate();
-  }
-});
+    it('closes only once the output and the Status have left for a client that is behind; the client gets all of it, then 1000', async () => {
+      const { serverSide, clientSocket, received, closed } = await connectClient();
+      // The client falls behind: it reads nothing for now.
+      clientSocket.pause();
+
+      const channels = new WebSocketChannels(serverSide, protocolTraits('v5.channel.k8s.io'), { stdin: false, stdout: true, stderr: false, highWaterMark: 1 << 20 });
+      channels.attach({ stdin: () => undefined, stdinEnd: () => undefined, resize: () => undefined, clientGone: () => undefined });
+      const total = 16 * 1024 * 1024;
+      const chunk = Buffer.alloc(64 * 1024, 0x61);
+      for (let sent = 0; sent < total; sent += chunk.length) channels.write('stdout', chunk);
+      channels.finish(successStatus());
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.ok(serverSide.bufferedAmount > 0, 'output is still queued in the agent');
+      assert.equal(serverSide.readyState, WebSocket.OPEN, 'no close handshake yet: output is still queued');
+
+      clientSocket.resume();
+      const [code] = await closed;
+      assert.equal(code, 1000);
+      assert.equal(received.stdoutBytes, total);
+      assert.equal(JSON.parse(received.status).status, 'Success');
+    });
+
+    it('a client that reads a backlog slowly is not taken for gone while its pongs wait behind it', async () => {
+      const { serverSide, clientSocket, received, closed } = await connectClient();
+      // A slow reader: a few milliseconds of reading every 40 ms.
+      clientSocket.pause();
+      const reader = setInterval(() => {
+        clientSocket.resume();
+        setTimeout(() => clientSocket.pause(), 3);
+      }, 40);
+      const channels = new WebSocketChannels(serverSide, protocolTraits('v5.channel.k8s.io'), { stdin: false, stdout: true, stderr: false, highWaterMark: 1 << 20, pingIntervalMs: 100 });
+      const { reason: gone } = watchGone(channels);
+      const total = 24 * 1024 * 1024;
+      const chunk = Buffer.alloc(64 * 1024, 0x61);
+      try {
+        for (let sent = 0; sent < total; sent += chunk.length) channels.write('stdout', chunk);
+        channels.finish(successStatus());
+        const [code] = await closed;
+        assert.equal(gone(), '', 'not dropped as gone');
+        assert.equal(code, 1000);
+        assert.equal(received.stdoutBytes, total);
+        assert.equal(JSON.parse(received.status).status, 'Success');
+      } finally {
+        clearInterval(reader);
+      }
+    });
+
+    it('while output streams, a client that takes it slowly stays; one that stops taking it is dropped as gone', async () => {
+      const { serverSide, clientSocket } = await connectClient();
+      // A slow reader, as over a thin link: a few milliseconds of reading every 40 ms, so the pings
+      // sit behind a backlog of about 1 MiB plus what the kernel holds, for several ping intervals.
+      clientSocket.pause();
+      let reading = true;
+      const reader = setInterval(() => {
+        if (!reading) return;
+        clientSocket.resume();
+        setTimeout(() => clientSocket.pause(), 3);
+      }, 40);
+      const channels = new WebSocketChannels(serverSide, protocolTraits('v5.channel.k8s.io'), {
+        stdin: false,
+        stdout: true,
+        stderr: false,
+        highWaterMark: 1 << 20,
+        pingIntervalMs: 100,
+        behindWithoutProgressMs: 1000,
+      });
+      const { goneNow, reason: gone } = watchGone(channels);
+      // The process keeps writing, as fast as the client lets it (the producer waits for drain).
+      const chunk = Buffer.alloc(64 * 1024, 0x61);
+      const produce = (): void => {
+        while (!channels.closed) {
+          if (!channels.write('stdout', chunk)) {
+            channels.onceDrained(produce);
+            return;
+          }
+        }
+      };
+      produce();
+      try {
+        let taken = 0;
+        clientSocket.on('data', (data: Buffer) => (taken += data.length));
+        // 20 ping intervals of slow reading: the client is taking output throughout, and is kept.
+        const slowFor = new Promise((resolve) => setTimeout(resolve, 2000));
+        await Promise.race([slowFor, goneNow]);
+        assert.equal(gone(), '', 'a slow client that takes its output is not dropped');
+        assert.ok(taken > 2 * 1024 * 1024, `the client took ${taken} bytes meanwhile`);
+        // Five intervals in which it takes nothing (a write that takes the kernel a while to make room
+        // for shows no progress meanwhile), within the grace: it is kept.
+        reading = false;
+        clientSocket.pause();
+        await Promise.race([new Promise((resolve) => setTimeout(resolve, 500)), goneNow]);
+        assert.equal(gone(), '', 'a pause within the grace is not the end');
+        reading = true;
+        await Promise.race([new Promise((resolve) => setTimeout(resolve, 300)), goneNow]);
+        assert.equal(gone(), '');
+        // The client stops reading altogether (it vanished): the kernel's buffers fill, nothing more
+        // leaves, and once it has taken nothing for the grace (1 s here) it is taken for gone.
+        reading = false;
+        clientSocket.pause();
+        await goneNow;
+        assert.match(gone(), /no pong, and none of the output queued for it taken for [12] s: the client is gone/);
+      } finally {
+        clearInterval(reader);
+        serverSide.terminate();
+      }
+    });
+
+    it('a client that goes away while its input is paused (the process reads no stdin) is noticed by the pings', async () => {
+      const { client, serverSide } = await connectClient();
+      const channels = new WebSocketChannels(serverSide, protocolTraits('v5.channel.k8s.io'), { stdin: true, stdout: true, stderr: false, highWaterMark: 1 << 20, pingIntervalMs: 100 });
+      const { goneNow, reason: gone } = watchGone(channels);
+      // The process reads no stdin: nothing more of the client is read, its close neither.
+      channels.pauseInput();
+      // The client sends stdin the process does not take, until every buffer on the way is full.
+      const stdin = Buffer.alloc(64 * 1024 + 1, 0x62);
+      stdin[0] = 0;
+      while (client.bufferedAmount === 0) {
+        client.send(stdin);
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      client.terminate();
+      const timeout = new Promise<'not noticed'>((resolve) => setTimeout(() => resolve('not noticed'), 3000).unref());
+      assert.equal(await Promise.race([goneNow.then(() => 'noticed'), timeout]), 'noticed', 'the client that went away was noticed within 3 s');
+      assert.match(gone(), /connection (closed|error)/);
+    });
+
+    it('an idle client that does not answer is dropped at the first check after its ping, not one later', async (t) => {
+      const accepted = once(server, 'connection') as Promise<[WebSocket]>;
+      const client = newClient({ autoPong: false });
+      await once(client, 'open');
+      const [serverSide] = await accepted;
+      t.mock.timers.enable({ apis: ['setInterval'] });
+      const channels = new WebSocketChannels(serverSide, protocolTraits('v5.channel.k8s.io'), { stdin: false, stdout: true, stderr: false, highWaterMark: 1 << 20, pingIntervalMs: 1000 });
+      const { reason: gone } = watchGone(channels);
+      const pinged = once(client, 'ping');
+      t.mock.timers.tick(1000); // the ping
+      await pinged; // it has reached the client (which does not answer)
+      t.mock.timers.tick(1000); // the check: no pong, and its own ping's bytes are no sign of the client
+      assert.equal(gone(), 'no pong within 1000 ms: the client is gone');
+      client.terminate();
+    });
+
+    it('output trickling out while nothing waits for the kernel is no sign of the client: one that does not answer is dropped', async () => {
+      const accepted = once(server, 'connection') as Promise<[WebSocket]>;
+      // A client that never answers a ping (a peer gone without a close looks the same from here).
+      const client = newClient({ autoPong: false });
+      await once(client, 'open');
+      const [serverSide] = await accepted;
+      const channels = new WebSocketChannels(serverSide, protocolTraits('v5.channel.k8s.io'), { stdin: false, stdout: true, stderr: false, highWaterMark: 1 << 20, pingIntervalMs: 100 });
+      const { goneNow, reason: gone } = watchGone(channels);
+      // A process that prints a little now and then (top, tail -f): the kernel takes all of it at once.
+      const trickle = setInterval(() => channels.write('stdout', Buffer.from('a line of output\n')), 10);
+      try {
+        const timeout = new Promise<'kept'>((resolve) => setTimeout(() => resolve('kept'), 2000).unref());
+        assert.equal(await Promise.race([goneNow.then(() => 'dropped'), timeout]), 'dropped', 'dropped within 2 s (20 intervals)');
+        assert.equal(gone(), 'no pong within 100 ms: the client is gone');
+      } finally {
+        clearInterval(trickle);
+        client.terminate();
+      }
+    });
+  });
+}
