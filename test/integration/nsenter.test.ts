@@ -232,6 +232,32 @@ for (const spawner of ['posix', 'node'] as const) {
   });
 }
 
+test('output held paused past the quiet end after exit (2 s) is delivered whole, without a TTY', async () => {
+  // The session pauses a stream while its client is behind. Output left unread after the process
+  // exited is cut 2 s later only when nothing was read and nothing held paused meanwhile (a
+  // background process holding it open); a paused stream waits for its client.
+  const backend = new NsenterBackend({ killGraceMs: 100, spawner: 'posix' });
+  const proc = await backend.start({
+    place: { kind: 'namespaces', pid: process.pid, namespaces: ['net', 'pid'], toolbox: false },
+    // Fits the pipe: written whole, so the process exits at once with all of it unread.
+    command: ['sh', '-c', 'head -c 60000 /dev/zero | tr "\\0" y'],
+    tty: false,
+    stdin: false,
+    stdout: true,
+    stderr: false,
+  });
+  proc.stdout.pause();
+  // The client is behind for longer than the quiet end: the scenario itself, not a wait for an event.
+  await new Promise((resolve) => setTimeout(resolve, 3000));
+  const chunks: Buffer[] = [];
+  proc.stdout.on('data', (chunk: Buffer) => chunks.push(chunk));
+  proc.stdout.resume();
+  assert.deepEqual(await proc.exit, { code: 0, signal: null });
+  const output = Buffer.concat(chunks).toString('latin1');
+  assert.equal(output.length, 60000);
+  assert.match(output, /^y+$/);
+});
+
 describe('the helper', () => {
   const parentOf = (pid: number) => Number(readFileSync(`/proc/${pid}/stat`, 'latin1').split(') ')[1]!.split(' ')[1]);
   const argvOf = (pid: number) => readFileSync(`/proc/${pid}/cmdline`, 'latin1').split('\0').filter(Boolean);
