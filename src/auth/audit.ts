@@ -4,6 +4,7 @@
 // so the caller can decide to fail the session closed.
 import { closeSync, fstatSync, ftruncateSync, mkdirSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { redactArgv, redactSecrets, stateless } from './argv-redaction.js';
 
 export interface AuditIdentity {
   user: string;
@@ -67,80 +68,12 @@ export interface AuditOptions {
   maxBytes?: number;
   /** Rotated files kept (default 5); 0 keeps none (the full file is deleted). */
   keep?: number;
-  /** Patterns applied to each argv element, see redactArgv. Replaces DEFAULT_REDACTIONS (spread them in to extend). */
+  /** The operator's patterns, applied to each argv element after the built-in rules (argv-redaction.ts: redactArgv). */
   redact?: RegExp[];
   /** Tells the caller to end a session whose audit record could not be written (see AuditLog.write). */
   failClosed?: boolean;
   /** Called on every failure: each failed write, and a failed rotation (after which writing continues to the unrotated file). */
   onError?: (err: Error) => void;
-}
-
-export const REDACTED = '[REDACTED]';
-
-const SECRET_WORDS = 'password|passwd|secret|token|key|credentials?';
-
-/**
- * What is redacted by default, element by element (matching is case-insensitive):
- *
- * 1. `NAME=value` where NAME, with or without one or two leading dashes, contains one of the words
- *    password, passwd, secret, token, key, credential(s): the value is replaced, the `NAME=` part is
- *    kept. Covers flags (`--password=x`, `--api-key=x`, `-token=x`) and environment-style assignments
- *    (`TOKEN=abc`, `DB_PASSWORD=x`, `aws_secret_access_key=x`, as passed to `env`). The words match
- *    inside longer names too (`--keyfile=x`, `monkey=x` are redacted): erring towards redaction.
- * 2. A long flag, on its own, whose name ends with one of those words (`--password`, `--token`,
- *    `--client-secret`, `--api-key`): the flag is kept and the NEXT element is replaced whole,
- *    whatever it is. Short flags (`-p`) are not treated this way: their meaning differs per program.
- * 3. HTTP credentials: everything after `Authorization:` / `Proxy-Authorization:` and its scheme word
- *    (`Authorization: Basic [REDACTED]`), and everything after `Bearer ` anywhere in an element.
- * 4. A URL with a password in it (`scheme://user:password@host...`): everything after `user:`
- *    (the host is lost too; the element is redacted from the password on).
- *
- * Anything else is untouched: ordinary arguments, `NAME=value` whose name contains none of the words,
- * short-flag values (`mysql -pSECRET`, `curl -u user:pass`), other headers (`X-Api-Key: x`), and
- * secrets inside structured values such as JSON.
- */
-export const DEFAULT_REDACTIONS: RegExp[] = [
-  new RegExp(`^(-{0,2}[\\w.-]*(?:${SECRET_WORDS})[\\w.-]*=).+$`, 'is'),
-  new RegExp(`^(?<flag>--[\\w.-]*(?:${SECRET_WORDS}))$`, 'i'),
-  /^(.*?\b(?:(?:proxy-)?authorization:\s*(?:[a-z]+\s+)?|bearer\s+))\S.*$/is,
-  /^([a-z][a-z0-9+.-]*:\/\/[^\s/@:]*:)[^\s/@]*@.*$/is,
-];
-
-/** A copy of `pattern` without the global/sticky flags, whose `lastIndex` state would make matching depend on history. */
-function stateless(pattern: RegExp): RegExp {
-  return pattern.global || pattern.sticky ? new RegExp(pattern.source, pattern.flags.replace(/[gy]/g, '')) : pattern;
-}
-
-/**
- * Redacts secrets in an argv. For each element the first matching pattern decides:
- *   - a pattern with a named group `flag` that matches: the element is kept and the NEXT element
- *     becomes "[REDACTED]" (for `--password VALUE`);
- *   - a pattern with capture group 1 that took part in the match: the element becomes group 1 + "[REDACTED]";
- *   - any other matching pattern: the element becomes "[REDACTED]".
- * Elements that no pattern matches are kept as they are. Returns a new array.
- */
-export function redactArgv(argv: string[], patterns: RegExp[]): string[] {
-  const usable = patterns.map(stateless);
-  const result: string[] = [];
-  for (let index = 0; index < argv.length; index++) {
-    const element = String(argv[index]);
-    let replacement = element;
-    let redactNext = false;
-    for (const pattern of usable) {
-      const match = pattern.exec(element);
-      if (match === null) continue;
-      if (match.groups?.['flag'] !== undefined) redactNext = true;
-      else if (match[1] !== undefined) replacement = match[1] + REDACTED;
-      else replacement = REDACTED;
-      break;
-    }
-    result.push(replacement);
-    if (redactNext && index + 1 < argv.length) {
-      result.push(REDACTED);
-      index++;
-    }
-  }
-  return result;
 }
 
 const DEFAULT_MAX_BYTES = 50 * 1024 * 1024;
@@ -193,7 +126,7 @@ export class AuditLog {
     this.#stream = options.stdout ? (options.stream ?? process.stdout) : null;
     this.#maxBytes = maxBytes;
     this.#keep = keep;
-    this.#patterns = (options.redact ?? DEFAULT_REDACTIONS).map(stateless);
+    this.#patterns = (options.redact ?? []).map(stateless);
     this.#onError = options.onError ?? (() => {});
     if (this.#file !== null) {
       try {
@@ -256,7 +189,7 @@ export class AuditLog {
       event,
       time: time ?? new Date().toISOString(),
       ...rest,
-      command: redactArgv(Array.isArray(command) ? command : [], this.#patterns),
+      command: redactArgv(redactSecrets(Array.isArray(command) ? command : []), this.#patterns),
     };
     // JSON.stringify escapes newlines inside strings, so a record is always exactly one line.
     return `${JSON.stringify(full)}\n`;

@@ -3,7 +3,7 @@
 import type { Server as TlsServer } from 'node:tls';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { AuditLog, AuditLogError, DEFAULT_REDACTIONS } from '../auth/audit.js';
+import { AuditLog, AuditLogError } from '../auth/audit.js';
 import { Authenticator } from '../auth/authenticate.js';
 import { prepareLocalCredentials, renewGeneratedServing, saveGeneratedServing, writeLocalKubeconfig, type LocalKubeconfig } from '../auth/local-credentials.js';
 import type { KeyAndCert } from '../auth/self-signed.js';
@@ -121,7 +121,7 @@ export async function startAgent(settings: Settings, overrides: AgentOverrides =
     maxBytes: settings.audit.maxBytes,
     keep: settings.audit.keep,
     failClosed: settings.audit.failClosed,
-    redact: [...DEFAULT_REDACTIONS, ...settings.audit.redact.map((source) => new RegExp(source))],
+    redact: settings.audit.redact.map((source) => new RegExp(source)),
     onError: (err) => {
       metrics.auditFailures.inc();
       log.error({ err: err.message, file: auditFile }, 'AUDIT LOG WRITE FAILED');

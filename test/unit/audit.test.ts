@@ -12,7 +12,8 @@ import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 
-import { AuditLog, DEFAULT_REDACTIONS, REDACTED, redactArgv, type AuditIdentity, type AuditRecord } from '../../src/auth/audit.js';
+import { REDACTED, redactArgv, redactSecrets } from '../../src/auth/argv-redaction.js';
+import { AuditLog, type AuditIdentity, type AuditRecord } from '../../src/auth/audit.js';
 
 const BEARER = 'eyJhbGciOiJSUzI1NiJ9.c2VjcmV0LXRva2Vu.sig_abcdef0123456789';
 
@@ -80,8 +81,8 @@ function logPath(): string {
   return join(dir, `case-${++counter}`, 'audit.log');
 }
 
-describe('redactArgv with DEFAULT_REDACTIONS', () => {
-  const redact = (argv: string[]): string[] => redactArgv(argv, DEFAULT_REDACTIONS);
+describe('redactSecrets (the built-in rules)', () => {
+  const redact = (argv: string[]): string[] => redactSecrets(argv);
 
   it('flag=value: keeps the flag, replaces the value', () => {
     assert.deepEqual(redact(['mysql', '--password=hunter2']), ['mysql', `--password=${REDACTED}`]);
@@ -241,12 +242,12 @@ describe('AuditLog', () => {
     assert.equal(record.time, undefined);
   });
 
-  it('custom redact patterns replace the defaults', () => {
+  it('custom redact patterns add to the built-in rules', () => {
     const file = logPath();
     const log = new AuditLog({ file, redact: [/^(--pin=).+$/] });
-    log.write(start(['x', '--pin=1234', '--password=visible']));
+    log.write(start(['x', '--pin=1234', '--password=hunter2', '--user=visible']));
     log.close();
-    assert.deepEqual(readLines(file)[0]?.command, ['x', `--pin=${REDACTED}`, '--password=visible']);
+    assert.deepEqual(readLines(file)[0]?.command, ['x', `--pin=${REDACTED}`, `--password=${REDACTED}`, '--user=visible']);
   });
 
   it('creates the file (mode 0600) and its directory (mode 0700) at construction', () => {
