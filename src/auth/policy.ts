@@ -83,15 +83,47 @@ const ANY_COMMAND_TAIL = '**';
 // ---------------------------------------------------------------------------------------------
 // Globs and durations
 
-/** `*` matches any run of characters (including none), `?` exactly one; everything else is literal. Anchored, case-sensitive. */
-export function globToRegExp(glob: string): RegExp {
-  let source = '';
-  for (const ch of glob) {
-    if (ch === '*') source += '.*';
-    else if (ch === '?') source += '.';
-    else source += ch.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+/** A compiled glob: whether a whole text matches it. */
+export interface GlobMatcher {
+  test(text: string): boolean;
+}
+
+/**
+ * `*` matches any run of characters (including none), `?` exactly one (a code point); everything
+ * else is literal. Anchored, case-sensitive. Matching takes at most (text length × glob length) steps
+ * whatever the text (a regular expression with several `.*` backtracks polynomially on a caller's
+ * long argument).
+ */
+export function compileGlob(glob: string): GlobMatcher {
+  const pattern = Array.from(glob);
+  if (pattern.every((ch) => ch === '*') && pattern.length > 0) return { test: () => true };
+  if (!pattern.includes('*') && !pattern.includes('?')) return { test: (text) => text === glob };
+  return { test: (text) => globMatches(pattern, Array.from(text)) };
+}
+
+/** The classic wildcard match: on a mismatch, the last `*` takes one more character and matching resumes after it. */
+function globMatches(pattern: string[], text: string[]): boolean {
+  let p = 0;
+  let t = 0;
+  let star = -1;
+  let starText = 0;
+  while (t < text.length) {
+    const ch = pattern[p];
+    if (ch === '*') {
+      star = p++;
+      starText = t;
+    } else if (ch !== undefined && (ch === '?' || ch === text[t])) {
+      p++;
+      t++;
+    } else if (star >= 0) {
+      p = star + 1;
+      t = ++starText;
+    } else {
+      return false;
+    }
   }
-  return new RegExp(`^${source}$`, 'su');
+  while (pattern[p] === '*') p++;
+  return p === pattern.length;
 }
 
 /** A glob made only of `*` and `?` matches (practically) every name. */
@@ -171,7 +203,7 @@ const targetSchema = z
     docker: dockerSchema.optional(),
   }, { error: 'expected a mapping with namespace, pod, container or docker' })
   .superRefine((t, ctx) => {
-    if (t.docker && t.namespace !== undefined && !globToRegExp(t.namespace).test(DOCKER_NAMESPACE)) {
+    if (t.docker && t.namespace !== undefined && !compileGlob(t.namespace).test(DOCKER_NAMESPACE)) {
       ctx.addIssue({
         code: 'custom',
         path: ['namespace'],
@@ -237,10 +269,10 @@ const fileSchema = z.strictObject({
 // Compiled rules
 
 interface CompiledTarget {
-  namespace: RegExp;
-  pod: RegExp;
-  container: RegExp;
-  docker?: { name?: RegExp; labels: [string, RegExp][] };
+  namespace: GlobMatcher;
+  pod: GlobMatcher;
+  container: GlobMatcher;
+  docker?: { name?: GlobMatcher; labels: [string, GlobMatcher][] };
 }
 
 interface CompiledRule {
@@ -255,19 +287,19 @@ interface CompiledRule {
   tty: boolean;
   stdin: boolean;
   /** null: any command. Each pattern: element globs, and whether a final `**` takes the rest. */
-  commands: { elements: RegExp[]; anyTail: boolean }[] | null;
+  commands: { elements: GlobMatcher[]; anyTail: boolean }[] | null;
   grant: Grant;
 }
 
 function compileTarget(t: RawTarget): CompiledTarget {
   const compiled: CompiledTarget = {
-    namespace: globToRegExp(t.namespace ?? '*'),
-    pod: globToRegExp(t.pod ?? '*'),
-    container: globToRegExp(t.container ?? '*'),
+    namespace: compileGlob(t.namespace ?? '*'),
+    pod: compileGlob(t.pod ?? '*'),
+    container: compileGlob(t.container ?? '*'),
   };
   if (t.docker) {
-    compiled.docker = { labels: Object.entries(t.docker.labels ?? {}).map(([key, value]) => [key, globToRegExp(value)]) };
-    if (t.docker.name !== undefined) compiled.docker.name = globToRegExp(t.docker.name);
+    compiled.docker = { labels: Object.entries(t.docker.labels ?? {}).map(([key, value]) => [key, compileGlob(value)]) };
+    if (t.docker.name !== undefined) compiled.docker.name = compileGlob(t.docker.name);
   }
   return compiled;
 }
@@ -310,7 +342,7 @@ function compileRule(rule: RawRule, name: string): CompiledRule {
     commands: rule.commands
       ? rule.commands.map((argv) => {
           const anyTail = argv[argv.length - 1] === ANY_COMMAND_TAIL;
-          return { elements: (anyTail ? argv.slice(0, -1) : argv).map(globToRegExp), anyTail };
+          return { elements: (anyTail ? argv.slice(0, -1) : argv).map(compileGlob), anyTail };
         })
       : null,
     grant,

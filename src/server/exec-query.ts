@@ -53,12 +53,29 @@ const kubeletQuery = z.looseObject({
   namespaces: repeated.transform(allOf),
 });
 
+/** Linux's longest program argument (MAX_ARG_STRLEN: 32 pages, with its terminating NUL). */
+export const MAX_ARGUMENT_BYTES = 32 * 4096 - 1;
+
+/**
+ * Why no program could be run with this argument, or null. A NUL byte would end it early where the
+ * policy saw it whole; a longer one the kernel refuses (E2BIG), after the audit and policy worked
+ * through all of it.
+ */
+export function commandArgumentProblem(arg: string): string | null {
+  if (arg.includes('\0')) return 'contains a NUL byte, which no program argument can hold';
+  if (arg.length > MAX_ARGUMENT_BYTES / 3 && Buffer.byteLength(arg, 'utf8') > MAX_ARGUMENT_BYTES) {
+    return `is longer than ${MAX_ARGUMENT_BYTES} bytes, the longest argument Linux runs a program with`;
+  }
+  return null;
+}
+
 function validateCommon(options: ExecRequestOptions): ExecRequestOptions {
   if (options.command.length === 0) throw new ExecQueryError('you must specify at least one command for the container (query parameter "command")');
   if (options.command[0] === '') throw new ExecQueryError('the first "command" parameter (the program to run) must not be empty');
-  const withNul = options.command.findIndex((arg) => arg.includes('\0'));
-  // No program can take it (an argument ends at its first NUL byte), and the policy saw it whole.
-  if (withNul >= 0) throw new ExecQueryError(`"command" parameter ${withNul + 1} contains a NUL byte, which no program argument can hold`);
+  for (const [index, arg] of options.command.entries()) {
+    const problem = commandArgumentProblem(arg);
+    if (problem) throw new ExecQueryError(`"command" parameter ${index + 1} ${problem}`);
+  }
   if (!options.stdin && !options.stdout && !options.stderr) {
     throw new ExecQueryError('you must specify at least 1 of stdin, stdout, stderr');
   }

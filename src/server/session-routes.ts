@@ -16,6 +16,7 @@ import type { ProtocolTraits } from '../protocol/subprotocols.js';
 import { NODE_NAMESPACE } from '../target/modes.js';
 import { TargetError } from '../target/resolve.js';
 import { AccessDenied, auditRefusal, authorize, policyTarget } from './access.js';
+import { commandArgumentProblem } from './exec-query.js';
 import type { ConnectionGuard } from './connection-limit.js';
 import type { ExecRouteDeps } from './exec-routes.js';
 import { runPlannedSession, type ExecPlan } from './session-runner.js';
@@ -46,7 +47,12 @@ const sessionRequestSchema = z.strictObject({
     z.strictObject({ node: z.literal(true) }),
   ]),
   command: z
-    .array(z.string().refine((arg) => !arg.includes('\0'), 'must not contain a NUL byte, which no program argument can hold'))
+    .array(
+      z.string().superRefine((arg, context) => {
+        const problem = commandArgumentProblem(arg);
+        if (problem) context.addIssue({ code: 'custom', message: problem });
+      }),
+    )
     .min(1, 'must name the program to run')
     .refine((argv) => argv[0] !== '', 'the program (first element) must not be empty'),
   tty: z.boolean().default(false),

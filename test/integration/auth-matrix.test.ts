@@ -15,6 +15,7 @@ import { startAgent as startInProcessAgent, type Agent } from '../../src/cli/age
 import { createCertificateAuthority, createClientCertificate, type KeyAndCert } from '../../src/auth/self-signed.js';
 import { defaultSettings, type Settings } from '../../src/config/settings.js';
 import { registry } from '../../src/metrics.js';
+import { MAX_ARGUMENT_BYTES } from '../../src/server/exec-query.js';
 import { dockerClient, podLabels, startContainer, type TestContainer } from '../helpers/containers.js';
 import { useTestDocker, type TestDocker } from '../helpers/docker-daemon.js';
 import { pidsWithCommandLine, waitUntil } from '../helpers/proc-scan.js';
@@ -361,7 +362,11 @@ describe('single-use stream URLs', () => {
     // A policy sees ["grep", "root\0/etc/shadow"] as two arguments; a program would get three.
     const withNul = await issue(TOKENS.alice, { ...body, command: ['grep', 'root\u0000/etc/shadow'] });
     assert.equal(withNul.status, 400);
-    assert.match(withNul.body.message ?? '', /command\.1: must not contain a NUL byte/);
+    assert.match(withNul.body.message ?? '', /command\.1: contains a NUL byte/);
+    // Longer than Linux runs a program with: refused before the audit and the policy work through it.
+    const tooLong = await issue(TOKENS.alice, { ...body, command: ['echo', 'x'.repeat(MAX_ARGUMENT_BYTES + 1)] });
+    assert.equal(tooLong.status, 400);
+    assert.match(tooLong.body.message ?? '', /command\.1: is longer than 131071 bytes/);
     // Streams that do not fit together are refused, and audited like every other refusal.
     const ttyAndStderr = await issue(TOKENS.alice, { ...body, tty: true, stderr: true });
     assert.equal(ttyAndStderr.status, 400);

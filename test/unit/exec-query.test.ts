@@ -5,7 +5,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { ExecQueryError, parseApiserverExecQuery, parseKubeletExecQuery, type ExecRequestOptions } from '../../src/server/exec-query.js';
+import { ExecQueryError, MAX_ARGUMENT_BYTES, parseApiserverExecQuery, parseKubeletExecQuery, type ExecRequestOptions } from '../../src/server/exec-query.js';
 
 type Query = Record<string, string | string[]>;
 
@@ -109,6 +109,11 @@ describe('parseApiserverExecQuery: refusals', () => {
   it('a NUL byte in any argument, which a program could not receive as the policy saw it', () => {
     refused(() => parseApiserverExecQuery({ stdout: 'true', command: ['grep', 'root\u0000/etc/shadow', 'log'] }), '"command" parameter 2', 'NUL byte');
     refused(() => parseKubeletExecQuery({ output: '1', command: 'a\u0000' }, 'app'), '"command" parameter 1', 'NUL byte');
+  });
+  it('an argument longer than Linux runs a program with (in bytes: UTF-8)', () => {
+    assert.equal(parseApiserverExecQuery({ stdout: 'true', command: ['echo', 'x'.repeat(MAX_ARGUMENT_BYTES)] }).command[1]!.length, MAX_ARGUMENT_BYTES);
+    refused(() => parseApiserverExecQuery({ stdout: 'true', command: ['echo', 'x'.repeat(MAX_ARGUMENT_BYTES + 1)] }), '"command" parameter 2', 'longer than 131071 bytes');
+    refused(() => parseKubeletExecQuery({ output: '1', command: 'é'.repeat(Math.ceil(MAX_ARGUMENT_BYTES / 2)) }, 'app'), '"command" parameter 1', 'longer than');
   });
   it('a missing query object reads as an empty one', () => {
     refused(() => parseApiserverExecQuery(undefined), 'at least one command');
