@@ -60,6 +60,8 @@ export interface AgentOverrides {
   agentMountNamespace?: string;
   /** How often, and with how many days left, a generated serving certificate is renewed (tests renew a fresh one at once). */
   generatedRenewal?: { everyMs: number; daysLeft: number };
+  /** How long a finished session's client is given to take its output and answer the close (tests shorten it). */
+  closeWaitMs?: number;
 }
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -176,6 +178,7 @@ export async function startAgent(settings: Settings, overrides: AgentOverrides =
       maxDurationMs: settings.sessions.maxDurationSeconds * 1000,
       pingIntervalMs: settings.sessions.pingIntervalSeconds * 1000,
       outputHighWaterMark: settings.sessions.outputHighWaterMarkBytes,
+      ...(overrides.closeWaitMs !== undefined ? { closeWaitMs: overrides.closeWaitMs } : {}),
     },
     markerEnv: (session) => markerEnv({ ...marker, session }),
     isDraining: () => draining,

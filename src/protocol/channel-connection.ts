@@ -52,16 +52,25 @@ export interface ChannelOptions {
    * taken none of it for this long (default BEHIND_WITHOUT_PROGRESS_MS).
    */
   behindWithoutProgressMs?: number;
+  /**
+   * How long a finished session's backlog (output still queued in the agent) may take to leave
+   * before the connection is closed (default CLOSE_WAIT_MS). The close handshake after it waits as
+   * long as the WebSocket server's close timeout, which app.ts sets to the same.
+   */
+  closeWaitMs?: number;
 }
 
 /** Upstream servers copy with 32 KiB buffers; client-go's reader is sized for that. */
 const MAX_MESSAGE_PAYLOAD = 32 * 1024;
 const PREFIX = [Buffer.from([0]), Buffer.from([1]), Buffer.from([2]), Buffer.from([3])];
 /**
- * How long a client behind a backlog at the end is given to take it (pings stop then: its pongs
- * would wait behind the backlog); then the connection is closed as the client is gone.
+ * How long a finished session's client is given to take what is still on its way to it and answer
+ * the close (pings stop at the end: its pongs would wait behind that output); then the connection
+ * is closed as the client is gone. The WebSocket server's close timeout too (app.ts): ws's default
+ * of 30 s destroyed the connection of a slow client still reading the kernel's buffers, and the
+ * reset that its next ping then met threw away the output's tail and the Status.
  */
-const BACKLOG_AT_END_MS = 120_000;
+export const CLOSE_WAIT_MS = 120_000;
 /**
  * How long a client with output queued for it may take none of it before it is taken for gone.
  * Output leaves in whole writes, as the kernel makes room (after a good part of its send buffer has
@@ -262,11 +271,12 @@ export class WebSocketChannels implements ClientChannels {
     this.#inputPaused = false;
     this.ws.resume();
     const payload = encodeStatusForChannel(status, this.traits);
-    // ws gives a close 30 s before it destroys the socket. With a backlog a slow client may take
-    // longer to read (output queued when the process ended, up to the high-water mark): the close
-    // handshake starts once the Status has been handed to the kernel, everything before it with
-    // it. Pings stop meanwhile (their pongs would wait behind the backlog); a client that takes
-    // longer than BACKLOG_AT_END_MS is taken for gone.
+    // Pings stop: a pong waits behind the output still on its way, in the agent or in the kernel.
+    // The close handshake (ws destroys the socket when the client has not answered within the
+    // server's closeTimeout, CLOSE_WAIT_MS) starts once the Status has been handed to the kernel,
+    // everything before it with it; a client whose backlog in the agent (up to the high-water
+    // mark) takes longer than closeWaitMs to leave is taken for gone.
+    this.#stopPinging();
     const backlog = payload !== null && this.ws.bufferedAmount > CLOSE_AT_ONCE_BYTES;
     let deadline: NodeJS.Timeout | undefined;
     const close = () => {
@@ -274,8 +284,7 @@ export class WebSocketChannels implements ClientChannels {
       if (!this.#gone) this.ws.close(1000);
     };
     if (backlog) {
-      this.#stopPinging();
-      deadline = setTimeout(() => this.ws.terminate(), BACKLOG_AT_END_MS);
+      deadline = setTimeout(() => this.ws.terminate(), this.options.closeWaitMs ?? CLOSE_WAIT_MS);
       deadline.unref();
       this.ws.once('close', () => clearTimeout(deadline));
     }

@@ -10,6 +10,7 @@ import type { Authorizer } from '../auth/policy.js';
 import type { StreamTokenCache } from '../auth/stream-tokens.js';
 import { BACKEND_ERROR_HTTP, BackendError, type Backend } from '../backend/types.js';
 import { metrics, registry as metricsRegistry } from '../metrics.js';
+import { CLOSE_WAIT_MS } from '../protocol/channel-connection.js';
 import { negotiateSubprotocol } from '../protocol/subprotocols.js';
 import type { SessionRegistry } from '../session/registry.js';
 import type { TargetResolver } from '../target/resolve.js';
@@ -53,6 +54,8 @@ export interface AppOptions {
     maxDurationMs: number;
     pingIntervalMs: number;
     outputHighWaterMark: number;
+    /** How long a finished session's client is given to take its output and answer the close (default CLOSE_WAIT_MS; tests shorten it). */
+    closeWaitMs?: number;
   };
   /** The environment entry that marks a session's processes, so orphans can be found. */
   markerEnv(sessionId: string): string;
@@ -144,9 +147,14 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     ),
   );
 
+  const closeWaitMs = options.sessions.closeWaitMs ?? CLOSE_WAIT_MS;
   await app.register(fastifyWebsocket, {
     options: {
       perMessageDeflate: false,
+      // How long a client that has been sent the close may take to answer it: the output still on
+      // its way to it comes first (ws's default, 30 s, cut a slow client off mid-output). ws ≥ 8.19
+      // takes it; @types/ws does not know it yet.
+      ...({ closeTimeout: closeWaitMs } as object),
       maxPayload: options.maxClientMessageBytes ?? 4 * 1024 * 1024,
       // Refusals happen before the upgrade (exec routes); here the client's first supported choice wins.
       handleProtocols: (offered: Set<string>) => negotiateSubprotocol(offered) ?? false,
@@ -239,6 +247,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     idleTimeoutMs: options.sessions.idleTimeoutMs,
     maxDurationMs: options.sessions.maxDurationMs,
     pingIntervalMs: options.sessions.pingIntervalMs,
+    closeWaitMs,
     markerEnv: options.markerEnv,
   };
   registerExecRoutes(app, execDeps);

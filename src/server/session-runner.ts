@@ -45,6 +45,8 @@ export interface RunnerDeps {
   idleTimeoutMs: number;
   maxDurationMs: number;
   pingIntervalMs: number;
+  /** How long a finished session's client is given to take its output and answer the close (channel-connection.ts CLOSE_WAIT_MS). */
+  closeWaitMs: number;
   /** The environment entry that marks a session's processes (EXECLET_SESSION=…), so orphans can be found. */
   markerEnv(sessionId: string): string;
 }
@@ -244,7 +246,7 @@ export const AUDIT_REFUSAL = 'the session was refused: its audit record could no
 /** The client's channels over `socket`, for a session of `spec`. */
 function channelsFor(deps: RunnerDeps, traits: ProtocolTraits, spec: Omit<ExecSpec, 'initialSize'>, socket: WebSocket): WebSocketChannels {
   const { stdin, stdout, stderr } = spec;
-  return new WebSocketChannels(socket, traits, { stdin, stdout, stderr, highWaterMark: deps.outputHighWaterMark, pingIntervalMs: deps.pingIntervalMs });
+  return new WebSocketChannels(socket, traits, { stdin, stdout, stderr, highWaterMark: deps.outputHighWaterMark, pingIntervalMs: deps.pingIntervalMs, closeWaitMs: deps.closeWaitMs });
 }
 
 /** Ends a stream that runs no session with a Failure Status saying why (500). */
