@@ -55,6 +55,16 @@ export type AuditRecord =
       code: number;
       reason: string;
       message: string;
+    }
+  | {
+      /** Refusals without an identity left out of the log (rate-limited: src/server/anonymous-refusals.ts), summed up. */
+      event: 'access.denied.summary';
+      time?: string;
+      /** When the first of them came. */
+      since: string;
+      count: number;
+      byReason: Record<string, number>;
+      byAddress: Record<string, number>;
     };
 
 export interface AuditOptions {
@@ -183,13 +193,13 @@ export class AuditLog {
   }
 
   #format(record: AuditRecord): string {
-    const { event, time, command, ...rest } = record;
+    const { event, time, ...rest } = record;
     // `event` and `time` first so the lines read well; `command` redacted.
     const full = {
       event,
       time: time ?? new Date().toISOString(),
       ...rest,
-      command: redactArgv(redactSecrets(Array.isArray(command) ? command : []), this.#patterns),
+      ...('command' in record ? { command: redactArgv(redactSecrets(Array.isArray(record.command) ? record.command : []), this.#patterns) } : {}),
     };
     // JSON.stringify escapes newlines inside strings, so a record is always exactly one line.
     return `${JSON.stringify(full)}\n`;

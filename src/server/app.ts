@@ -15,6 +15,7 @@ import { negotiateSubprotocol } from '../protocol/subprotocols.js';
 import type { SessionRegistry } from '../session/registry.js';
 import type { TargetResolver } from '../target/resolve.js';
 import { auditRefusal } from './access.js';
+import { AnonymousRefusals } from './anonymous-refusals.js';
 import { isConsolePath, registerConsoleRoutes } from './console-routes.js';
 import { registerDiscoveryRoutes } from './discovery.js';
 import { registerExecRoutes } from './exec-routes.js';
@@ -180,6 +181,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     setTimeout(() => socket.destroy(), 5000).unref();
   });
 
+  // Refusals with no identity behind them: anyone can cause them, so their records are rate-limited.
+  const anonymousRefusals = new AnonymousRefusals(options.audit);
+  app.addHook('onClose', async () => anonymousRefusals.flush());
   app.decorateRequest('identity', null);
   app.addHook('onRequest', async (request, reply) => {
     const path = request.url.split('?', 1)[0]!;
@@ -188,7 +192,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     const origin = request.headers.origin;
     if (request.headers.upgrade && origin !== undefined && !options.allowedOrigins.includes(origin) && !isSameOrigin(origin, request)) {
       const message = `cross-origin WebSocket from ${origin} refused: the origin is not in allowedOrigins (--allowed-origins)`;
-      if (AUDITED.test(path)) auditRefusal(options.audit, null, 403, 'Forbidden', message);
+      if (AUDITED.test(path)) anonymousRefusals.record({ code: 403, reason: 'Forbidden', message: `${message} (from ${request.ip})`, address: request.ip });
       metrics.authorizationFailures.inc({ reason: 'origin' });
       return sendStatus(reply, 403, message, 'Forbidden');
     }
@@ -197,7 +201,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     if (!outcome.ok) {
       request.log.info({ reason: outcome.reason }, 'authentication failed');
       metrics.authenticationFailures.inc({ reason: outcome.reason });
-      if (AUDITED.test(path)) auditRefusal(options.audit, null, 401, 'Unauthorized', `${outcome.message} (${outcome.reason}, from ${request.ip})`);
+      if (AUDITED.test(path)) anonymousRefusals.record({ code: 401, reason: 'Unauthorized', message: `${outcome.message} (${outcome.reason}, from ${request.ip})`, address: request.ip });
       return sendStatus(reply, 401, outcome.message, 'Unauthorized');
     }
     request.identity = outcome.identity;
@@ -251,7 +255,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     markerEnv: options.markerEnv,
   };
   registerExecRoutes(app, execDeps);
-  registerSessionRoutes(app, { ...execDeps, streamTokens: options.streamTokens, nsenterEnabled: options.nsenterEnabled, connections });
+  registerSessionRoutes(app, { ...execDeps, streamTokens: options.streamTokens, nsenterEnabled: options.nsenterEnabled, connections, anonymousRefusals });
   registerConsoleRoutes(app, { enabled: options.consoleEnabled });
   return app;
 }

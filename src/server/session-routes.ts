@@ -16,6 +16,7 @@ import type { ProtocolTraits } from '../protocol/subprotocols.js';
 import { NODE_NAMESPACE } from '../target/modes.js';
 import { TargetError } from '../target/resolve.js';
 import { AccessDenied, auditRefusal, authorize, policyTarget } from './access.js';
+import type { AnonymousRefusals } from './anonymous-refusals.js';
 import { commandArgumentProblem } from './exec-query.js';
 import type { ConnectionGuard } from './connection-limit.js';
 import type { ExecRouteDeps } from './exec-routes.js';
@@ -36,6 +37,8 @@ export interface SessionRouteDeps extends ExecRouteDeps {
   /** A stream URL's connection, once the URL is taken, carries a session: never closed to make room. */
   connections: ConnectionGuard;
   nsenterEnabled: boolean;
+  /** Where a refusal with no identity behind it is audited (rate-limited). */
+  anonymousRefusals: AnonymousRefusals;
 }
 
 const name = z.string().min(1).max(253);
@@ -161,7 +164,7 @@ export function registerSessionRoutes(app: FastifyInstance, deps: SessionRouteDe
       if (!willUpgrade(request)) return undefined; // the URL stays unused
       const taken = deps.streamTokens.take(request.params.token);
       if (!taken) {
-        auditRefusal(deps.audit, null, 404, 'NotFound', 'unknown, used or expired stream URL');
+        deps.anonymousRefusals.record({ code: 404, reason: 'NotFound', message: `unknown, used or expired stream URL (from ${request.ip})`, address: request.ip });
         return sendStatus(reply, 404, 'this stream URL is unknown, already used, or expired: request a new one with POST /v1/sessions');
       }
       // The token that asked for the URL must still be accepted (a token file changed since may have

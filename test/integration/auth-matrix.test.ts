@@ -623,5 +623,13 @@ describe('audit log', () => {
     for (const token of [...Object.values(TOKENS), localToken]) assert.ok(!text.includes(token), 'no token in the audit log');
     assert.ok(!/v1\/streams\/[A-Za-z0-9_-]{20,}/.test(text), 'no stream token in the audit log');
   });
+
+  test('refusals without an identity are rate-limited: a flood of 200 leaves at most the burst of 60 in the log', async () => {
+    const before = auditRecords().filter((r) => r.event === 'access.denied' && r.identity === null).length;
+    const replies = await Promise.all(Array.from({ length: 200 }, () => call('POST', '/v1/sessions', { token: 'not-a-valid-token' }, { target: { node: true }, command: ['sh'] })));
+    assert.ok(replies.every((r) => r.status === 401), 'every one refused');
+    const added = auditRecords().filter((r) => r.event === 'access.denied' && r.identity === null).length - before;
+    assert.ok(added > 0 && added <= 60, `${added} records of 200 refusals`);
+  });
 });
 

@@ -20,11 +20,11 @@ const BEARER = 'eyJhbGciOiJSUzI1NiJ9.c2VjcmV0LXRva2Vu.sig_abcdef0123456789';
 const identity: AuditIdentity = { user: 'alice', groups: ['devs'], method: 'token-file', address: '10.0.0.7:51234' };
 const target = { node: 'node-1', namespace: 'default', pod: 'web-0', container: 'app', containerId: 'abc123', pid: 4242 };
 
-function start(command: string[] = ['sh', '-c', 'echo hi'], sessionId = 's-1'): AuditRecord {
+function start(command: string[] = ['sh', '-c', 'echo hi'], sessionId = 's-1'): Extract<AuditRecord, { event: 'session.start' }> {
   return { event: 'session.start', sessionId, identity, target, mode: 'container', command, tty: false, stdin: true };
 }
 
-function end(): AuditRecord {
+function end(): Extract<AuditRecord, { event: 'session.end' }> {
   return {
     event: 'session.end',
     sessionId: 's-1',
@@ -41,7 +41,7 @@ function end(): AuditRecord {
   };
 }
 
-function denied(): AuditRecord {
+function denied(): Extract<AuditRecord, { event: 'access.denied' }> {
   return {
     event: 'access.denied',
     identity: null,
