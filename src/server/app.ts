@@ -77,9 +77,24 @@ const STREAM_PREFIX = '/v1/streams/';
 /** Routes whose refusals go to the audit log (discovery noise does not). */
 const AUDITED = /^\/(api\/v1\/namespaces\/[^/]+\/pods\/[^/]+\/exec|exec\/|v1\/)/;
 
-/** Request URLs are logged with stream tokens cut out: they are credentials. */
+/**
+ * The path a request target names as the router sees it: an absolute-form target
+ * (`https://host/path`) reduced to its path, percent-encoding decoded (where it is valid).
+ */
+function routedPath(url: string): string {
+  let path = url.split('?', 1)[0]!;
+  const absolute = /^[a-z][a-z0-9+.-]*:\/\/[^/]*/i.exec(path);
+  if (absolute) path = path.slice(absolute[0].length) || '/';
+  try {
+    return decodeURIComponent(path);
+  } catch {
+    return path;
+  }
+}
+
+/** Request URLs are logged with stream tokens cut out (however the path is spelt): they are credentials. */
 export function redactUrl(url: string): string {
-  if (url.startsWith(STREAM_PREFIX)) return `${STREAM_PREFIX}[redacted]`;
+  if (routedPath(url).startsWith(STREAM_PREFIX)) return `${STREAM_PREFIX}[redacted]`;
   const query = url.indexOf('?');
   if (query === -1) return url;
   // An exec's command may hold secrets (PGPASSWORD=…): the audit log redacts by pattern, the request

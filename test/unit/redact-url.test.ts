@@ -5,6 +5,11 @@ import { redactUrl } from '../../src/server/app.js';
 
 it("cuts out stream tokens and every command argument, however the key is spelled, and leaves the rest", () => {
   assert.equal(redactUrl('/v1/streams/abcdef'), '/v1/streams/[redacted]');
+  // Other spellings of the same route: percent-encoded, absolute-form (the router takes both).
+  assert.equal(redactUrl('/v1/%73treams/abcdef'), '/v1/streams/[redacted]');
+  assert.equal(redactUrl('/v1%2Fstreams/abcdef'), '/v1/streams/[redacted]');
+  assert.equal(redactUrl('https://agent:10350/v1/streams/abcdef?x=1'), '/v1/streams/[redacted]');
+  assert.equal(redactUrl('/v1/%zzstreams/abcdef'), '/v1/%zzstreams/abcdef', 'invalid encoding: compared as it is');
   assert.equal(
     redactUrl('/api/v1/namespaces/n/pods/p/exec?command=env&command=PGPASSWORD%3Dx&container=app&stdout=true'),
     '/api/v1/namespaces/n/pods/p/exec?command=[redacted]&command=[redacted]&container=app&stdout=true',
