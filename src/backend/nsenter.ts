@@ -8,6 +8,7 @@
 import { accessSync, constants as fsConstants, existsSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { spawnedExecProcess, startInPosixPty, startInNodePty, startWithChildProcess, startWithPosixSpawn } from './helper-process.js';
+import { readProcStat } from '../process-tree.js';
 import { PosixSpawner } from './posix-spawn.js';
 import { StandbyHelper } from './standby-helper.js';
 import { BackendError, type Backend, type ExecPlace, type ExecProcess, type ExecSpec, type LinuxNamespace } from './types.js';
@@ -114,6 +115,9 @@ export class NsenterBackend implements Backend {
     const place = spec.place;
     if (place.kind !== 'namespaces') throw new BackendError(`the nsenter backend enters namespaces of a host process, not a ${place.kind}`, 'Internal');
     if (!existsSync(`/proc/${place.pid}/ns`)) throw new BackendError(`process ${place.pid} does not exist (it may have exited)`, 'NotFound');
+    if (place.startTime !== undefined && readProcStat(place.pid)?.startTime !== place.startTime) {
+      throw new BackendError(`process ${place.pid} is no longer the one the session was asked for: it exited, and its PID belongs to another process now`, 'Conflict');
+    }
     const argv = nsenterArgv(this.helper(), place, spec.command);
     const env = { ...BASE_ENV, ...(spec.tty ? { TERM: 'xterm' } : {}), ...Object.fromEntries((spec.env ?? []).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)])) };
     const killGraceMs = this.options.killGraceMs;

@@ -18,7 +18,18 @@ export type LinuxNamespace = (typeof LINUX_NAMESPACES)[number];
  */
 export type ExecPlace =
   | { kind: 'container'; containerId: string }
-  | { kind: 'namespaces'; pid: number; namespaces: LinuxNamespace[]; toolbox: boolean };
+  | {
+      kind: 'namespaces';
+      pid: number;
+      namespaces: LinuxNamespace[];
+      toolbox: boolean;
+      /**
+       * The process's start time (/proc/PID/stat) when the target was resolved: a session started
+       * later (a stream URL is opened up to a minute after it was issued) is refused if the PID
+       * belongs to another process by then.
+       */
+      startTime?: string;
+    };
 
 /** What to run and where. */
 export interface ExecSpec {

@@ -316,7 +316,7 @@ export class TargetResolver {
         pod: node,
         container: node.containers[0]!,
         mode,
-        place: { kind: 'namespaces', pid: target.pid, namespaces: chooseNamespaces(mode, namespaces), toolbox: mode === 'toolbox' },
+        place: namespacesPlace(target.pid, chooseNamespaces(mode, namespaces), mode === 'toolbox'),
         hostPid: target.pid,
       };
     }
@@ -348,7 +348,7 @@ export class TargetResolver {
       pod,
       container,
       mode: 'node',
-      place: { kind: 'namespaces', pid: this.#nodePid, namespaces: namespaces.length > 0 ? namespaces : [...DEFAULT_NSENTER_NAMESPACES], toolbox: false },
+      place: namespacesPlace(this.#nodePid, namespaces.length > 0 ? namespaces : [...DEFAULT_NSENTER_NAMESPACES], false),
     };
   }
 
@@ -375,8 +375,14 @@ export class TargetResolver {
         'Conflict',
       );
     }
-    return { pod, container, mode, place: { kind: 'namespaces', pid, namespaces: chooseNamespaces(mode, namespaces), toolbox: mode === 'toolbox' } };
+    return { pod, container, mode, place: namespacesPlace(pid, chooseNamespaces(mode, namespaces), mode === 'toolbox') };
   }
+}
+
+/** A place in the namespaces of `pid`, with the start time that tells the process from a later one with its PID. */
+function namespacesPlace(pid: number, namespaces: LinuxNamespace[], toolbox: boolean): ExecPlace {
+  const startTime = readProcStat(pid)?.startTime;
+  return { kind: 'namespaces', pid, namespaces, toolbox, ...(startTime !== undefined ? { startTime } : {}) };
 }
 
 function chooseNamespaces(mode: 'nsenter' | 'toolbox', requested: LinuxNamespace[]): LinuxNamespace[] {

@@ -13,6 +13,7 @@ import type { ContainerChangeFeed } from '../../src/backend/types.js';
 import type { EngineEvent } from '../../src/backend/engine-client.js';
 import { EngineEventStream } from '../../src/backend/engine-events.js';
 import type { ContainerCatalog, ContainerSummary } from '../../src/backend/types.js';
+import { readProcStat } from '../../src/process-tree.js';
 import { LABEL_CONTAINER_NAME, LABEL_DOCKER_TYPE, LABEL_POD_NAME, LABEL_POD_NAMESPACE } from '../../src/target/pods.js';
 import { TargetResolver, type ResolverOptions } from '../../src/target/resolve.js';
 
@@ -115,7 +116,14 @@ describe('the resolver with a change feed', () => {
     const feed = { live: true, generation: 0 };
     const resolver = resolverWith(catalog, { listCacheMs: 0, changes: feed });
     const target = await resolveApp(resolver, 'app.nsenter');
-    assert.deepEqual(target.place, { kind: 'namespaces', pid: process.pid, namespaces: target.place.kind === 'namespaces' ? target.place.namespaces : [], toolbox: false });
+    assert.deepEqual(target.place, {
+      kind: 'namespaces',
+      pid: process.pid,
+      namespaces: target.place.kind === 'namespaces' ? target.place.namespaces : [],
+      toolbox: false,
+      // What tells this process from a later one with its PID, when the session starts.
+      startTime: readProcStat(process.pid)!.startTime,
+    });
     await resolveApp(resolver, 'app.nsenter');
     assert.equal(catalog.pids, 1);
     feed.generation++;

@@ -45,6 +45,17 @@ describe('nsenterArgv', () => {
   });
 });
 
+describe('the target process', () => {
+  test('a PID that belongs to another process than the one resolved (its start time differs) is refused before anything runs', async () => {
+    const backend = new NsenterBackend({ killGraceMs: 0, helperPath: join(scratch, 'no-helper-needed') });
+    const place = { kind: 'namespaces' as const, pid: process.pid, namespaces: [...DEFAULT_NSENTER_NAMESPACES], toolbox: false, startTime: '1' };
+    await assert.rejects(
+      backend.start({ place, command: ['true'], tty: false, stdin: false, stdout: true, stderr: false }),
+      (err: unknown) => err instanceof BackendError && err.kind === 'Conflict' && /no longer the one the session was asked for/.test(err.message),
+    );
+  });
+});
+
 describe('the helper check', () => {
   test('by default the helper is dist/native/execlet-nsenter, also when the sources run directly', () => {
     assert.equal(DEFAULT_HELPER_PATH, join(REPO_ROOT, 'dist', 'native', 'execlet-nsenter'));
