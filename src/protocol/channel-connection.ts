@@ -94,6 +94,13 @@ export class WebSocketChannels implements ClientChannels {
   /** Reading the client is paused: the process does not read its stdin (pings wait meanwhile). */
   #inputPaused = false;
   readonly #socket: Socket | undefined;
+  /**
+   * Bytes queued towards the client above which write() asks the producer to wait: the option, or
+   * the socket's own high-water mark when that is higher. The producer waits for the socket's
+   * 'drain', which comes only after a write the socket refused (at its own mark: 16 KiB by default
+   * in Node.js 20, 64 KiB from 22); below that mark the wait would never end.
+   */
+  readonly #highWaterMark: number;
 
   constructor(
     private readonly ws: WebSocket,
@@ -104,6 +111,7 @@ export class WebSocketChannels implements ClientChannels {
     this.#stdinOpen = options.stdin;
     // ws keeps its net.Socket private; corking it batches all frames of one event-loop turn.
     this.#socket = (ws as unknown as { _socket?: Socket })._socket;
+    this.#highWaterMark = Math.max(options.highWaterMark, this.#socket?.writableHighWaterMark ?? 0);
     ws.on('message', (data: Buffer, isBinary: boolean) => this.#onMessage(data, isBinary));
     ws.on('close', (code: number) => {
       this.#stopPinging();
@@ -225,11 +233,11 @@ export class WebSocketChannels implements ClientChannels {
         this.#sendFrame(channel, data.subarray(offset, Math.min(data.length, offset + MAX_MESSAGE_PAYLOAD)));
       }
     }
-    return this.ws.bufferedAmount < this.options.highWaterMark;
+    return this.ws.bufferedAmount < this.#highWaterMark;
   }
 
   onceDrained(callback: () => void): void {
-    if (this.closed || this.ws.bufferedAmount < this.options.highWaterMark) {
+    if (this.closed || this.ws.bufferedAmount < this.#highWaterMark) {
       callback();
       return;
     }
@@ -238,7 +246,7 @@ export class WebSocketChannels implements ClientChannels {
     this.#drainArmed = true;
     const socket = this.#socket;
     const onDrain = () => {
-      if (!this.closed && this.ws.bufferedAmount >= this.options.highWaterMark) {
+      if (!this.closed && this.ws.bufferedAmount >= this.#highWaterMark) {
         socket?.once('drain', onDrain);
         return;
       }

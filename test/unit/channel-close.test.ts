@@ -7,6 +7,7 @@
 // client that does not answer is dropped at the first check after the ping.
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
@@ -18,6 +19,23 @@ import { protocolTraits } from '../../src/protocol/subprotocols.js';
 
 const ca = createCertificateAuthority('channel-close test CA');
 const serving = createServingCertificate(ca, '127.0.0.1', ['127.0.0.1']);
+
+/** Attaches handlers that ignore the client's input and keep why it went: `goneNow` resolves then, `reason()` says it. */
+function watchGone(channels: WebSocketChannels): { goneNow: Promise<void>; reason: () => string } {
+  let reason = '';
+  const goneNow = new Promise<void>((resolve) =>
+    channels.attach({
+      stdin: () => undefined,
+      stdinEnd: () => undefined,
+      resize: () => undefined,
+      clientGone: (why) => {
+        reason = why;
+        resolve();
+      },
+    }),
+  );
+  return { goneNow, reason: () => reason };
+}
 
 for (const transport of ['tcp', 'tls'] as const) {
   describe(`over ${transport}`, () => {
@@ -62,23 +80,6 @@ for (const transport of ['tcp', 'tls'] as const) {
       });
       const closed = once(client, 'close') as Promise<[number]>;
       return { client, serverSide, clientSocket: (client as unknown as { _socket: Socket })._socket, received, closed };
-    }
-
-    /** Attaches handlers that ignore the client's input and keep why it went: `goneNow` resolves then, `reason()` says it. */
-    function watchGone(channels: WebSocketChannels): { goneNow: Promise<void>; reason: () => string } {
-      let reason = '';
-      const goneNow = new Promise<void>((resolve) =>
-        channels.attach({
-          stdin: () => undefined,
-          stdinEnd: () => undefined,
-          resize: () => undefined,
-          clientGone: (why) => {
-            reason = why;
-            resolve();
-          },
-        }),
-      );
-      return { goneNow, reason: () => reason };
     }
 
     it('closes only once the output and the Status have left for a client that is behind; the client gets all of it, then 1000', async () => {
@@ -244,3 +245,30 @@ for (const transport of ['tcp', 'tls'] as const) {
     });
   });
 }
+
+it("a producer told to wait is always called back, even when the socket's own high-water mark is above the option (Node.js 22: 64 KiB)", async () => {
+  const httpServer = createHttpServer({ highWaterMark: 64 * 1024 });
+  const wss = new WebSocketServer({ server: httpServer, handleProtocols: () => 'v5.channel.k8s.io' });
+  httpServer.listen(0, '127.0.0.1');
+  await once(httpServer, 'listening');
+  const { port } = httpServer.address() as { port: number };
+  const accepted = once(wss, 'connection') as Promise<[WebSocket]>;
+  const client = new WebSocket(`ws://127.0.0.1:${port}`, ['v5.channel.k8s.io']);
+  try {
+    await once(client, 'open');
+    const [serverSide] = await accepted;
+    const channels = new WebSocketChannels(serverSide, protocolTraits('v5.channel.k8s.io'), { stdin: false, stdout: true, stderr: false, highWaterMark: 16 * 1024 });
+    watchGone(channels);
+    // 20 KB: over the option, under the socket's mark. A 'drain' comes only after a write the socket refused.
+    for (const size of [20_000, 100_000]) {
+      if (channels.write('stdout', Buffer.alloc(size, 0x61))) continue;
+      const drained = new Promise<'drained'>((resolve) => channels.onceDrained(() => resolve('drained')));
+      const stuck = new Promise<'stuck'>((resolve) => setTimeout(() => resolve('stuck'), 3000).unref());
+      assert.equal(await Promise.race([drained, stuck]), 'drained', `the producer waiting after ${size} bytes was called back`);
+    }
+  } finally {
+    client.terminate();
+    wss.close();
+    httpServer.close();
+  }
+});
