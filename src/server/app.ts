@@ -73,6 +73,8 @@ declare module 'fastify' {
 }
 
 const UNAUTHENTICATED_PATHS = new Set(['/healthz', '/readyz']);
+/** The longest part of a path the router takes (a pod's name may have 253 characters). */
+const MAX_PATH_PARAMETER_LENGTH = 1024;
 const STREAM_PREFIX = '/v1/streams/';
 /** Routes whose refusals go to the audit log (discovery noise does not). */
 const AUDITED = /^\/(api\/v1\/namespaces\/[^/]+\/pods\/[^/]+\/exec|exec\/|v1\/)/;
@@ -154,6 +156,14 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     // While it closes, the agent answers as it does while it drains (isDraining): a Status, and
     // /healthz still 200 — fastify's own 503 would be neither.
     return503OnClosing: false,
+    // Kubernetes names run to 253 characters (fastify's default, 100, answered 414 for longer ones).
+    maxParamLength: MAX_PATH_PARAMETER_LENGTH,
+    // What the router refuses is a Status too, and does not repeat the path (a stream URL's holds a token).
+    frameworkErrors: (error: Error & { code?: string; statusCode?: number }, _request, reply) => {
+      const code = error.statusCode && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 400;
+      const message = error.code === 'FST_ERR_MAX_PARAM_LENGTH' ? `a part of the request path is longer than ${MAX_PATH_PARAMETER_LENGTH} characters` : `the request URL is not valid (${error.code ?? error.message})`;
+      void sendStatus(reply, code, message);
+    },
   });
   closeSilentConnections(app.server, options.firstRequestTimeoutMs);
   const connections = limitConnections(app.server, options.maxConnections, ({ refused, evicted }) =>

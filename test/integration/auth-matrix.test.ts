@@ -600,6 +600,18 @@ describe('token file change', () => {
   });
 });
 
+test("names as long as Kubernetes allows reach the routes; a longer path part is a 414 Status that does not repeat it", async () => {
+  const long = 'p'.repeat(253);
+  const found = await call('GET', `/api/v1/namespaces/default/pods/${long}`, { token: localToken });
+  assert.equal(found.status, 404);
+  assert.equal(found.body.kind, 'Status');
+  const tooLong = await call('GET', `/api/v1/namespaces/default/pods/${'q'.repeat(2000)}`, { token: localToken });
+  assert.equal(tooLong.status, 414);
+  assert.equal(tooLong.body.kind, 'Status');
+  assert.match(tooLong.body.message ?? '', /longer than 1024 characters/);
+  assert.ok(!(tooLong.body.message ?? '').includes('qqqq'));
+});
+
 describe('audit log', () => {
   test('has start and end records for allowed sessions and a record for each denial, and no token', async () => {
     const records = auditRecords();
