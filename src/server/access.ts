@@ -5,7 +5,6 @@ import type { Identity } from '../auth/authenticate.js';
 import type { AccessRequest, Authorizer, Grant, PolicyMode, PolicyTarget } from '../auth/policy.js';
 import { metrics } from '../metrics.js';
 import { SessionLimitExceeded, type SessionRegistry } from '../session/registry.js';
-import { DOCKER_NAMESPACE } from '../target/pods.js';
 import type { ExecMode } from '../target/modes.js';
 import type { Target } from '../target/resolve.js';
 
@@ -37,7 +36,7 @@ export function policyTarget(target: Target): PolicyTarget {
     namespace: pod.namespace,
     pod: pod.name,
     container: container.name,
-    ...(pod.namespace === DOCKER_NAMESPACE ? { dockerName: container.name } : {}),
+    ...(pod.plain ? { dockerName: container.name } : {}),
     labels: container.labels,
     ...(target.agentContainer ? { agentContainer: true } : {}),
   };

@@ -26,6 +26,11 @@ export interface PodView {
   uid: string;
   createdAt: number;
   containers: PodContainer[];
+  /**
+   * A plain Docker container's pod (namespace `docker`, not labelled by cri-dockerd): what a
+   * policy's `docker:` selector matches. A Kubernetes pod in a namespace named `docker` is not one.
+   */
+  plain?: true;
 }
 
 function isSandbox(labels: Record<string, string>): boolean {
@@ -67,7 +72,7 @@ export function synthesizePods(containers: ContainerSummary[]): PodView[] {
       if (c.state !== 'running') continue;
       key = `${DOCKER_NAMESPACE}/${c.name}`;
       if (labelledKeys.has(key)) continue;
-      pods.set(key, { namespace: DOCKER_NAMESPACE, name: c.name, uid: c.id, createdAt: c.created, containers: [] });
+      pods.set(key, { namespace: DOCKER_NAMESPACE, name: c.name, uid: c.id, createdAt: c.created, containers: [], plain: true });
     }
     const pod = pods.get(key)!;
     pod.createdAt = Math.min(pod.createdAt, c.created);

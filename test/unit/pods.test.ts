@@ -16,7 +16,8 @@ import {
   synthesizePods,
   type PodView,
 } from '../../src/target/pods.js';
-import { chooseContainer, TargetError, TargetResolver, type TargetRules } from '../../src/target/resolve.js';
+import { chooseContainer, TargetError, TargetResolver, type Target, type TargetRules } from '../../src/target/resolve.js';
+import { policyTarget } from '../../src/server/access.js';
 
 let nextId = 0;
 
@@ -342,5 +343,18 @@ describe('TargetResolver.resolve (exec mode)', () => {
       },
     };
     await assert.rejects(() => resolveTarget(failing, 'docker', 'x', undefined, 'apiserver'), /engine down/);
+  });
+});
+
+describe("the policy's docker: selector", () => {
+  it('selects plain containers only, not a Kubernetes pod in a namespace named docker', () => {
+    const pods = synthesizePods([container('db-plain'), container('c', { pod: { namespace: DOCKER_NAMESPACE, name: 'payroll', container: 'db-1' } })]);
+    const targetOf = (pod: PodView): Target => ({ pod, container: pod.containers[0]!, mode: 'exec', place: { kind: 'container', containerId: pod.containers[0]!.containerId } });
+    const plain = pods.find((p) => p.name === 'db-plain')!;
+    const kubernetes = pods.find((p) => p.name === 'payroll')!;
+    assert.equal(plain.plain, true);
+    assert.equal(kubernetes.plain, undefined);
+    assert.equal(policyTarget(targetOf(plain)).dockerName, 'db-plain');
+    assert.equal(policyTarget(targetOf(kubernetes)).dockerName, undefined, 'cri-dockerd pod docker/payroll is no plain container');
   });
 });
