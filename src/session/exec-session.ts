@@ -228,6 +228,9 @@ export async function runExecSession(options: ExecSessionOptions): Promise<Sessi
         process?.stdin?.end();
       },
       resize(size) {
+        // As kubectl's own handling: a terminal with no rows or no columns is no size (a client
+        // whose terminal reported 0×0, or a resize message missing a dimension).
+        if (size.width < 1 || size.height < 1) return;
         latestSize = size;
         if (process && spec.tty) process.resize(size).catch(logRejection('resizing the terminal failed'));
         sizeArrived?.();

@@ -487,6 +487,22 @@ describe('runExecSession: TTY size', () => {
     await session;
   });
 
+  it('a size with no rows or no columns is no size: it neither ends the wait nor reaches the process', async () => {
+    const { channels, backend, session } = startSession({ tty: true, stderr: false }, { initialSizeWaitMs: 10_000 });
+    channels.h.resize({ width: 0, height: 0 });
+    channels.h.resize({ width: 100, height: 0 });
+    await settle();
+    assert.equal(backend.specs.length, 0, 'still waiting for a size');
+    channels.h.resize({ width: 80, height: 24 });
+    await settle();
+    assert.deepEqual(backend.specs[0]!.initialSize, { width: 80, height: 24 });
+    channels.h.resize({ width: 0, height: 30 });
+    channels.h.resize({ width: 90, height: 30 });
+    assert.deepEqual(backend.process.resizes, [{ width: 90, height: 30 }]);
+    backend.process.end({ code: 0, signal: null });
+    await session;
+  });
+
   it(
     'a resize that arrives while the backend is starting the process is not lost',
 
