@@ -189,8 +189,13 @@ export class TargetResolver {
   readonly #pids = new Map<string, { at: number; generation: number; pid: number; startTime: string }>();
 
   async #containerPid(containerId: string): Promise<number> {
+    return (await this.#containerInit(containerId)).pid;
+  }
+
+  /** The container init's host PID (0: not running) and, when it could be read, its start time. */
+  async #containerInit(containerId: string): Promise<{ pid: number; startTime?: string }> {
     const cached = this.#pids.get(containerId);
-    if (cached && this.#stillValid(cached) && readProcStat(cached.pid)?.startTime === cached.startTime) return cached.pid;
+    if (cached && this.#stillValid(cached) && readProcStat(cached.pid)?.startTime === cached.startTime) return cached;
     const generation = this.#generation();
     const at = performance.now();
     const pid = await this.catalog.containerPid(containerId);
@@ -198,7 +203,7 @@ export class TargetResolver {
     const startTime = pid > 0 ? readProcStat(pid)?.startTime : undefined;
     if (startTime) this.#pids.set(containerId, { at, generation, pid, startTime });
     else this.#pids.delete(containerId);
-    return pid;
+    return startTime ? { pid, startTime } : { pid };
   }
 
   /** The agent's own container, once known: found at start-up (findAgentContainer), or by a check below. */
@@ -364,7 +369,7 @@ export class TargetResolver {
     if (mode === 'toolbox' && namespaces.length > 0) {
       throw new TargetError(`the toolbox view always enters ${TOOLBOX_NAMESPACES.join(', ')}; use the nsenter mode to choose namespaces`, 400, 'BadRequest');
     }
-    const pid = await this.#containerPid(container.containerId);
+    const { pid, startTime } = await this.#containerInit(container.containerId);
     if (pid <= 0) {
       throw new TargetError(`container ${container.name} in pod ${pod.namespace}/${pod.name} is not running`, 409, 'Conflict');
     }
@@ -375,13 +380,12 @@ export class TargetResolver {
         'Conflict',
       );
     }
-    return { pod, container, mode, place: namespacesPlace(pid, chooseNamespaces(mode, namespaces), mode === 'toolbox') };
+    return { pod, container, mode, place: namespacesPlace(pid, chooseNamespaces(mode, namespaces), mode === 'toolbox', startTime) };
   }
 }
 
 /** A place in the namespaces of `pid`, with the start time that tells the process from a later one with its PID. */
-function namespacesPlace(pid: number, namespaces: LinuxNamespace[], toolbox: boolean): ExecPlace {
-  const startTime = readProcStat(pid)?.startTime;
+function namespacesPlace(pid: number, namespaces: LinuxNamespace[], toolbox: boolean, startTime = readProcStat(pid)?.startTime): ExecPlace {
   return { kind: 'namespaces', pid, namespaces, toolbox, ...(startTime !== undefined ? { startTime } : {}) };
 }
 
