@@ -7,8 +7,8 @@
 // Without a TTY, the agent's backend hands the session to a helper started ahead (standby-helper.ts).
 import { accessSync, constants as fsConstants, existsSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { spawnedExecProcess, startInPosixPty, startInNodePty, startWithChildProcess, startWithPosixSpawn } from './helper-process.js';
 import { readProcStat } from '../process-tree.js';
+import { spawnedExecProcess, startInPosixPty, startInNodePty, startWithChildProcess, startWithPosixSpawn } from './helper-process.js';
 import { PosixSpawner } from './posix-spawn.js';
 import { StandbyHelper } from './standby-helper.js';
 import { BackendError, type Backend, type ExecPlace, type ExecProcess, type ExecSpec, type LinuxNamespace } from './types.js';

@@ -14,7 +14,6 @@ import { CLOSE_WAIT_MS } from '../protocol/channel-connection.js';
 import { negotiateSubprotocol } from '../protocol/subprotocols.js';
 import type { SessionRegistry } from '../session/registry.js';
 import type { TargetResolver } from '../target/resolve.js';
-import { auditRefusal } from './access.js';
 import { AnonymousRefusals } from './anonymous-refusals.js';
 import { isConsolePath, registerConsoleRoutes } from './console-routes.js';
 import { registerDiscoveryRoutes } from './discovery.js';
