@@ -7,12 +7,13 @@
 
 export const REDACTED = '[REDACTED]';
 
+const SECRET_WORDS = 'password|passwd|secret|token|key|credentials?';
 /** A name holding one of these is a secret's name (case-insensitive; inside longer names too). */
-const SECRET_NAME = /password|passwd|secret|token|key|credential/i;
+const SECRET_NAME = new RegExp(SECRET_WORDS, 'i');
 /** What a flag or variable name is made of. */
 const NAME_CHAR = /[\w.-]/;
 /** A bare long flag whose value is the next argument: `--password`, `--client-secret`. */
-const SECRET_FLAG = /^--[\w.-]*(?:password|passwd|secret|token|key|credentials?)$/i;
+const SECRET_FLAG = new RegExp(`^--[\\w.-]*(?:${SECRET_WORDS})$`, 'i');
 /** An HTTP credential: what follows the header and its scheme word, or `Bearer `, is the secret. */
 const HTTP_CREDENTIAL = /^(.*?\b(?:(?:proxy-)?authorization:\s*(?:[a-z]+\s+)?|bearer\s+))\S.*$/is;
 /** A URL with a password: `scheme://user:password@host`. */
@@ -115,8 +116,7 @@ const unquoted = (word: string) => word.replace(/^['"]+|['"]+$/g, '');
  * flag, `Bearer`, or `Authorization:` (after its scheme word, when one follows).
  */
 function redactCode(code: string): string {
-  let out = '';
-  let copiedTo = 0;
+  const replaced: Replacement[] = [];
   /** What the word before asked of this one. */
   let next: 'keep' | 'redact' | 'scheme-or-redact' = 'keep';
   for (const [start, end] of shellWords(code)) {
@@ -133,12 +133,24 @@ function redactCode(code: string): string {
       else if (/^(?:proxy-)?authorization:$/i.test(bare)) next = 'scheme-or-redact';
       else next = 'keep';
     }
-    if (replacement !== word) {
-      out += code.slice(copiedTo, start) + replacement;
-      copiedTo = end;
-    }
+    if (replacement !== word) replaced.push([start, end, replacement]);
   }
-  return copiedTo === 0 ? code : out + code.slice(copiedTo);
+  return replaceRanges(code, replaced);
+}
+
+/** [from, to) of a text, and what it becomes. */
+type Replacement = [number, number, string];
+
+/** `text` with each range replaced; the ranges in order, none inside another. */
+function replaceRanges(text: string, ranges: readonly Replacement[]): string {
+  if (ranges.length === 0) return text;
+  let out = '';
+  let copiedTo = 0;
+  for (const [from, to, replacement] of ranges) {
+    out += text.slice(copiedTo, from) + replacement;
+    copiedTo = to;
+  }
+  return out + text.slice(copiedTo);
 }
 
 /** Where a secret inside one shell word ends: at a space or a quote (or the word's end). */
@@ -184,16 +196,15 @@ function withinWord(word: string): string {
     for (let j = from; j < word.length && !/[\s/'"]/.test(word[j]!); j++) if (word[j] === '@') at = j;
     if (at > from) cuts.push([from, at]);
   }
-  if (cuts.length === 0) return word;
   cuts.sort((a, b) => a[0] - b[0]);
-  let out = '';
-  let copiedTo = 0;
+  const ranges: Replacement[] = [];
+  let cutTo = 0;
   for (const [from, to] of cuts) {
-    if (from < copiedTo) continue; // inside a cut already made
-    out += word.slice(copiedTo, from) + REDACTED;
-    copiedTo = to;
+    if (from < cutTo) continue; // inside a cut already made
+    ranges.push([from, to, REDACTED]);
+    cutTo = to;
   }
-  return out + word.slice(copiedTo);
+  return replaceRanges(word, ranges);
 }
 
 /** The index just past the quote that closes the one at `open`, or the word's end. */
@@ -207,7 +218,7 @@ function closingQuote(word: string, open: number): number {
 }
 
 /** A copy of `pattern` without the global/sticky flags, whose `lastIndex` state would make matching depend on history. */
-export function stateless(pattern: RegExp): RegExp {
+function stateless(pattern: RegExp): RegExp {
   return pattern.global || pattern.sticky ? new RegExp(pattern.source, pattern.flags.replace(/[gy]/g, '')) : pattern;
 }
 

@@ -4,7 +4,7 @@
 // so the caller can decide to fail the session closed.
 import { closeSync, fstatSync, ftruncateSync, mkdirSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { redactArgv, redactSecrets, stateless } from './argv-redaction.js';
+import { redactArgv, redactSecrets } from './argv-redaction.js';
 
 export interface AuditIdentity {
   user: string;
@@ -136,7 +136,7 @@ export class AuditLog {
     this.#stream = options.stdout ? (options.stream ?? process.stdout) : null;
     this.#maxBytes = maxBytes;
     this.#keep = keep;
-    this.#patterns = (options.redact ?? []).map(stateless);
+    this.#patterns = options.redact ?? [];
     this.#onError = options.onError ?? (() => {});
     if (this.#file !== null) {
       try {
