@@ -114,6 +114,14 @@ class PtySession {
     }
   }
 
+  /**
+   * Waits for the wrapper's last line after its exit: node-pty may report the exit before it has
+   * delivered the last of the output (a fresh-clone run once saw `EXIT=143` and nothing after it).
+   */
+  async waitForWrapperEnd(): Promise<void> {
+    await this.waitFor(/END-OF-WRAPPER/, 0, 5000, "the wrapper shell's last line");
+  }
+
   kill(): void {
     try {
       process.kill(this.process.pid, 'SIGKILL');
@@ -180,7 +188,7 @@ describe('execlet exec -it in a pseudo-terminal', () => {
 
   test('the local terminal is raw during the session and restored after it', { timeout: 60_000 }, async () => {
     const cli = [process.execPath, AGENT_MAIN, 'exec', ...kube(), '-n', 'default', 'web', '-c', 'app', '-it', '--', 'sh'].map(shellQuote).join(' ');
-    const session = new PtySession('/bin/sh', ['-c', `${cli}; echo "EXIT=$?"; stty -a`], { cols: 80, rows: 24 });
+    const session = new PtySession('/bin/sh', ['-c', `${cli}; echo "EXIT=$?"; stty -a; echo END-OF-WRAPPER`], { cols: 80, rows: 24 });
     try {
       await session.waitForPrompt(0);
       const [cliPid] = childPids(session.process.pid);
@@ -191,6 +199,7 @@ describe('execlet exec -it in a pseudo-terminal', () => {
       session.type('exit 0\r');
       const { exitCode } = await session.waitForExit(15_000);
       assert.equal(exitCode, 0);
+      await session.waitForWrapperEnd();
       const afterExit = plain(session.output).split('EXIT=0\n')[1];
       assert.ok(afterExit, `the wrapper printed the CLI's exit code 0:\n${plain(session.output)}`);
       const flags = sttyFlags(afterExit);
@@ -208,7 +217,7 @@ describe('execlet exec -it in a pseudo-terminal', () => {
   ] as const) {
     test(`${signal} ends the session with ${code} and restores the terminal`, { timeout: 60_000 }, async () => {
       const cli = [process.execPath, AGENT_MAIN, 'exec', ...kube(), '-n', 'default', 'web', '-c', 'app', '-it', '--', 'sh'].map(shellQuote).join(' ');
-      const session = new PtySession('/bin/sh', ['-c', `${cli}; echo "EXIT=$?"; stty -a`], { cols: 80, rows: 24 });
+      const session = new PtySession('/bin/sh', ['-c', `${cli}; echo "EXIT=$?"; stty -a; echo END-OF-WRAPPER`], { cols: 80, rows: 24 });
       try {
         await session.waitForPrompt(0);
         const [cliPid] = childPids(session.process.pid);
@@ -217,6 +226,7 @@ describe('execlet exec -it in a pseudo-terminal', () => {
         process.kill(cliPid, signal);
         const { exitCode } = await session.waitForExit(15_000);
         assert.equal(exitCode, 0, 'the wrapper shell ran to its end');
+        await session.waitForWrapperEnd();
         const afterExit = plain(session.output).split(`EXIT=${code}\n`)[1];
         assert.ok(afterExit, `the CLI exited ${code}:\n${plain(session.output)}`);
         const flags = sttyFlags(afterExit);
