@@ -29,12 +29,13 @@ COPY --chown=node:node tsconfig.json ./
 COPY --chown=node:node src ./src
 COPY --chown=node:node native ./native
 # `npm run build` = tsc + native/build.sh (cc -static native/execlet-nsenter.c; cc -shared
-# native/execlet-spawn.c against this Node.js's headers).
+# native/execlet-spawn.c and native/execlet-tcp.c against this Node.js's headers).
 RUN npm run build \
  && npm prune --omit=dev --no-audit --no-fund \
  && test -f node_modules/node-pty/build/Release/pty.node \
  && test -x dist/native/execlet-nsenter \
- && test -f dist/native/execlet-spawn.node
+ && test -f dist/native/execlet-spawn.node \
+ && test -f dist/native/execlet-tcp.node
 
 # ---------------------------------------------------------------------------------------------
 FROM node:${NODE_VERSION}-bookworm-slim AS runtime
@@ -62,6 +63,9 @@ RUN ./dist/native/execlet-nsenter 2>/dev/null; test $? -eq 125
 # The module that starts it without forking the agent must load here too (else the agent falls
 # back to child_process, and says so at start-up).
 RUN node -e "require('./dist/native/execlet-spawn.node')"
+# So must the one that asks the kernel whether a client that misses a pong is still there (else a
+# client that stops reading is dropped as gone, and the agent says so at start-up).
+RUN node -e "require('./dist/native/execlet-tcp.node')"
 
 ENV NODE_ENV=production
 EXPOSE 10350

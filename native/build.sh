@@ -6,6 +6,10 @@
 #    the helper with posix_spawn instead of forking the agent. Built against the headers of the
 #    Node.js that runs this script (Node-API: any later Node.js loads it too); left out, with a
 #    warning, where it cannot be built.
+#  - native/execlet-tcp.c into dist/native/execlet-tcp.node, the Node-API module that reads what
+#    the kernel knows of a client's TCP connection (TCP_INFO), to tell a client that stopped
+#    reading from one that is gone. Left out, with a warning, where it cannot be built: pongs alone
+#    judge then.
 # Needs a C compiler (cc, or $CC), a static libc (Debian: libc6-dev) and Node.js's headers (in
 # every Node.js release, include/node beside bin/node); node-pty needs the first and last at
 # `npm ci` already.
@@ -21,7 +25,8 @@ mkdir -p dist/native
 # overwritten in place.
 tmp="dist/native/.execlet-nsenter.$$"
 tmp_module="dist/native/.execlet-spawn.$$.node"
-trap 'rm -f "$tmp" "$tmp_module"' EXIT
+tmp_tcp="dist/native/.execlet-tcp.$$.node"
+trap 'rm -f "$tmp" "$tmp_module" "$tmp_tcp"' EXIT
 if ! "$CC" -O2 -static -Wall -Wextra -Werror -o "$tmp" native/execlet-nsenter.c; then
   echo "build:native: compiling native/execlet-nsenter.c with '$CC' failed (a static build needs a static libc: Debian's libc6-dev)" >&2
   exit 1
@@ -36,5 +41,12 @@ elif ! "$CC" -O2 -shared -fPIC -Wall -Wextra -Werror -I"$node_include" -o "$tmp_
   echo "build:native: warning: compiling native/execlet-spawn.c with '$CC' failed (it needs glibc 2.34 or later), so nsenter sessions will fork the agent to start their helper" >&2
   rm -f "$tmp_module"
 fi
+if [ ! -f "$node_include/node_api.h" ]; then
+  echo "build:native: warning: Node.js's headers are not in $node_include (node_api.h), so native/execlet-tcp.c is not built: a client that stops reading will be taken for gone when it misses a ping" >&2
+elif ! "$CC" -O2 -shared -fPIC -Wall -Wextra -Werror -I"$node_include" -o "$tmp_tcp" native/execlet-tcp.c; then
+  echo "build:native: warning: compiling native/execlet-tcp.c with '$CC' failed, so a client that stops reading will be taken for gone when it misses a ping" >&2
+  rm -f "$tmp_tcp"
+fi
 mv -f "$tmp" dist/native/execlet-nsenter
 if [ -f "$tmp_module" ]; then mv -f "$tmp_module" dist/native/execlet-spawn.node; else rm -f dist/native/execlet-spawn.node; fi
+if [ -f "$tmp_tcp" ]; then mv -f "$tmp_tcp" dist/native/execlet-tcp.node; else rm -f dist/native/execlet-tcp.node; fi

@@ -52,6 +52,8 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "napi-errno.h"
+
 struct child {
 	pid_t pid;
 	napi_env env;
@@ -65,22 +67,6 @@ static uv_signal_t sigchld;
 static bool sigchld_initialized;
 static napi_env watching_env;
 
-/* An Error "WHAT: strerror(err)" with .errno, not thrown. */
-static napi_value errno_error(napi_env env, const char *what, int err) {
-	char message[4608];
-	snprintf(message, sizeof message, "%s: %s", what, strerror(err));
-	napi_value msg, code, error;
-	napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &msg);
-	napi_create_int32(env, err, &code);
-	napi_create_error(env, NULL, msg, &error);
-	napi_set_named_property(env, error, "errno", code);
-	return error;
-}
-
-static napi_value throw_errno(napi_env env, const char *what, int err) {
-	napi_throw(env, errno_error(env, what, err));
-	return NULL;
-}
 
 /* status < 0: the child was reaped elsewhere, its outcome is unknown. */
 static void report_exit(struct child *child, int status) {

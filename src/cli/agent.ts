@@ -16,6 +16,7 @@ import { DockerBackend } from '../backend/docker.js';
 import { NsenterBackend } from '../backend/nsenter.js';
 import { isConsoleEnabled, isNsenterEnabled, splitListen, type Settings } from '../config/settings.js';
 import { metrics, setEngineProbe } from '../metrics.js';
+import { loadTcpModule } from '../protocol/peer-liveness.js';
 import { buildApp } from '../server/app.js';
 import type { StreamGrant } from '../server/session-routes.js';
 import { SessionRegistry } from '../session/registry.js';
@@ -224,6 +225,10 @@ export async function startAgent(settings: Settings, overrides: AgentOverrides =
   }
   if (nsenterEnabled && nsenter.spawnerFallback) {
     app.log.warn({ reason: nsenter.spawnerFallback }, 'nsenter sessions start their helper with node-pty and child_process, a fork of the whole agent each');
+  }
+  const tcpModule = loadTcpModule();
+  if ('unavailable' in tcpModule) {
+    app.log.warn({ reason: tcpModule.unavailable }, 'a client that misses a pong is judged without its kernel: one that stops reading (kubectl piped into less) is dropped as gone');
   }
   metrics.servingCertificateExpiry.set(describeCertificate(servingTls.current.certPem).notAfter.getTime() / 1000);
 

@@ -208,7 +208,7 @@ export const SETTINGS: readonly SettingDescriptor[] = [
     flag: '--ping-interval-seconds',
     env: 'EXECLET_PING_INTERVAL_SECONDS',
     kind: 'integer',
-    help: 'WebSocket ping interval; a client that has not answered by the next ping is dropped (one behind a backlog of output, once it has taken none of it for 2 minutes)',
+    help: 'WebSocket ping interval; a client that has not answered by the next ping is dropped once its kernel stops answering too (where it cannot be asked, unless it is taking its output)',
   },
   { path: 'sessions.maxPerNode', flag: '--max-sessions', env: 'EXECLET_MAX_SESSIONS', kind: 'integer', help: 'live sessions on this agent at most (429 beyond)' },
   {

@@ -5,6 +5,7 @@ import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
 import { prefixed } from '../prefix-room.js';
 import { decodeClientMessage, encodeBase64Message } from './framing.js';
+import { kernelPeerJudge } from './peer-liveness.js';
 import { ResizeDecoder, type TerminalSize } from './resize.js';
 import { encodeStatusForChannel, type Status } from './status.js';
 import { CHANNEL, type ProtocolTraits } from './subprotocols.js';
@@ -45,8 +46,19 @@ export interface ChannelOptions {
   stderr: boolean;
   /** Bytes buffered towards the client above which write() asks the producer to wait. */
   highWaterMark: number;
-  /** Ping the client this often; one that has not answered the previous ping by then is dropped. */
+  /**
+   * Ping the client this often. One that has not answered the previous ping by then is dropped if
+   * its kernel has stopped answering too (peer-liveness.ts), or, where the kernel cannot be asked,
+   * unless it is still taking output queued before the ping.
+   */
   pingIntervalMs?: number;
+  /**
+   * Whether a client that misses a pong is judged by its kernel (default: where it can be asked —
+   * a TCP connection, with execlet-tcp.node built); false: by its pongs and its output alone.
+   */
+  kernelLiveness?: boolean;
+  /** How long a client whose receive buffer is full may answer no window probe (default WINDOW_PROBE_SILENCE_MS). */
+  windowProbeSilenceMs?: number;
   /**
    * A client behind a backlog of output (its pong waits behind it) is dropped only once it has
    * taken none of it for this long (default BEHIND_WITHOUT_PROGRESS_MS).
@@ -78,6 +90,8 @@ export const CLOSE_WAIT_MS = 120_000;
  * queued for it is otherwise noticed only when TCP gives up retransmitting (~15 minutes).
  */
 const BEHIND_WITHOUT_PROGRESS_MS = 120_000;
+/** The least time data in flight may go unacknowledged before the client's kernel is taken for gone (delayed ACKs, retransmissions). */
+const MIN_IN_FLIGHT_SILENCE_MS = 1000;
 /** Queued for the client at its end, at most this much lets the close handshake start at once. */
 const CLOSE_AT_ONCE_BYTES = 64 * 1024;
 
@@ -125,6 +139,12 @@ export class WebSocketChannels implements ClientChannels {
 
   #startPinging(intervalMs: number): void {
     const graceMs = this.options.behindWithoutProgressMs ?? BEHIND_WITHOUT_PROGRESS_MS;
+    // The ping before a check went out at least one interval earlier: a live peer has long
+    // acknowledged it (or anything else in flight) by then, even through a few retransmissions.
+    const kernelJudge =
+      this.options.kernelLiveness === false || !this.#socket
+        ? null
+        : kernelPeerJudge(this.#socket, { inFlightSilenceMs: Math.max(intervalMs / 2, MIN_IN_FLIGHT_SILENCE_MS), windowProbeSilenceMs: this.options.windowProbeSilenceMs });
     let answered = true;
     /** Output that had left this process as of the last ping or check, and whether more was waiting then. */
     let takenAtCheck = 0;
@@ -136,6 +156,22 @@ export class WebSocketChannels implements ClientChannels {
       answered = true;
     });
     this.#pinger = setInterval(() => {
+      // Without a pong to show for the last ping, or while none can come (the input is paused),
+      // the client's kernel says whether it is there. A client that stopped reading is: it is
+      // pinged again, so that there is always something recent for its kernel to acknowledge.
+      if (kernelJudge && (!answered || this.#inputPaused)) {
+        const verdict = kernelJudge();
+        if (verdict?.there === false) {
+          this.#stopPinging();
+          this.#onGone(verdict.reason);
+          this.ws.terminate();
+          return;
+        }
+        if (verdict) {
+          this.ws.ping();
+          return;
+        }
+      }
       // While the client's input is paused (the process does not read its stdin), nothing of the
       // client is read — its pongs neither: a client that is there cannot be told from one that is
       // not by its answer, so none is expected until the input flows again. The ping is sent all

@@ -677,6 +677,7 @@ describe('the Dockerfile', () => {
     assert.ok(runtime.some((i) => i.instruction === 'WORKDIR' && i.args === '/app'));
     assert.ok(runtime.some((i) => i.instruction === 'RUN' && /dist\/native\/execlet-nsenter\b.*test \$\? -eq 125/.test(i.args)), 'the static nsenter helper runs in the runtime image');
     assert.ok(runtime.some((i) => i.instruction === 'RUN' && /require\('\.\/dist\/native\/execlet-spawn\.node'\)/.test(i.args)), 'the posix_spawn module loads in the runtime image');
+    assert.ok(runtime.some((i) => i.instruction === 'RUN' && /require\('\.\/dist\/native\/execlet-tcp\.node'\)/.test(i.args)), 'the TCP_INFO module loads in the runtime image');
     assert.ok(!runtime.some((i) => i.instruction === 'RUN' && /\b(setpriv|unshare)\b/.test(i.args)), 'no util-linux needed');
     assert.equal(runtime.filter((i) => i.instruction === 'USER').pop()?.args, 'root');
     const labels = runtime.filter((i) => i.instruction === 'LABEL').map((i) => i.args).join(' ');

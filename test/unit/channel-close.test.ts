@@ -3,8 +3,10 @@
 // write, the ping's too, leaves the process later than it is made): the Status and the normal close come after all the output, and the close
 // handshake waits until that output has left for the client — a client still reading a backlog
 // when the process ends (a slow link) is not cut off by ws's 30 s close timer meanwhile; while
-// output streams, a slow client is told from a gone one by whether it takes its output; an idle
-// client that does not answer is dropped at the first check after the ping.
+// output streams, a client that stops reading is kept as long as its kernel answers (and, where
+// the kernel is not asked, a slow client is told from a gone one by whether it takes its output;
+// an idle client that does not answer is dropped at the first check after the ping). A client
+// whose machine vanishes is in vanished-client.test.ts.
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createServer as createHttpServer } from 'node:http';
@@ -16,26 +18,10 @@ import { createCertificateAuthority, createServingCertificate } from '../../src/
 import { WebSocketChannels } from '../../src/protocol/channel-connection.js';
 import { successStatus } from '../../src/protocol/status.js';
 import { protocolTraits } from '../../src/protocol/subprotocols.js';
+import { watchGone } from '../helpers/gone-watch.js';
 
 const ca = createCertificateAuthority('channel-close test CA');
 const serving = createServingCertificate(ca, '127.0.0.1', ['127.0.0.1']);
-
-/** Attaches handlers that ignore the client's input and keep why it went: `goneNow` resolves then, `reason()` says it. */
-function watchGone(channels: WebSocketChannels): { goneNow: Promise<void>; reason: () => string } {
-  let reason = '';
-  const goneNow = new Promise<void>((resolve) =>
-    channels.attach({
-      stdin: () => undefined,
-      stdinEnd: () => undefined,
-      resize: () => undefined,
-      clientGone: (why) => {
-        reason = why;
-        resolve();
-      },
-    }),
-  );
-  return { goneNow, reason: () => reason };
-}
 
 for (const transport of ['tcp', 'tls'] as const) {
   describe(`over ${transport}`, () => {
@@ -80,6 +66,15 @@ for (const transport of ['tcp', 'tls'] as const) {
       });
       const closed = once(client, 'close') as Promise<[number]>;
       return { client, serverSide, clientSocket: (client as unknown as { _socket: Socket })._socket, received, closed };
+    }
+
+    /** A client that never answers a ping (a peer gone without a close looks the same by its pongs), and the server's side of it. */
+    async function connectSilentClient(): Promise<{ client: WebSocket; serverSide: WebSocket }> {
+      const accepted = once(server, 'connection') as Promise<[WebSocket]>;
+      const client = newClient({ autoPong: false });
+      await once(client, 'open');
+      const [serverSide] = await accepted;
+      return { client, serverSide };
     }
 
     it('closes only once the output and the Status have left for a client that is behind; the client gets all of it, then 1000', async () => {
@@ -129,7 +124,69 @@ for (const transport of ['tcp', 'tls'] as const) {
       }
     });
 
-    it('while output streams, a client that takes it slowly stays; one that stops taking it is dropped as gone', async () => {
+    it('a client that stops reading altogether is kept while its kernel answers, and gets all the output once it reads again', async () => {
+      const { serverSide, clientSocket, received, closed } = await connectClient();
+      // kubectl piped into `less`: it reads nothing, so its pongs wait behind the output.
+      clientSocket.pause();
+      const channels = new WebSocketChannels(serverSide, protocolTraits('v5.channel.k8s.io'), {
+        stdin: false,
+        stdout: true,
+        stderr: false,
+        highWaterMark: 1 << 20,
+        pingIntervalMs: 100,
+        behindWithoutProgressMs: 1000,
+      });
+      const { goneNow, reason: gone } = watchGone(channels);
+      const chunk = Buffer.alloc(64 * 1024, 0x61);
+      let produced = 0;
+      let waiting = false;
+      let stopped = false;
+      const produce = (): void => {
+        waiting = false;
+        while (!stopped && !channels.closed) {
+          produced += chunk.length;
+          if (!channels.write('stdout', chunk)) {
+            waiting = true;
+            channels.onceDrained(produce);
+            return;
+          }
+        }
+      };
+      produce();
+      try {
+        // Thirty ping intervals, three times the grace given where the kernel is not asked.
+        await Promise.race([new Promise((resolve) => setTimeout(resolve, 3000)), goneNow]);
+        assert.equal(gone(), '', 'a client that reads nothing but whose kernel answers is not dropped');
+        assert.ok(waiting && serverSide.bufferedAmount > 0, 'the output waits in the agent: the client took none of it for 3 s');
+        stopped = true;
+        clientSocket.resume();
+        channels.onceDrained(() => channels.finish(successStatus()));
+        const [code] = await closed;
+        assert.equal(gone(), '');
+        assert.equal(code, 1000);
+        assert.equal(received.stdoutBytes, produced, 'every byte arrived');
+        assert.equal(JSON.parse(received.status).status, 'Success');
+      } finally {
+        serverSide.terminate();
+      }
+    });
+
+    it('an idle client that never answers a ping is kept while its kernel acknowledges them, and pinged on', async () => {
+      const { client, serverSide } = await connectSilentClient();
+      let pings = 0;
+      client.on('ping', () => pings++);
+      const channels = new WebSocketChannels(serverSide, protocolTraits('v5.channel.k8s.io'), { stdin: false, stdout: true, stderr: false, highWaterMark: 1 << 20, pingIntervalMs: 100 });
+      const { goneNow, reason: gone } = watchGone(channels);
+      try {
+        await Promise.race([new Promise((resolve) => setTimeout(resolve, 1500)), goneNow]);
+        assert.equal(gone(), '', 'not dropped: its kernel acknowledges every ping');
+        assert.ok(pings >= 10, `pinged on meanwhile (${pings} pings in 15 intervals)`);
+      } finally {
+        client.terminate();
+      }
+    });
+
+    it('where the kernel is not asked: while output streams, a client that takes it slowly stays; one that stops taking it is dropped as gone', async () => {
       const { serverSide, clientSocket } = await connectClient();
       // A slow reader, as over a thin link: a few milliseconds of reading every 40 ms, so the pings
       // sit behind a backlog of about 1 MiB plus what the kernel holds, for several ping intervals.
@@ -147,6 +204,7 @@ for (const transport of ['tcp', 'tls'] as const) {
         highWaterMark: 1 << 20,
         pingIntervalMs: 100,
         behindWithoutProgressMs: 1000,
+        kernelLiveness: false,
       });
       const { goneNow, reason: gone } = watchGone(channels);
       // The process keeps writing, as fast as the client lets it (the producer waits for drain).
@@ -208,13 +266,10 @@ for (const transport of ['tcp', 'tls'] as const) {
       assert.match(gone(), /connection (closed|error)/);
     });
 
-    it('an idle client that does not answer is dropped at the first check after its ping, not one later', async (t) => {
-      const accepted = once(server, 'connection') as Promise<[WebSocket]>;
-      const client = newClient({ autoPong: false });
-      await once(client, 'open');
-      const [serverSide] = await accepted;
+    it('where the kernel is not asked: an idle client that does not answer is dropped at the first check after its ping, not one later', async (t) => {
+      const { client, serverSide } = await connectSilentClient();
       t.mock.timers.enable({ apis: ['setInterval'] });
-      const channels = new WebSocketChannels(serverSide, protocolTraits('v5.channel.k8s.io'), { stdin: false, stdout: true, stderr: false, highWaterMark: 1 << 20, pingIntervalMs: 1000 });
+      const channels = new WebSocketChannels(serverSide, protocolTraits('v5.channel.k8s.io'), { stdin: false, stdout: true, stderr: false, highWaterMark: 1 << 20, pingIntervalMs: 1000, kernelLiveness: false });
       const { reason: gone } = watchGone(channels);
       const pinged = once(client, 'ping');
       t.mock.timers.tick(1000); // the ping
@@ -224,13 +279,9 @@ for (const transport of ['tcp', 'tls'] as const) {
       client.terminate();
     });
 
-    it('output trickling out while nothing waits for the kernel is no sign of the client: one that does not answer is dropped', async () => {
-      const accepted = once(server, 'connection') as Promise<[WebSocket]>;
-      // A client that never answers a ping (a peer gone without a close looks the same from here).
-      const client = newClient({ autoPong: false });
-      await once(client, 'open');
-      const [serverSide] = await accepted;
-      const channels = new WebSocketChannels(serverSide, protocolTraits('v5.channel.k8s.io'), { stdin: false, stdout: true, stderr: false, highWaterMark: 1 << 20, pingIntervalMs: 100 });
+    it('where the kernel is not asked: output trickling out while nothing waits for the kernel is no sign of the client: one that does not answer is dropped', async () => {
+      const { client, serverSide } = await connectSilentClient();
+      const channels = new WebSocketChannels(serverSide, protocolTraits('v5.channel.k8s.io'), { stdin: false, stdout: true, stderr: false, highWaterMark: 1 << 20, pingIntervalMs: 100, kernelLiveness: false });
       const { goneNow, reason: gone } = watchGone(channels);
       // A process that prints a little now and then (top, tail -f): the kernel takes all of it at once.
       const trickle = setInterval(() => channels.write('stdout', Buffer.from('a line of output\n')), 10);

@@ -1,0 +1,92 @@
+// Whether a client's TCP peer is still there, from what the kernel knows of the connection
+// (native/execlet-tcp.c, TCP_INFO). A pong proves a client alive, but a missing pong proves
+// nothing: a client that has stopped reading (kubectl piped into `less`, a suspended client) holds
+// its pong behind the output sent before the ping, exactly like a machine that vanished. Their
+// kernels differ: a live peer acknowledges what reaches it and answers the window probes sent
+// while its receive buffer is full; a vanished one answers nothing.
+import { createRequire } from 'node:module';
+import type { Socket } from 'node:net';
+import { fileURLToPath } from 'node:url';
+
+/** Where `npm run build` puts the module (beside execlet-spawn.node). */
+export const DEFAULT_TCP_MODULE_PATH = fileURLToPath(new URL(import.meta.url.endsWith('.ts') ? '../../dist/native/execlet-tcp.node' : '../native/execlet-tcp.node', import.meta.url));
+
+/**
+ * How long a peer whose receive buffer is full may answer no window probe before it is taken for
+ * gone. The kernel probes a closed window at growing intervals of at most TCP_RTO_MAX (120 s), so
+ * a live peer that reads nothing for an hour still answers one at least every 120 s.
+ */
+export const WINDOW_PROBE_SILENCE_MS = 150_000;
+
+interface TcpInfo {
+  /** TCP state; 1 is ESTABLISHED. */
+  state: number;
+  /** Segments sent and not acknowledged yet. */
+  inFlight: number;
+  /** Bytes queued in the kernel, not sent yet (held back by the peer's window). */
+  notSent: number;
+  /** Milliseconds since the peer last acknowledged anything. */
+  sinceLastAckMs: number;
+}
+
+interface TcpModule {
+  tcpInfo(fd: number): TcpInfo;
+}
+
+let loaded: TcpModule | { unavailable: string } | undefined;
+
+/** The module, or why it cannot be used (it is loaded once). */
+export function loadTcpModule(path = DEFAULT_TCP_MODULE_PATH): TcpModule | { unavailable: string } {
+  if (loaded && path === DEFAULT_TCP_MODULE_PATH) return loaded;
+  let result: TcpModule | { unavailable: string };
+  try {
+    result = createRequire(import.meta.url)(path) as TcpModule;
+  } catch (err) {
+    result = { unavailable: `${path} does not load: ${(err as Error).message.split('\n')[0]}` };
+  }
+  if (path === DEFAULT_TCP_MODULE_PATH) loaded = result;
+  return result;
+}
+
+/** What the kernel says of the peer: there (it acknowledges), or gone, and why. */
+export type PeerVerdict = { there: true } | { there: false; reason: string };
+
+export interface SilenceLimits {
+  /** Data in flight that the peer has not acknowledged for this long: it is gone (TCP retransmits meanwhile). */
+  inFlightSilenceMs: number;
+  /** A full receive window whose probes the peer has not answered for this long: it is gone (default WINDOW_PROBE_SILENCE_MS). */
+  windowProbeSilenceMs?: number;
+}
+
+/**
+ * A judge of the socket's peer from the kernel's view, or null where the kernel cannot be asked
+ * (the module did not load, the socket is not TCP — a unix socket — or is closed). The judge
+ * answers null once the socket has closed.
+ */
+export function kernelPeerJudge(socket: Socket, limits: SilenceLimits, module = loadTcpModule()): (() => PeerVerdict | null) | null {
+  const windowProbeSilenceMs = limits.windowProbeSilenceMs ?? WINDOW_PROBE_SILENCE_MS;
+  if ('unavailable' in module) return null;
+  const ask = (): TcpInfo | null => {
+    // The handle is dropped as the socket is destroyed: its fd may then be another's.
+    const fd = socket.destroyed ? -1 : ((socket as unknown as { _handle?: { fd?: number } | null })._handle?.fd ?? -1);
+    if (fd < 0) return null;
+    try {
+      return module.tcpInfo(fd);
+    } catch {
+      return null;
+    }
+  };
+  if (!ask()) return null;
+  return () => {
+    const info = ask();
+    if (!info) return null;
+    const silentFor = `${Math.round(info.sinceLastAckMs / 1000)} s`;
+    if (info.inFlight > 0 && info.sinceLastAckMs >= limits.inFlightSilenceMs) {
+      return { there: false, reason: `its kernel has acknowledged nothing sent to it for ${silentFor}: the client is gone` };
+    }
+    if (info.inFlight === 0 && info.notSent > 0 && info.sinceLastAckMs >= windowProbeSilenceMs) {
+      return { there: false, reason: `its receive buffer is full and its kernel has answered no window probe for ${silentFor}: the client is gone` };
+    }
+    return { there: true };
+  };
+}
