@@ -5,7 +5,7 @@ import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
 import { prefixed } from '../prefix-room.js';
 import { decodeClientMessage, encodeBase64Message } from './framing.js';
-import { kernelPeerJudge } from './peer-liveness.js';
+import { kernelPeerJudge, type PeerVerdict } from './peer-liveness.js';
 import { ResizeDecoder, type TerminalSize } from './resize.js';
 import { encodeStatusForChannel, type Status } from './status.js';
 import { CHANNEL, type ProtocolTraits } from './subprotocols.js';
@@ -70,6 +70,13 @@ export interface ChannelOptions {
    * long as the WebSocket server's close timeout, which app.ts sets to the same.
    */
   closeWaitMs?: number;
+  /**
+   * Where the kernel can be asked: how long, at most, a finished session's connection is kept past
+   * closeWaitMs for a client that is there (its kernel answers) while output for it is still on
+   * this side — in the agent or in the kernel's send queue — so that a client that reads it late
+   * (piped into `less`) loses none of it (default closeWaitMs: not past it).
+   */
+  maxCloseWaitMs?: number;
 }
 
 /** Upstream servers copy with 32 KiB buffers; client-go's reader is sized for that. */
@@ -132,19 +139,24 @@ export class WebSocketChannels implements ClientChannels {
       this.#onGone(`connection closed by the client (code ${code})`);
     });
     ws.on('error', (err: Error) => this.#onGone(`connection error: ${err.message}`));
+    // Anything sent at a ping or close check went out at least an interval earlier: a live peer has
+    // long acknowledged it (or anything else in flight) by then, even through a few retransmissions.
+    const checkEveryMs = options.pingIntervalMs ?? options.closeWaitMs ?? CLOSE_WAIT_MS;
+    this.#kernelJudge =
+      options.kernelLiveness === false || !this.#socket
+        ? null
+        : kernelPeerJudge(this.#socket, { inFlightSilenceMs: Math.max(checkEveryMs / 2, MIN_IN_FLIGHT_SILENCE_MS), windowProbeSilenceMs: options.windowProbeSilenceMs });
     if (options.pingIntervalMs) this.#startPinging(options.pingIntervalMs);
   }
+
+  /** What the client's kernel says of it (peer-liveness.ts); null where it cannot be asked. */
+  readonly #kernelJudge: (() => PeerVerdict | null) | null;
 
   #pinger: NodeJS.Timeout | null = null;
 
   #startPinging(intervalMs: number): void {
     const graceMs = this.options.behindWithoutProgressMs ?? BEHIND_WITHOUT_PROGRESS_MS;
-    // The ping before a check went out at least one interval earlier: a live peer has long
-    // acknowledged it (or anything else in flight) by then, even through a few retransmissions.
-    const kernelJudge =
-      this.options.kernelLiveness === false || !this.#socket
-        ? null
-        : kernelPeerJudge(this.#socket, { inFlightSilenceMs: Math.max(intervalMs / 2, MIN_IN_FLIGHT_SILENCE_MS), windowProbeSilenceMs: this.options.windowProbeSilenceMs });
+    const kernelJudge = this.#kernelJudge;
     let answered = true;
     /** Output that had left this process as of the last ping or check, and whether more was waiting then. */
     let takenAtCheck = 0;
@@ -316,22 +328,49 @@ export class WebSocketChannels implements ClientChannels {
     this.ws.resume();
     const payload = encodeStatusForChannel(status, this.traits);
     // Pings stop: a pong waits behind the output still on its way, in the agent or in the kernel.
-    // The close handshake (ws destroys the socket when the client has not answered within the
-    // server's closeTimeout, CLOSE_WAIT_MS) starts once the Status has been handed to the kernel,
-    // everything before it with it; a client whose backlog in the agent (up to the high-water
-    // mark) takes longer than closeWaitMs to leave is taken for gone.
+    // The close handshake starts once the Status has been handed to the kernel, everything before
+    // it with it. A client whose backlog in the agent (up to the high-water mark) has not left
+    // within closeWaitMs, or that has not answered the close within closeWaitMs of it, is taken for
+    // gone and its connection destroyed (ws's own close timer, the server's closeTimeout, does the
+    // latter) — unless its kernel says it is there while output for it is still on this side: a
+    // client that reads late (piped into `less`) would lose that output to the destroyed socket.
+    // Then it waits on, up to maxCloseWaitMs, checking every closeWaitMs.
     this.#stopPinging();
     const backlog = payload !== null && this.ws.bufferedAmount > CLOSE_AT_ONCE_BYTES;
+    const judge = this.#kernelJudge;
+    const closeWaitMs = this.options.closeWaitMs ?? CLOSE_WAIT_MS;
+    const waitUntil = Date.now() + Math.max(closeWaitMs, this.options.maxCloseWaitMs ?? closeWaitMs);
     let deadline: NodeJS.Timeout | undefined;
-    const close = () => {
+    const armDeadline = (ms: number) => {
       clearTimeout(deadline);
-      if (!this.#gone) this.ws.close(1000);
-    };
-    if (backlog) {
-      deadline = setTimeout(() => this.ws.terminate(), this.options.closeWaitMs ?? CLOSE_WAIT_MS);
+      deadline = setTimeout(onDeadline, ms);
       deadline.unref();
-      this.ws.once('close', () => clearTimeout(deadline));
-    }
+    };
+    const onDeadline = () => {
+      const verdict = judge?.();
+      const remainingMs = waitUntil - Date.now();
+      if (verdict?.there && (verdict.holding || this.ws.bufferedAmount > 0) && remainingMs > 0) {
+        armDeadline(Math.min(closeWaitMs, remainingMs));
+        return;
+      }
+      this.ws.terminate();
+    };
+    this.ws.once('close', () => clearTimeout(deadline));
+    const close = () => {
+      if (this.#gone) {
+        clearTimeout(deadline);
+        return;
+      }
+      this.ws.close(1000);
+      if (!judge) {
+        clearTimeout(deadline);
+        return;
+      }
+      // The wait for the client's answer is this one, which asks the kernel first, not ws's.
+      clearTimeout((this.ws as unknown as { _closeTimer?: NodeJS.Timeout })._closeTimer);
+      armDeadline(closeWaitMs);
+    };
+    if (backlog) armDeadline(closeWaitMs);
     if (payload) {
       // One message: client-node parses the first error-channel frame as the whole status.
       const message = this.traits.base64 ? encodeBase64Message(CHANNEL.error, payload) : Buffer.concat([PREFIX[CHANNEL.error]!, payload]);

@@ -48,8 +48,11 @@ export function loadTcpModule(path = DEFAULT_TCP_MODULE_PATH): TcpModule | { una
   return result;
 }
 
-/** What the kernel says of the peer: there (it acknowledges), or gone, and why. */
-export type PeerVerdict = { there: true } | { there: false; reason: string };
+/**
+ * What the kernel says of the peer: there (it acknowledges), with whether output for it is still
+ * in this side's kernel (not sent, or not acknowledged yet); or gone, and why.
+ */
+export type PeerVerdict = { there: true; holding: boolean } | { there: false; reason: string };
 
 export interface SilenceLimits {
   /** Data in flight that the peer has not acknowledged for this long: it is gone (TCP retransmits meanwhile). */
@@ -87,6 +90,6 @@ export function kernelPeerJudge(socket: Socket, limits: SilenceLimits, module = 
     if (info.inFlight === 0 && info.notSent > 0 && info.sinceLastAckMs >= windowProbeSilenceMs) {
       return { there: false, reason: `its receive buffer is full and its kernel has answered no window probe for ${silentFor}: the client is gone` };
     }
-    return { there: true };
+    return { there: true, holding: info.inFlight > 0 || info.notSent > 0 };
   };
 }

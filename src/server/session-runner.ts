@@ -150,7 +150,8 @@ export class BegunSession {
   async run(socket: WebSocket): Promise<void> {
     const { deps, plan, traits } = this;
     const spec = this.#spec;
-    const channels = channelsFor(deps, traits, spec, socket);
+    const idleTimeoutMs = plan.grant.idleTimeoutMs ?? deps.idleTimeoutMs;
+    const channels = channelsFor(deps, traits, spec, socket, idleTimeoutMs);
     // Abandoned already: its connection ended, so nothing reaches the client anyway.
     if (this.#claimed) return refuseOver(channels, 'the session was ended before its stream opened');
     this.#claimed = true;
@@ -163,7 +164,7 @@ export class BegunSession {
         ...(this.started ? { started: this.started } : {}),
         log: this.log,
         ...(plan.initialSize ? { initialSize: plan.initialSize } : {}),
-        idleTimeoutMs: plan.grant.idleTimeoutMs ?? deps.idleTimeoutMs,
+        idleTimeoutMs,
         maxDurationMs: plan.grant.maxDurationMs ?? deps.maxDurationMs,
         stop: this.#stopper.signal,
         progress: this.#progress,
@@ -243,10 +244,22 @@ export class BegunSession {
 /** What a client is told when its session's audit record cannot be written and the audit log fails closed. */
 export const AUDIT_REFUSAL = 'the session was refused: its audit record could not be written';
 
-/** The client's channels over `socket`, for a session of `spec`. */
-function channelsFor(deps: RunnerDeps, traits: ProtocolTraits, spec: Omit<ExecSpec, 'initialSize'>, socket: WebSocket): WebSocketChannels {
+/**
+ * The client's channels over `socket`, for a session of `spec`. After the end, a client that is
+ * there with output still on its way is waited for as long as the session's idle timeout: output
+ * nobody takes for that long ends a session too.
+ */
+function channelsFor(deps: RunnerDeps, traits: ProtocolTraits, spec: Omit<ExecSpec, 'initialSize'>, socket: WebSocket, idleTimeoutMs = deps.idleTimeoutMs): WebSocketChannels {
   const { stdin, stdout, stderr } = spec;
-  return new WebSocketChannels(socket, traits, { stdin, stdout, stderr, highWaterMark: deps.outputHighWaterMark, pingIntervalMs: deps.pingIntervalMs, closeWaitMs: deps.closeWaitMs });
+  return new WebSocketChannels(socket, traits, {
+    stdin,
+    stdout,
+    stderr,
+    highWaterMark: deps.outputHighWaterMark,
+    pingIntervalMs: deps.pingIntervalMs,
+    closeWaitMs: deps.closeWaitMs,
+    maxCloseWaitMs: idleTimeoutMs,
+  });
 }
 
 /** Ends a stream that runs no session with a Failure Status saying why (500). */

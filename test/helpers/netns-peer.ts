@@ -28,8 +28,8 @@ export interface PeerClient {
 export interface NetnsPeer {
   /** This namespace's address on the link: where a server listens for the client. */
   hostAddress: string;
-  /** Starts the client in the namespace, connected to `url`; resolves once it is open. */
-  startClient(url: string, caFile?: string): Promise<PeerClient>;
+  /** Starts the client in the namespace, connected to `url` (with a bearer token, if given); resolves once it is open. */
+  startClient(url: string, caFile?: string, token?: string): Promise<PeerClient>;
   /** Takes the namespace's end of the link down. */
   vanish(): Promise<void>;
   /** Stops the client (by PID), deletes the link and the namespace. */
@@ -59,9 +59,9 @@ export async function startNetnsPeer(): Promise<NetnsPeer> {
   }
   return {
     hostAddress,
-    async startClient(url, caFile) {
+    async startClient(url, caFile, token) {
       const args = ['netns', 'exec', namespace, process.execPath, '--import', 'tsx', resolve(repoRoot, 'test/fixtures/ws-peer.ts'), url, ...(caFile ? [caFile] : [])];
-      const child = spawn('ip', args, { cwd: repoRoot, stdio: ['pipe', 'pipe', 'pipe'] });
+      const child = spawn('ip', args, { cwd: repoRoot, stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...(token ? { EXECLET_TEST_TOKEN: token } : {}) } });
       children.push(child);
       let stderr = '';
       child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));

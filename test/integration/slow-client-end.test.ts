@@ -1,9 +1,12 @@
 // The end of a session whose client has not yet taken its output: the process has exited, its
-// output (held by the kernel's buffers towards the client) and the Status are on their way. A client
-// that takes them late still gets all of it, the Status and a normal close — pings stop at the end,
-// since their pongs would wait behind that output — and one that takes nothing more is closed once
-// the close wait is over, not before. The agent runs in this process, with the close wait shortened
-// to 4 s and pings every second.
+// output (held by the kernel's buffers towards the client, and by the agent) and the Status are on
+// their way. A client that takes them late still gets all of it, the Status and a normal close —
+// pings stop at the end, since their pongs would wait behind that output. One that takes nothing
+// more is waited for past the close wait while its kernel answers and output for it is still on the
+// agent's side (a destroyed connection would lose that output), up to the idle timeout; one whose
+// kernel holds all of it is closed once the close wait is over, and still reads all of it later.
+// The agent runs in this process, with the close wait shortened to 3 s, the idle timeout to 8 s and
+// pings every second.
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import type { Socket } from 'node:net';
@@ -14,9 +17,12 @@ import { useTestDocker, type TestDocker } from '../helpers/docker-daemon.js';
 import { collect, execPath, openExec } from '../helpers/exec-client.js';
 import { startInProcessAgent, type InProcessAgent } from '../helpers/in-process-agent.js';
 
-const CLOSE_WAIT_MS = 4000;
-/** Small enough for the kernel's buffers on loopback to hold whole while the client reads nothing. */
+const CLOSE_WAIT_MS = 3000;
+const IDLE_TIMEOUT_MS = 8000;
+/** More than the client's receive buffer takes while it reads nothing (~128 KiB): the rest waits on the agent's side. */
 const OUTPUT_BYTES = 512 * 1024;
+/** Less than the client's receive buffer: all of it reaches the client's kernel at once. */
+const SMALL_OUTPUT_BYTES = 8 * 1024;
 
 let docker: TestDocker;
 let container: TestContainer;
@@ -25,7 +31,7 @@ let agent: InProcessAgent;
 before(async () => {
   docker = await useTestDocker();
   container = await startContainer(docker, { labels: podLabels('default', 'slow', 'app') });
-  agent = await startInProcessAgent(docker, 'slow', { closeWaitMs: CLOSE_WAIT_MS }, { sessions: { ...defaultSettings().sessions, pingIntervalSeconds: 1 } });
+  agent = await startInProcessAgent(docker, 'slow', { closeWaitMs: CLOSE_WAIT_MS }, { sessions: { ...defaultSettings().sessions, pingIntervalSeconds: 1, idleTimeoutSeconds: IDLE_TIMEOUT_MS / 1000 } });
 });
 
 after(async () => {
@@ -36,10 +42,10 @@ after(async () => {
 
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms)); // a span of time the client stalls, not synchronisation
 
-/** Opens an exec of `head -c OUTPUT_BYTES /dev/zero` whose client reads nothing; the agent's side of its connection, and when that closed. */
-async function stalledExec() {
+/** Opens an exec of `head -c BYTES /dev/zero` whose client reads nothing; the agent's side of its connection, and when that closed. */
+async function stalledExec(bytes = OUTPUT_BYTES) {
   const accepted = once(agent.agent.app.server, 'connection') as Promise<[Socket]>;
-  const ws = await openExec(agent, execPath('default', 'slow', { command: ['head', '-c', String(OUTPUT_BYTES), '/dev/zero'], stdout: true, stderr: true }));
+  const ws = await openExec(agent, execPath('default', 'slow', { command: ['head', '-c', String(bytes), '/dev/zero'], stdout: true, stderr: true }));
   const [agentSide] = await accepted;
   const clientSide = (ws as unknown as { _socket: Socket })._socket;
   clientSide.pause();
@@ -63,15 +69,42 @@ test('a client that takes its output after the process ended, past two ping inte
   assert.equal(r.closeCode, 1000);
 });
 
-test('a client that takes nothing more after the end is closed once the close wait is over, not before', async () => {
+test('a client that takes its output only after the close wait, while its kernel answers, gets all of it, the Status and 1000', async () => {
+  const { ws, clientSide, agentClosedAt } = await stalledExec();
+  const result = collect(ws);
+  // kubectl piped into `less`, the screen full for twice the close wait.
+  const closedMeanwhile = await Promise.race([agentClosedAt.then(() => true), pause(2 * CLOSE_WAIT_MS).then(() => false)]);
+  assert.equal(closedMeanwhile, false, 'the agent kept the connection past the close wait: output for the client was still on its side');
+  clientSide.resume();
+  const r = await result;
+  assert.equal(r.stdout.length, OUTPUT_BYTES);
+  assert.equal(JSON.parse(r.error).status, 'Success');
+  assert.equal(r.closeCode, 1000);
+});
+
+test('a client that takes nothing more after the end, output for it still on the agent’s side, is closed at the idle timeout, not before', async () => {
   const { ws, clientSide, agentClosedAt } = await stalledExec();
   const openedAt = performance.now();
   try {
     const closedAfter = (await agentClosedAt) - openedAt;
-    assert.ok(closedAfter >= CLOSE_WAIT_MS - 200, `closed ${Math.round(closedAfter)} ms after the exec opened: before the close wait was over`);
-    assert.ok(closedAfter < CLOSE_WAIT_MS + 5000, `closed ${Math.round(closedAfter)} ms after the exec opened`);
+    assert.ok(closedAfter >= IDLE_TIMEOUT_MS - 200, `closed ${Math.round(closedAfter)} ms after the exec opened: before the idle timeout`);
+    assert.ok(closedAfter < IDLE_TIMEOUT_MS + 3000, `closed ${Math.round(closedAfter)} ms after the exec opened`);
   } finally {
     clientSide.destroy();
     ws.terminate();
   }
+});
+
+test('a client whose kernel holds all of its output is closed once the close wait is over, and still reads all of it, the Status and 1000', async () => {
+  const { ws, clientSide, agentClosedAt } = await stalledExec(SMALL_OUTPUT_BYTES);
+  const openedAt = performance.now();
+  const result = collect(ws);
+  const closedAfter = (await agentClosedAt) - openedAt;
+  assert.ok(closedAfter >= CLOSE_WAIT_MS - 200, `closed ${Math.round(closedAfter)} ms after the exec opened: before the close wait was over`);
+  assert.ok(closedAfter < CLOSE_WAIT_MS + 3000, `closed ${Math.round(closedAfter)} ms after the exec opened: waited on though nothing was left on its side`);
+  clientSide.resume();
+  const r = await result;
+  assert.equal(r.stdout.length, SMALL_OUTPUT_BYTES);
+  assert.equal(JSON.parse(r.error).status, 'Success');
+  assert.equal(r.closeCode, 1000);
 });

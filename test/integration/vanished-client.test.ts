@@ -2,27 +2,36 @@
 // down; no FIN, no reset) is dropped once its kernel stops answering — while output flows to it
 // (what it has not acknowledged), and while its receive buffer is full and the process reads no
 // stdin, where no pong could come from a client that is there either (its window probes go
-// unanswered). Over plain TCP and over TLS as the agent serves it.
+// unanswered), and after the end, with output still on its way to it. Over plain TCP and over TLS
+// as the agent serves it; and through the agent, whose session then ends and its process with it.
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
+import { describe, it, test } from 'node:test';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { createCertificateAuthority, createServingCertificate } from '../../src/auth/self-signed.js';
+import { defaultSettings } from '../../src/config/settings.js';
+import { metrics } from '../../src/metrics.js';
 import { WebSocketChannels } from '../../src/protocol/channel-connection.js';
+import { successStatus } from '../../src/protocol/status.js';
 import { protocolTraits } from '../../src/protocol/subprotocols.js';
+import { podLabels, startContainer, type TestContainer } from '../helpers/containers.js';
+import { useTestDocker } from '../helpers/docker-daemon.js';
+import { execPath } from '../helpers/exec-client.js';
 import { watchGone } from '../helpers/gone-watch.js';
+import { startInProcessAgent, type InProcessAgent } from '../helpers/in-process-agent.js';
 import { startNetnsPeer, type NetnsPeer, type PeerClient } from '../helpers/netns-peer.js';
+import { pidsWithCommandLine, waitUntil } from '../helpers/proc-scan.js';
 
 const ca = createCertificateAuthority('vanished-client test CA');
 
 /** A machine of its own for each test, a server listening for it there, and channels over the connection. */
 async function withVanishingClient(
   transport: 'tcp' | 'tls',
-  options: { windowProbeSilenceMs?: number; stdin?: boolean },
+  options: { windowProbeSilenceMs?: number; stdin?: boolean; closeWaitMs?: number; maxCloseWaitMs?: number },
   body: (session: { peer: NetnsPeer; client: PeerClient; serverSide: WebSocket; channels: WebSocketChannels; goneNow: Promise<number>; reason: () => string }) => Promise<void>,
 ): Promise<void> {
   const peer = await startNetnsPeer();
@@ -54,6 +63,7 @@ async function withVanishingClient(
       highWaterMark: 1 << 20,
       pingIntervalMs: 200,
       ...(options.windowProbeSilenceMs ? { windowProbeSilenceMs: options.windowProbeSilenceMs } : {}),
+      ...(options.closeWaitMs ? { closeWaitMs: options.closeWaitMs, maxCloseWaitMs: options.maxCloseWaitMs } : {}),
     });
     await body({ peer, client, serverSide, channels, ...watchGone(channels) });
   } finally {
@@ -106,5 +116,50 @@ for (const transport of ['tcp', 'tls'] as const) {
         assert.match(reason(), /^its receive buffer is full and its kernel has answered no window probe for [1-5] s: the client is gone$/);
       });
     });
+
+    it('after the end, a client that stopped reading, then vanished, is closed once its window probes go unanswered, not at the longest wait', async () => {
+      await withVanishingClient(transport, { windowProbeSilenceMs: 1500, closeWaitMs: 500, maxCloseWaitMs: 60_000 }, async ({ peer, client, serverSide, channels }) => {
+        await client.command('pause');
+        const chunk = Buffer.alloc(64 * 1024, 0x61);
+        for (let sent = 0; sent < 16 * 1024 * 1024; sent += chunk.length) channels.write('stdout', chunk);
+        channels.finish(successStatus());
+        const serverClosed = once(serverSide, 'close').then(() => 'closed' as const);
+        const wait = (ms: number) => new Promise<'open'>((resolve) => setTimeout(() => resolve('open'), ms).unref());
+        assert.equal(await Promise.race([serverClosed, wait(1500)]), 'open', 'waited on past the close wait while the client is there');
+        await peer.vanish();
+        assert.equal(await Promise.race([serverClosed, wait(6000)]), 'closed', 'closed within 6 s of vanishing');
+      });
+    });
   });
 }
+
+describe('through the agent', () => {
+  test('a client whose machine vanishes mid-session is dropped within seconds, its process ended, the session counted as a disconnect', async () => {
+    const docker = await useTestDocker();
+    const peer = await startNetnsPeer();
+    let container: TestContainer | undefined;
+    let agent: InProcessAgent | undefined;
+    const dir = mkdtempSync(join(tmpdir(), 'execlet-vanished-'));
+    try {
+      container = await startContainer(docker, { labels: podLabels('default', 'vanish', 'app') });
+      // The agent listens on the link to the client's namespace, with its own certificate for that address.
+      agent = await startInProcessAgent(docker, 'vanish', {}, { listen: `${peer.hostAddress}:0`, insecureSelfSignedOnNetwork: true, sessions: { ...defaultSettings().sessions, pingIntervalSeconds: 1 } });
+      const caFile = join(dir, 'ca.pem');
+      writeFileSync(caFile, agent.caPem);
+      const path = execPath('default', 'vanish', { command: ['sleep', '6500002'], container: 'app', stdout: true });
+      await peer.startClient(`wss://${peer.hostAddress}:${agent.port}${path}`, caFile, agent.token);
+      await waitUntil(() => pidsWithCommandLine('sleep 6500002').length === 1, 10_000, 'the session to run');
+      await peer.vanish();
+      // Pings every second: the next one goes unacknowledged, and a second later the client is gone.
+      await waitUntil(() => pidsWithCommandLine('sleep 6500002').length === 0, 8_000, 'the process of the vanished client to be ended');
+      const disconnects = async () => (await metrics.sessionsEnded.get()).values.find((v) => v.labels.outcome === 'disconnect')?.value ?? 0;
+      await waitUntil(async () => (await disconnects()) >= 1, 5_000, 'the session to be counted as a disconnect');
+    } finally {
+      await agent?.close();
+      await container?.remove();
+      await peer.stop();
+      await docker.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -99,6 +99,40 @@ for (const transport of ['tcp', 'tls'] as const) {
       assert.equal(JSON.parse(received.status).status, 'Success');
     });
 
+    it('after the end, a client that reads nothing past the close wait is waited for while output for it is still on this side, and then gets all of it and 1000', async () => {
+      const { serverSide, clientSocket, received, closed } = await connectClient();
+      clientSocket.pause();
+      const channels = new WebSocketChannels(serverSide, protocolTraits('v5.channel.k8s.io'), { stdin: false, stdout: true, stderr: false, highWaterMark: 1 << 20, closeWaitMs: 300, maxCloseWaitMs: 20_000 });
+      channels.attach({ stdin: () => undefined, stdinEnd: () => undefined, resize: () => undefined, clientGone: () => undefined });
+      const total = 16 * 1024 * 1024;
+      const chunk = Buffer.alloc(64 * 1024, 0x61);
+      for (let sent = 0; sent < total; sent += chunk.length) channels.write('stdout', chunk);
+      channels.finish(successStatus());
+      const serverClosed = once(serverSide, 'close').then(() => true);
+      // Five close waits.
+      assert.equal(await Promise.race([serverClosed, new Promise((resolve) => setTimeout(() => resolve(false), 1500))]), false, 'still open: the client is there and its output is not all sent');
+      clientSocket.resume();
+      const [code] = await closed;
+      assert.equal(code, 1000);
+      assert.equal(received.stdoutBytes, total);
+      assert.equal(JSON.parse(received.status).status, 'Success');
+    });
+
+    it('after the end, where the kernel is not asked, a client that reads nothing is closed at the close wait', async () => {
+      const { serverSide, clientSocket } = await connectClient();
+      clientSocket.pause();
+      const channels = new WebSocketChannels(serverSide, protocolTraits('v5.channel.k8s.io'), { stdin: false, stdout: true, stderr: false, highWaterMark: 1 << 20, closeWaitMs: 300, maxCloseWaitMs: 20_000, kernelLiveness: false });
+      channels.attach({ stdin: () => undefined, stdinEnd: () => undefined, resize: () => undefined, clientGone: () => undefined });
+      const chunk = Buffer.alloc(64 * 1024, 0x61);
+      for (let sent = 0; sent < 16 * 1024 * 1024; sent += chunk.length) channels.write('stdout', chunk);
+      const finishedAt = Date.now();
+      channels.finish(successStatus());
+      await once(serverSide, 'close');
+      const closedAfter = Date.now() - finishedAt;
+      assert.ok(closedAfter >= 250 && closedAfter < 1500, `closed ${closedAfter} ms after the end`);
+      clientSocket.destroy();
+    });
+
     it('a client that reads a backlog slowly is not taken for gone while its pongs wait behind it', async () => {
       const { serverSide, clientSocket, received, closed } = await connectClient();
       // A slow reader: a few milliseconds of reading every 40 ms.

@@ -34,14 +34,14 @@ describe('kernelPeerJudge', () => {
     assert.deepEqual(judge!(), { there: false, reason: 'its kernel has acknowledged nothing sent to it for 12 s: the client is gone' });
   });
 
-  it('data in flight, acknowledged within the limit: there', () => {
+  it('data in flight, acknowledged within the limit: there, with output still on this side', () => {
     const { judge } = judgeOf([quiet, { ...quiet, inFlight: 3, sinceLastAckMs: 9_999 }]);
-    assert.deepEqual(judge!(), { there: true });
+    assert.deepEqual(judge!(), { there: true, holding: true });
   });
 
   it('a full window (nothing in flight, output held back) answering its probes within 150 s: there — the kernel probes at least every 120 s', () => {
     const { judge } = judgeOf([quiet, { ...quiet, notSent: 4_000_000, sinceLastAckMs: 121_000 }]);
-    assert.deepEqual(judge!(), { there: true });
+    assert.deepEqual(judge!(), { there: true, holding: true });
   });
 
   it('a full window whose probes went unanswered for 150 s: gone', () => {
@@ -55,9 +55,9 @@ describe('kernelPeerJudge', () => {
     assert.equal(judge!()?.there, false);
   });
 
-  it('everything acknowledged, however long ago: there (a client that reads nothing but whose kernel took the ping)', () => {
+  it('everything acknowledged, however long ago: there (a client that reads nothing but whose kernel took the ping), nothing held on this side', () => {
     const { judge } = judgeOf([quiet, { ...quiet, sinceLastAckMs: 3_600_000 }]);
-    assert.deepEqual(judge!(), { there: true });
+    assert.deepEqual(judge!(), { there: true, holding: false });
   });
 
   it('asks about the socket’s own fd, read anew each time, and answers null once the socket is destroyed', () => {
@@ -94,7 +94,7 @@ describe('kernelPeerJudge', () => {
     try {
       const judge = kernelPeerJudge(serverSide, { inFlightSilenceMs: 1000 });
       assert.ok(judge, 'a TCP connection can be judged');
-      assert.deepEqual(judge(), { there: true });
+      assert.deepEqual(judge(), { there: true, holding: false });
       serverSide.destroy();
       assert.equal(judge(), null, 'not once it is destroyed');
     } finally {
