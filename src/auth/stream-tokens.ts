@@ -17,8 +17,16 @@ const DEFAULT_MAX_OUTSTANDING = 1000;
 const TOKEN_BYTES = 32;
 
 export class TooManyStreamTokens extends Error {
-  constructor(readonly limit: number) {
-    super(`too many outstanding stream tokens: the limit of ${limit} unexpired tokens is reached`);
+  /** `owner`: the owner's share is used up; `all`: the cache's limit is reached. */
+  constructor(
+    readonly limit: number,
+    readonly scope: 'owner' | 'all' = 'all',
+  ) {
+    super(
+      scope === 'owner'
+        ? `too many outstanding stream tokens for one owner: its share of ${limit} unexpired tokens is used up`
+        : `too many outstanding stream tokens: the limit of ${limit} unexpired tokens is reached`,
+    );
     this.name = 'TooManyStreamTokens';
   }
 }
@@ -26,6 +34,8 @@ export class TooManyStreamTokens extends Error {
 interface StreamTokenEntry<T> {
   value: T;
   expiresAt: number;
+  /** Whose token it is (a user), for its share of the limit. */
+  owner: string | undefined;
 }
 
 function tokenDigest(token: string): string {
@@ -35,35 +45,46 @@ function tokenDigest(token: string): string {
 export class StreamTokenCache<T> {
   readonly #ttlMs: number;
   readonly #maxOutstanding: number;
+  readonly #maxPerOwner: number;
   readonly #clock: Clock;
   /** SHA-256 hex of the token → entry. Never holds the token itself. */
   readonly #entries = new Map<string, StreamTokenEntry<T>>();
 
-  constructor(options: { ttlMs?: number; maxOutstanding?: number; clock?: Clock } = {}) {
+  /**
+   * `maxPerOwner`: unexpired tokens one owner may hold at most (default: no share), so that one
+   * user cannot take every token there is and lock the others out of opening streams.
+   */
+  constructor(options: { ttlMs?: number; maxOutstanding?: number; maxPerOwner?: number; clock?: Clock } = {}) {
     const ttlMs = options.ttlMs ?? DEFAULT_TTL_MS;
     const maxOutstanding = options.maxOutstanding ?? DEFAULT_MAX_OUTSTANDING;
+    const maxPerOwner = options.maxPerOwner ?? Infinity;
+    if (maxPerOwner !== Infinity && (!Number.isInteger(maxPerOwner) || maxPerOwner < 1)) {
+      throw new RangeError(`stream token maxPerOwner must be a positive integer, got ${maxPerOwner}`);
+    }
     if (!Number.isFinite(ttlMs) || ttlMs <= 0) throw new RangeError(`stream token ttlMs must be a positive number of milliseconds, got ${ttlMs}`);
     if (!Number.isInteger(maxOutstanding) || maxOutstanding < 1) {
       throw new RangeError(`stream token maxOutstanding must be a positive integer, got ${maxOutstanding}`);
     }
     this.#ttlMs = ttlMs;
     this.#maxOutstanding = maxOutstanding;
+    this.#maxPerOwner = maxPerOwner;
     this.#clock = options.clock ?? systemClock;
   }
 
   /**
    * Stores `value` under a fresh random token and returns the token (32 random bytes, base64url
    * without padding: 43 characters of [A-Za-z0-9_-]) and its expiry time in ms on the cache's clock.
-   * Expired entries are swept first; throws TooManyStreamTokens when `maxOutstanding` unexpired
-   * tokens are already held.
+   * Expired entries are swept first; throws TooManyStreamTokens when `owner` already holds its
+   * share (`maxPerOwner`) of unexpired tokens, or when `maxOutstanding` are held in all.
    */
-  issue(value: T): { token: string; expiresAt: number } {
+  issue(value: T, owner?: string): { token: string; expiresAt: number } {
     const now = this.#clock.now();
-    this.#sweep(now);
+    const owned = this.#sweep(now, owner);
+    if (owned >= this.#maxPerOwner) throw new TooManyStreamTokens(this.#maxPerOwner, 'owner');
     if (this.#entries.size >= this.#maxOutstanding) throw new TooManyStreamTokens(this.#maxOutstanding);
     const token = randomBytes(TOKEN_BYTES).toString('base64url');
     const expiresAt = now + this.#ttlMs;
-    this.#entries.set(tokenDigest(token), { value, expiresAt });
+    this.#entries.set(tokenDigest(token), { value, expiresAt, owner });
     return { token, expiresAt };
   }
 
@@ -89,10 +110,16 @@ export class StreamTokenCache<T> {
   }
 
   /**
-   * Drops every expired entry. The whole map is scanned (it is at most `maxOutstanding` long) rather
-   * than stopping at the first live entry, so a wall clock that steps backwards cannot strand entries.
+   * Drops every expired entry, and returns how many of the rest `owner` holds (0 without one). The
+   * whole map is scanned (it is at most `maxOutstanding` long) rather than stopping at the first
+   * live entry, so a wall clock that steps backwards cannot strand entries.
    */
-  #sweep(now: number): void {
-    for (const [key, entry] of this.#entries) if (now >= entry.expiresAt) this.#entries.delete(key);
+  #sweep(now: number, owner?: string): number {
+    let owned = 0;
+    for (const [key, entry] of this.#entries) {
+      if (now >= entry.expiresAt) this.#entries.delete(key);
+      else if (owner !== undefined && entry.owner === owner) owned++;
+    }
+    return owned;
   }
 }

@@ -163,7 +163,8 @@ export async function startAgent(settings: Settings, overrides: AgentOverrides =
     authenticator: new Authenticator({ localToken: credentials.token, tokenFile, clientCertificates: Boolean(clientCA) }),
     authorizer,
     audit,
-    streamTokens: new StreamTokenCache<StreamGrant>(overrides.clock ? { clock: overrides.clock } : {}),
+    // A user holds at most as many stream URLs as it may have sessions: more could not all be opened.
+    streamTokens: new StreamTokenCache<StreamGrant>({ maxPerOwner: settings.sessions.maxPerUser, ...(overrides.clock ? { clock: overrides.clock } : {}) }),
     registry,
     docker,
     nsenter,

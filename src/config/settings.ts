@@ -218,7 +218,7 @@ export const SETTINGS: readonly SettingDescriptor[] = [
     kind: 'integer',
     help: "open client connections at most (each session is one): at the cap the oldest that is no authenticated caller's (no request of theirs in flight, no session) makes room, and only when every other is one is a new one closed at once; must be above --max-sessions (left unset, it follows a --max-sessions raised past it, + 1024)",
   },
-  { path: 'sessions.maxPerUser', flag: '--max-sessions-per-user', env: 'EXECLET_MAX_SESSIONS_PER_USER', kind: 'integer', help: 'live sessions per user at most (429 beyond)' },
+  { path: 'sessions.maxPerUser', flag: '--max-sessions-per-user', env: 'EXECLET_MAX_SESSIONS_PER_USER', kind: 'integer', help: 'live sessions per user at most, and stream URLs not yet opened (429 beyond)' },
   {
     path: 'sessions.ratePerUserPerMinute',
     flag: '--session-rate-per-minute',

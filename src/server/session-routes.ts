@@ -135,12 +135,18 @@ export function registerSessionRoutes(app: FastifyInstance, deps: SessionRouteDe
         spec: { place: target.place, command: body.command, tty: body.tty, stdin: body.stdin, stdout: body.stdout, stderr },
         ...(body.size ? { initialSize: body.size } : {}),
       };
-      const { token, expiresAt } = deps.streamTokens.issue({ id, plan });
+      const { token, expiresAt } = deps.streamTokens.issue({ id, plan }, identity.user);
       request.log.info({ streamId: id, user: identity.user, mode: target.mode }, 'stream URL issued');
       return reply.code(201).send({ id, url: streamUrl(request, token), expiresAt: new Date(expiresAt).toISOString() });
     } catch (err) {
       if (err instanceof AccessDenied) return sendStatus(reply, err.code, err.message, err.reason);
-      if (err instanceof TooManyStreamTokens) return refuse(429, 'TooManyRequests', 'too many stream URLs are outstanding; try again in a minute');
+      if (err instanceof TooManyStreamTokens) {
+        const message =
+          err.scope === 'owner'
+            ? `user "${identity.user}" already holds ${err.limit} stream URLs not yet opened, the limit (--max-sessions-per-user); open them or let them expire (1 minute)`
+            : 'too many stream URLs are outstanding; try again in a minute';
+        return refuse(429, 'TooManyRequests', message);
+      }
       if (err instanceof TargetError) return refuse(err.code, err.reason, err.message);
       throw err;
     }

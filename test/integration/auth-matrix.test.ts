@@ -23,6 +23,8 @@ import { runCommand } from '../helpers/run-command.js';
 
 const KUBECTL = '/usr/lib/google-cloud-sdk/bin/kubectl.1.32';
 const TOKENS = { alice: 'alice-token-0123456789abcdef', bob: 'bob-token-0123456789abcdef', carol: 'carol-token-0123456789abcdef' };
+/** Ten more users of team-a, to fill the agent's 1000 outstanding stream URLs at 100 (each one's share) apiece. */
+const FILLERS = Array.from({ length: 10 }, (_, i) => ({ user: `filler-${i}`, token: `filler-${i}-token-0123456789abcdef` }));
 const POLICY = `
 rules:
   - name: team-a
@@ -59,7 +61,8 @@ before(async () => {
   clientCA = createCertificateAuthority('test-client-ca');
   foreignCA = createCertificateAuthority('someone-elses-ca');
   writeFileSync(join(dir, 'client-ca.crt'), clientCA.certPem);
-  writeFileSync(join(dir, 'tokens'), `# test users\n${TOKENS.alice} alice team-a\n${TOKENS.bob} bob team-b\n${TOKENS.carol} carol admins,team-a\n`);
+  const fillers = FILLERS.map((f) => `${f.token} ${f.user} team-a\n`).join('');
+  writeFileSync(join(dir, 'tokens'), `# test users\n${TOKENS.alice} alice team-a\n${TOKENS.bob} bob team-b\n${TOKENS.carol} carol admins,team-a\n${fillers}`);
   writeFileSync(join(dir, 'policy.yaml'), POLICY);
   teamA = await startContainer(docker, { labels: podLabels('team-a', 'web', 'app') });
   teamB = await startContainer(docker, { labels: podLabels('team-b', 'api', 'main') });
@@ -480,15 +483,28 @@ describe('single-use stream URLs', () => {
     await secondSessionRefusedAfterReload('3100004', alices('[{ namespace: team-a }]'), alices('[{ namespace: team-a }, { namespace: team-b }]'));
   });
 
-  test('the 1001st outstanding URL: 429', async () => {
+  test("a user's 101st outstanding URL (its share: --max-sessions-per-user) is refused with 429 naming it; another user's is not", async () => {
     now += 120_000; // let earlier URLs expire
-    for (let i = 0; i < 1000; i++) {
-      const ok = await issue(TOKENS.alice);
-      assert.equal(ok.status, 201, `URL ${i + 1}`);
+    for (let i = 0; i < 100; i++) assert.equal((await issue(TOKENS.alice)).status, 201, `URL ${i + 1}`);
+    const refused = await issue(TOKENS.alice);
+    assert.equal(refused.status, 429);
+    assert.equal(refused.body.reason, 'TooManyRequests');
+    assert.match(refused.body.message ?? '', /^user "alice" already holds 100 stream URLs not yet opened, the limit \(--max-sessions-per-user\)/);
+    assert.equal(auditRecords().at(-1)?.code, 429, 'the refusal is audited');
+    assert.equal((await issue(TOKENS.carol)).status, 201, 'another user is not locked out');
+    now += 61_000;
+    assert.equal((await issue(TOKENS.alice)).status, 201, 'expired URLs make room again');
+  });
+
+  test('the 1001st outstanding URL: 429', async () => {
+    now += 120_000;
+    for (const filler of FILLERS) {
+      for (let i = 0; i < 100; i++) assert.equal((await issue(filler.token)).status, 201, `${filler.user}'s URL ${i + 1}`);
     }
     const refused = await issue(TOKENS.alice);
     assert.equal(refused.status, 429);
     assert.equal(refused.body.reason, 'TooManyRequests');
+    assert.equal(refused.body.message, 'too many stream URLs are outstanding; try again in a minute');
     assert.equal(auditRecords().at(-1)?.code, 429, 'the refusal is audited');
     now += 61_000;
     assert.equal((await issue(TOKENS.alice)).status, 201, 'expired URLs make room again');

@@ -1,5 +1,6 @@
 // Unit tests for single-use stream tokens (src/auth/stream-tokens.ts): single use, expiry on a fake
-// clock, the outstanding-token limit and its release on expiry, unknown tokens, and the token format.
+// clock, the outstanding-token limit and each owner's share of it, their release on expiry, unknown
+// tokens, and the token format.
 
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -93,6 +94,34 @@ describe('StreamTokenCache', () => {
     assert.equal(cache.take(fresh.token), 3);
   });
 
+  it("an owner's share: its tokens beyond it are refused, another owner's and an owner-less one are not; taken or expired ones free it", () => {
+    const clock = new FakeClock();
+    const cache = new StreamTokenCache<number>({ ttlMs: 1_000, maxPerOwner: 2, clock });
+    const first = cache.issue(1, 'alice');
+    cache.issue(2, 'alice');
+    assert.throws(() => cache.issue(3, 'alice'), (err: unknown) => {
+      assert.ok(err instanceof TooManyStreamTokens);
+      assert.equal(err.scope, 'owner');
+      assert.equal(err.limit, 2);
+      return true;
+    });
+    assert.doesNotThrow(() => cache.issue(4, 'bob'));
+    assert.doesNotThrow(() => cache.issue(5));
+    cache.take(first.token);
+    assert.doesNotThrow(() => cache.issue(6, 'alice'), 'a taken token frees its place in the share');
+    assert.throws(() => cache.issue(7, 'alice'), TooManyStreamTokens);
+    clock.advance(1_000);
+    assert.doesNotThrow(() => cache.issue(8, 'alice'), 'so do expired ones');
+  });
+
+  it('the limit of all tokens still holds across owners, with its own scope', () => {
+    const cache = new StreamTokenCache<number>({ maxOutstanding: 3, maxPerOwner: 2, clock: new FakeClock() });
+    cache.issue(1, 'alice');
+    cache.issue(2, 'alice');
+    cache.issue(3, 'bob');
+    assert.throws(() => cache.issue(4, 'carol'), (err: unknown) => err instanceof TooManyStreamTokens && err.scope === 'all' && err.limit === 3);
+  });
+
   it('unknown, empty and non-string tokens give null', () => {
     const cache = new StreamTokenCache<number>();
     const { token } = cache.issue(1);
@@ -140,6 +169,7 @@ describe('StreamTokenCache', () => {
     assert.throws(() => new StreamTokenCache({ ttlMs: Number.NaN }), RangeError);
     assert.throws(() => new StreamTokenCache({ maxOutstanding: 0 }), RangeError);
     assert.throws(() => new StreamTokenCache({ maxOutstanding: 1.5 }), RangeError);
+    assert.throws(() => new StreamTokenCache({ maxPerOwner: 0 }), RangeError);
   });
 
   it('systemClock follows Date.now', () => {
