@@ -9,11 +9,12 @@
  * the agent's kernel sends while the peer's receive buffer is full; a vanished one answers
  * nothing.
  *
- *   tcpInfo(fd) -> { state, inFlight, notSent, sinceLastAckMs }
+ *   tcpInfo(fd) -> { state, inFlight, notSent, sinceLastAckMs, probes }
  *
  * From getsockopt(TCP_INFO): the connection's TCP state (TCP_ESTABLISHED is 1), the segments sent
  * and not yet acknowledged, the bytes queued in the kernel and not yet sent (held back by the
- * peer's window), and the milliseconds since the last acknowledgement came from the peer. Throws
+ * peer's window), the milliseconds since the last acknowledgement came from the peer, and the
+ * window probes sent since then (every acknowledgement resets the count). Throws
  * an Error with `errno` where the fd is not a TCP socket (EOPNOTSUPP for a unix socket).
  * tcpi_notsent_bytes needs Linux 4.6; an older kernel's shorter answer is refused (EPROTO).
  */
@@ -53,6 +54,7 @@ static napi_value tcp_info(napi_env env, napi_callback_info info) {
 	set_uint(env, result, "inFlight", tcp.tcpi_unacked);
 	set_uint(env, result, "notSent", tcp.tcpi_notsent_bytes);
 	set_uint(env, result, "sinceLastAckMs", tcp.tcpi_last_ack_recv);
+	set_uint(env, result, "probes", tcp.tcpi_probes);
 	return result;
 }
 

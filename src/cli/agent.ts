@@ -237,7 +237,11 @@ export async function startAgent(settings: Settings, overrides: AgentOverrides =
   let stopWatchingTls: (() => void) | null = null;
   let renewal: NodeJS.Timeout | null = null;
   let revokeAfterTokenChange: NodeJS.Timeout | undefined;
-  const close = async () => {
+  /**
+   * Stops serving. A finished session's connection still delivering its output to its client (or
+   * waiting for a client that is there to take it, channel-connection.ts) gets `deliverForMs`.
+   */
+  const close = async (deliverForMs = FORCE_CLOSE_AFTER_MS) => {
     draining = true; // requests that still come (kept-alive connections) get a Status 503
     if (renewal) clearInterval(renewal);
     clearTimeout(revokeAfterTokenChange);
@@ -248,10 +252,15 @@ export async function startAgent(settings: Settings, overrides: AgentOverrides =
     // as idle to Node.js and would hold the close (and SIGTERM) for as long as the peer likes. What
     // is still open after a moment — a request still in flight gets that long — is closed.
     const forceClose = setTimeout(() => app.server.closeAllConnections(), FORCE_CLOSE_AFTER_MS);
+    // Upgraded connections are no longer the HTTP server's to close, and fastify waits for them.
+    const endDeliveries = setTimeout(() => {
+      for (const client of app.websocketServer.clients) client.terminate();
+    }, deliverForMs);
     try {
       await app.close();
     } finally {
       clearTimeout(forceClose);
+      clearTimeout(endDeliveries);
       nsenter.close(); // its standby would hold the event loop
     }
     docker.close();
@@ -372,7 +381,8 @@ export async function startAgent(settings: Settings, overrides: AgentOverrides =
       const ended = await registry.endAll('the agent is shutting down', graceMs);
       if (!ended) app.log.warn({ sessions: registry.size }, 'sessions still running at the end of the shutdown grace');
       app.log.info({ ms: Date.now() - started }, 'sessions ended');
-      await close();
+      // What is left of the grace goes to delivering the sessions' last output.
+      await close(Math.max(FORCE_CLOSE_AFTER_MS, graceMs - (Date.now() - started)));
     },
     close,
   };

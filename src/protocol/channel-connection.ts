@@ -5,7 +5,7 @@ import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
 import { prefixed } from '../prefix-room.js';
 import { decodeClientMessage, encodeBase64Message } from './framing.js';
-import { kernelPeerJudge, type PeerVerdict } from './peer-liveness.js';
+import { kernelPeerJudge, type PeerJudge } from './peer-liveness.js';
 import { ResizeDecoder, type TerminalSize } from './resize.js';
 import { encodeStatusForChannel, type Status } from './status.js';
 import { CHANNEL, type ProtocolTraits } from './subprotocols.js';
@@ -66,8 +66,9 @@ export interface ChannelOptions {
   behindWithoutProgressMs?: number;
   /**
    * How long a finished session's backlog (output still queued in the agent) may take to leave
-   * before the connection is closed (default CLOSE_WAIT_MS). The close handshake after it waits as
-   * long as the WebSocket server's close timeout, which app.ts sets to the same.
+   * before the connection is closed (default CLOSE_WAIT_MS), and the close handshake after it (the
+   * WebSocket server's close timeout, which app.ts sets to the same, where the kernel cannot be
+   * asked); longer for a client that is there, up to maxCloseWaitMs.
    */
   closeWaitMs?: number;
   /**
@@ -85,14 +86,15 @@ const PREFIX = [Buffer.from([0]), Buffer.from([1]), Buffer.from([2]), Buffer.fro
 /**
  * How long a finished session's client is given to take what is still on its way to it and answer
  * the close (pings stop at the end: its pongs would wait behind that output); then the connection
- * is closed as the client is gone. The WebSocket server's close timeout too (app.ts): ws's default
- * of 30 s destroyed the connection of a slow client still reading the kernel's buffers, and the
- * reset that its next ping then met threw away the output's tail and the Status.
+ * is closed as the client is gone — unless its kernel says it is there while output for it is
+ * still on the agent's side (finish()). The WebSocket server's close timeout too (app.ts): ws's
+ * default of 30 s destroyed the connection of a slow client still reading the kernel's buffers,
+ * and the reset that its next ping then met threw away the output's tail and the Status.
  */
 export const CLOSE_WAIT_MS = 120_000;
 /**
- * How long a client with output queued for it may take none of it before it is taken for gone.
- * Output leaves in whole writes, as the kernel makes room (after a good part of its send buffer has
+ * Where the kernel cannot be asked: how long a client with output queued for it may take none of
+ * it before it is taken for gone. Output leaves in whole writes, as the kernel makes room (after a good part of its send buffer has
  * drained), so a slow client's progress shows only now and then; and a vanished peer with output
  * queued for it is otherwise noticed only when TCP gives up retransmitting (~15 minutes).
  */
@@ -139,18 +141,21 @@ export class WebSocketChannels implements ClientChannels {
       this.#onGone(`connection closed by the client (code ${code})`);
     });
     ws.on('error', (err: Error) => this.#onGone(`connection error: ${err.message}`));
-    // Anything sent at a ping or close check went out at least an interval earlier: a live peer has
-    // long acknowledged it (or anything else in flight) by then, even through a few retransmissions.
+    // What was sent at a ping or a close check is judged an interval later: a live peer has long
+    // acknowledged it by then, even through a few retransmissions.
     const checkEveryMs = options.pingIntervalMs ?? options.closeWaitMs ?? CLOSE_WAIT_MS;
+    this.#inFlightSilenceMs = Math.max(checkEveryMs / 2, MIN_IN_FLIGHT_SILENCE_MS);
     this.#kernelJudge =
       options.kernelLiveness === false || !this.#socket
         ? null
-        : kernelPeerJudge(this.#socket, { inFlightSilenceMs: Math.max(checkEveryMs / 2, MIN_IN_FLIGHT_SILENCE_MS), windowProbeSilenceMs: options.windowProbeSilenceMs });
+        : kernelPeerJudge(this.#socket, { inFlightSilenceMs: this.#inFlightSilenceMs, windowProbeSilenceMs: options.windowProbeSilenceMs });
     if (options.pingIntervalMs) this.#startPinging(options.pingIntervalMs);
   }
 
   /** What the client's kernel says of it (peer-liveness.ts); null where it cannot be asked. */
-  readonly #kernelJudge: (() => PeerVerdict | null) | null;
+  readonly #kernelJudge: PeerJudge | null;
+  /** Data in flight with nothing acknowledged since a ping sent this long ago: the client is gone. */
+  readonly #inFlightSilenceMs: number;
 
   #pinger: NodeJS.Timeout | null = null;
 
@@ -158,6 +163,21 @@ export class WebSocketChannels implements ClientChannels {
     const graceMs = this.options.behindWithoutProgressMs ?? BEHIND_WITHOUT_PROGRESS_MS;
     const kernelJudge = this.#kernelJudge;
     let answered = true;
+    // When the last pings were sent, newest last: the kernel is asked whether anything was
+    // acknowledged since the newest one sent at least #inFlightSilenceMs ago (pinged on every
+    // interval, a client that is there has acknowledged it long since, whether or not it reads).
+    const pingTimes: number[] = [];
+    const keepPings = Math.ceil(this.#inFlightSilenceMs / intervalMs) + 2;
+    const ping = () => {
+      pingTimes.push(Date.now());
+      if (pingTimes.length > keepPings) pingTimes.shift();
+      this.ws.ping();
+    };
+    const pingedLongEnoughAgo = (): number | null => {
+      const before = Date.now() - this.#inFlightSilenceMs;
+      for (let i = pingTimes.length - 1; i >= 0; i--) if (pingTimes[i]! <= before) return pingTimes[i]!;
+      return null;
+    };
     /** Output that had left this process as of the last ping or check, and whether more was waiting then. */
     let takenAtCheck = 0;
     let waitingAtCheck = false;
@@ -172,7 +192,7 @@ export class WebSocketChannels implements ClientChannels {
       // the client's kernel says whether it is there. A client that stopped reading is: it is
       // pinged again, so that there is always something recent for its kernel to acknowledge.
       if (kernelJudge && (!answered || this.#inputPaused)) {
-        const verdict = kernelJudge();
+        const verdict = kernelJudge(pingedLongEnoughAgo());
         if (verdict?.there === false) {
           this.#stopPinging();
           this.#onGone(verdict.reason);
@@ -180,7 +200,7 @@ export class WebSocketChannels implements ClientChannels {
           return;
         }
         if (verdict) {
-          this.ws.ping();
+          ping();
           return;
         }
       }
@@ -191,7 +211,7 @@ export class WebSocketChannels implements ClientChannels {
       // error), which is not read either.
       if (this.#inputPaused) {
         answered = true;
-        this.ws.ping();
+        ping();
         return;
       }
       if (!answered) {
@@ -227,7 +247,7 @@ export class WebSocketChannels implements ClientChannels {
       takenAtCheck = this.#bytesTakenByClient();
       waitingAtCheck = this.#outputWaiting();
       const sentBefore = this.#socket?.bytesWritten ?? 0;
-      this.ws.ping();
+      ping();
       // The ping's own bytes leaving (at once, or later over TLS) are no sign of the client.
       takenAtCheck += (this.#socket?.bytesWritten ?? 0) - sentBefore;
       tookSincePing = false;
@@ -331,23 +351,28 @@ export class WebSocketChannels implements ClientChannels {
     // The close handshake starts once the Status has been handed to the kernel, everything before
     // it with it. A client whose backlog in the agent (up to the high-water mark) has not left
     // within closeWaitMs, or that has not answered the close within closeWaitMs of it, is taken for
-    // gone and its connection destroyed (ws's own close timer, the server's closeTimeout, does the
-    // latter) — unless its kernel says it is there while output for it is still on this side: a
-    // client that reads late (piped into `less`) would lose that output to the destroyed socket.
-    // Then it waits on, up to maxCloseWaitMs, checking every closeWaitMs.
+    // gone and its connection destroyed (where the kernel cannot be asked, ws's own close timer,
+    // the server's closeTimeout, does the latter) — unless its kernel says it is there while output
+    // for it is still on this side: a client that reads late (piped into `less`) would lose that
+    // output to the destroyed socket. Then it waits on, checking every closeWaitMs, until
+    // maxCloseWaitMs after the end (the close handshake gets its closeWaitMs even after that). Agent
+    // shutdown ends such a wait (agent.ts).
     this.#stopPinging();
     const backlog = payload !== null && this.ws.bufferedAmount > CLOSE_AT_ONCE_BYTES;
     const judge = this.#kernelJudge;
     const closeWaitMs = this.options.closeWaitMs ?? CLOSE_WAIT_MS;
     const waitUntil = Date.now() + Math.max(closeWaitMs, this.options.maxCloseWaitMs ?? closeWaitMs);
     let deadline: NodeJS.Timeout | undefined;
+    /** When the deadline was set: what was on its way then must have been acknowledged since. */
+    let armedAt = Date.now();
     const armDeadline = (ms: number) => {
       clearTimeout(deadline);
+      armedAt = Date.now();
       deadline = setTimeout(onDeadline, ms);
       deadline.unref();
     };
     const onDeadline = () => {
-      const verdict = judge?.();
+      const verdict = judge?.(armedAt);
       const remainingMs = waitUntil - Date.now();
       if (verdict?.there && (verdict.holding || this.ws.bufferedAmount > 0) && remainingMs > 0) {
         armDeadline(Math.min(closeWaitMs, remainingMs));

@@ -13,8 +13,9 @@ export const DEFAULT_TCP_MODULE_PATH = fileURLToPath(new URL(import.meta.url.end
 
 /**
  * How long a peer whose receive buffer is full may answer no window probe before it is taken for
- * gone. The kernel probes a closed window at growing intervals of at most TCP_RTO_MAX (120 s), so
- * a live peer that reads nothing for an hour still answers one at least every 120 s.
+ * gone (and at least two probes must have gone unanswered). The kernel probes a closed window at
+ * growing intervals of at most TCP_RTO_MAX (120 s; Linux 6.15 lets an operator lower it, not
+ * raise it), so a live peer that reads nothing for an hour still answers one at least every 120 s.
  */
 export const WINDOW_PROBE_SILENCE_MS = 150_000;
 
@@ -27,6 +28,8 @@ interface TcpInfo {
   notSent: number;
   /** Milliseconds since the peer last acknowledged anything. */
   sinceLastAckMs: number;
+  /** Window probes sent since the peer last acknowledged anything. */
+  probes: number;
 }
 
 interface TcpModule {
@@ -34,6 +37,8 @@ interface TcpModule {
 }
 
 let loaded: TcpModule | { unavailable: string } | undefined;
+/** Two ticks of the kernel's clock at its coarsest (100 Hz), against Date.now(). */
+const CLOCK_SLACK_MS = 20;
 
 /** The module, or why it cannot be used (it is loaded once). */
 export function loadTcpModule(path = DEFAULT_TCP_MODULE_PATH): TcpModule | { unavailable: string } {
@@ -55,18 +60,35 @@ export function loadTcpModule(path = DEFAULT_TCP_MODULE_PATH): TcpModule | { una
 export type PeerVerdict = { there: true; holding: boolean } | { there: false; reason: string };
 
 export interface SilenceLimits {
-  /** Data in flight that the peer has not acknowledged for this long: it is gone (TCP retransmits meanwhile). */
+  /**
+   * Data in flight, and no acknowledgement at all for this long since something was sent (the
+   * time the judge is given): the peer is gone (TCP retransmits meanwhile).
+   */
   inFlightSilenceMs: number;
   /** A full receive window whose probes the peer has not answered for this long: it is gone (default WINDOW_PROBE_SILENCE_MS). */
   windowProbeSilenceMs?: number;
 }
 
 /**
- * A judge of the socket's peer from the kernel's view, or null where the kernel cannot be asked
- * (the module did not load, the socket is not TCP — a unix socket — or is closed). The judge
- * answers null once the socket has closed.
+ * Judges the peer; `sentAt` (Date.now()) is when something was sent to it that it must have
+ * acknowledged by now — a ping at least `inFlightSilenceMs` old; null when there is none (then only
+ * the window rule can find it gone). Null once the socket has closed.
  */
-export function kernelPeerJudge(socket: Socket, limits: SilenceLimits, module = loadTcpModule()): (() => PeerVerdict | null) | null {
+export type PeerJudge = (sentAt: number | null) => PeerVerdict | null;
+
+/**
+ * A judge of the socket's peer from the kernel's view, or null where the kernel cannot be asked
+ * (the module did not load, the socket is not TCP — a unix socket — or is closed).
+ *
+ * The time since the last acknowledgement alone says nothing: after a quiet spell it is long
+ * though the peer is there, and a line of output sent just before the check is in flight. The
+ * peer is gone when data is in flight and nothing at all was acknowledged since `sentAt`, at least
+ * `inFlightSilenceMs` ago: what was sent then is still unacknowledged, retransmitted meanwhile. Or
+ * when its window is closed (nothing in flight, output held back) and two probes or more went
+ * unanswered over `windowProbeSilenceMs`: a peer that is there answers every probe, and any answer
+ * resets the kernel's count.
+ */
+export function kernelPeerJudge(socket: Socket, limits: SilenceLimits, module = loadTcpModule()): PeerJudge | null {
   const windowProbeSilenceMs = limits.windowProbeSilenceMs ?? WINDOW_PROBE_SILENCE_MS;
   if ('unavailable' in module) return null;
   const ask = (): TcpInfo | null => {
@@ -80,14 +102,18 @@ export function kernelPeerJudge(socket: Socket, limits: SilenceLimits, module = 
     }
   };
   if (!ask()) return null;
-  return () => {
+  return (sentAt) => {
     const info = ask();
     if (!info) return null;
     const silentFor = `${Math.round(info.sinceLastAckMs / 1000)} s`;
-    if (info.inFlight > 0 && info.sinceLastAckMs >= limits.inFlightSilenceMs) {
+    const sinceSentMs = sentAt === null ? 0 : Date.now() - sentAt;
+    // The kernel counts in jiffies (1–10 ms): an acknowledgement just after the send may read as
+    // up to a tick before it, so only one a tick or more before the send counts as before.
+    const nothingAckedSinceSent = sentAt !== null && info.sinceLastAckMs >= sinceSentMs + CLOCK_SLACK_MS;
+    if (info.inFlight > 0 && sinceSentMs >= limits.inFlightSilenceMs && nothingAckedSinceSent) {
       return { there: false, reason: `its kernel has acknowledged nothing sent to it for ${silentFor}: the client is gone` };
     }
-    if (info.inFlight === 0 && info.notSent > 0 && info.sinceLastAckMs >= windowProbeSilenceMs) {
+    if (info.inFlight === 0 && info.notSent > 0 && info.probes >= 2 && info.sinceLastAckMs >= windowProbeSilenceMs) {
       return { there: false, reason: `its receive buffer is full and its kernel has answered no window probe for ${silentFor}: the client is gone` };
     }
     return { there: true, holding: info.inFlight > 0 || info.notSent > 0 };

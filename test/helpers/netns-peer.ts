@@ -3,6 +3,7 @@
 // namespace's link down: from then on nothing the client sends arrives and nothing reaches it — no
 // FIN, no reset, as when a laptop's lid closes or a cable is pulled. Needs root and iproute2.
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { dirname, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -38,22 +39,28 @@ export interface NetnsPeer {
 
 export async function startNetnsPeer(): Promise<NetnsPeer> {
   const n = ++created;
-  const tag = `${process.pid % 100_000}n${n}`;
+  // Unique to this run (a namespace left by a crashed one keeps its name), short enough for a link
+  // name (15 characters at most).
+  const tag = `${process.pid % 100_000}n${n}${randomBytes(1).toString('hex')}`;
   const namespace = `execlet-test-${tag}`;
   const hostLink = `exh${tag}`;
   const peerLink = `exp${tag}`;
-  const subnet = `10.${200 + (process.pid % 50)}.${n % 256}`;
-  const hostAddress = `${subnet}.1`;
+  // A /30 of 198.18.0.0/15, the range set aside for benchmarking (RFC 2544): never a real network's
+  // or a cluster's pods'.
+  const base = (n % 64) * 4;
+  const subnet = `198.18.${process.pid % 256}`;
+  const hostAddress = `${subnet}.${base + 1}`;
   const children: ChildProcessWithoutNullStreams[] = [];
   await ip('netns', 'add', namespace);
   try {
     await ip('link', 'add', hostLink, 'type', 'veth', 'peer', 'name', peerLink, 'netns', namespace);
     await ip('address', 'add', `${hostAddress}/30`, 'dev', hostLink);
     await ip('link', 'set', hostLink, 'up');
-    await ip('-n', namespace, 'address', 'add', `${subnet}.2/30`, 'dev', peerLink);
+    await ip('-n', namespace, 'address', 'add', `${subnet}.${base + 2}/30`, 'dev', peerLink);
     await ip('-n', namespace, 'link', 'set', peerLink, 'up');
     await ip('-n', namespace, 'link', 'set', 'lo', 'up');
   } catch (err) {
+    await ip('link', 'delete', hostLink).catch(() => undefined);
     await ip('netns', 'delete', namespace).catch(() => undefined);
     throw err;
   }
@@ -102,8 +109,14 @@ export async function startNetnsPeer(): Promise<NetnsPeer> {
       }
       // The client's socket can outlive it in the kernel (retransmitting to a vanished peer) and
       // keep the namespace, its end of the link with it, for minutes: the link is deleted first.
-      await ip('link', 'delete', hostLink);
+      let linkError: unknown = null;
+      try {
+        await ip('link', 'delete', hostLink);
+      } catch (err) {
+        linkError = err; // the namespace is deleted all the same
+      }
       await ip('netns', 'delete', namespace);
+      if (linkError) throw linkError;
     },
   };
 }

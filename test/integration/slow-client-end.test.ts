@@ -5,6 +5,7 @@
 // more is waited for past the close wait while its kernel answers and output for it is still on the
 // agent's side (a destroyed connection would lose that output), up to the idle timeout; one whose
 // kernel holds all of it is closed once the close wait is over, and still reads all of it later.
+// Agent shutdown ends such a wait within its grace.
 // The agent runs in this process, with the close wait shortened to 3 s, the idle timeout to 8 s and
 // pings every second.
 import assert from 'node:assert/strict';
@@ -16,6 +17,7 @@ import { podLabels, startContainer, type TestContainer } from '../helpers/contai
 import { useTestDocker, type TestDocker } from '../helpers/docker-daemon.js';
 import { collect, execPath, openExec } from '../helpers/exec-client.js';
 import { startInProcessAgent, type InProcessAgent } from '../helpers/in-process-agent.js';
+import { waitUntil } from '../helpers/proc-scan.js';
 
 const CLOSE_WAIT_MS = 3000;
 const IDLE_TIMEOUT_MS = 8000;
@@ -107,4 +109,29 @@ test('a client whose kernel holds all of its output is closed once the close wai
   assert.equal(r.stdout.length, SMALL_OUTPUT_BYTES);
   assert.equal(JSON.parse(r.error).status, 'Success');
   assert.equal(r.closeCode, 1000);
+});
+
+test('agent shutdown does not wait on for a client that is there but takes nothing: its grace bounds the wait', async () => {
+  const own = await startInProcessAgent(docker, 'slow', { closeWaitMs: CLOSE_WAIT_MS }, { sessions: { ...defaultSettings().sessions, pingIntervalSeconds: 1, idleTimeoutSeconds: 600 } });
+  let closed = false;
+  try {
+    const accepted = once(own.agent.app.server, 'connection') as Promise<[Socket]>;
+    const ws = await openExec(own, execPath('default', 'slow', { command: ['head', '-c', String(OUTPUT_BYTES), '/dev/zero'], stdout: true, stderr: true }));
+    const [agentSide] = await accepted;
+    const clientSide = (ws as unknown as { _socket: Socket })._socket;
+    clientSide.pause();
+    // The session has ended (its process exited); its connection waits for the client, which is there.
+    await waitUntil(() => own.agent.registry.size === 0, 10_000, 'the session to end');
+    const agentClosed = once(agentSide, 'close');
+    const started = performance.now();
+    await own.agent.shutdown(2000);
+    closed = true;
+    const took = performance.now() - started;
+    assert.ok(took < 4000, `shutdown took ${Math.round(took)} ms with a grace of 2 s (the wait for the client runs to 10 minutes)`);
+    await agentClosed;
+    clientSide.destroy();
+  } finally {
+    if (!closed) await own.agent.close();
+    await own.close().catch(() => undefined);
+  }
 });

@@ -1,7 +1,7 @@
 // The kernel's verdict on a client that missed a pong (src/protocol/peer-liveness.ts), from the
-// TCP_INFO figures the module reports, faked here: data in flight unacknowledged past the limit,
-// or a full window whose probes go unanswered past theirs, is a client gone; anything else is a
-// client there. Where the kernel cannot be asked, there is no judge. The real module, over real
+// TCP_INFO figures the module reports, faked here: data in flight with nothing acknowledged since
+// a ping sent at least the limit ago, or a full window whose probes go unanswered past theirs, is a
+// client gone; anything else is a client there. Where the kernel cannot be asked, there is no judge. The real module, over real
 // connections, is in channel-close.test.ts, vanished-client.test.ts and paused-client.test.ts.
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
@@ -9,7 +9,7 @@ import { connect, createServer, type Socket } from 'node:net';
 import { describe, it } from 'node:test';
 import { kernelPeerJudge, loadTcpModule, WINDOW_PROBE_SILENCE_MS } from '../../src/protocol/peer-liveness.js';
 
-type Info = { state: number; inFlight: number; notSent: number; sinceLastAckMs: number };
+type Info = { state: number; inFlight: number; notSent: number; sinceLastAckMs: number; probes: number };
 
 function fakeSocket(fd = 7): Socket & { destroyed: boolean } {
   return { destroyed: false, _handle: { fd } } as unknown as Socket & { destroyed: boolean };
@@ -26,46 +26,64 @@ function judgeOf(infos: Info[], socket = fakeSocket()) {
   return { judge: kernelPeerJudge(socket, { inFlightSilenceMs: 10_000 }, module), asked };
 }
 
-const quiet: Info = { state: 1, inFlight: 0, notSent: 0, sinceLastAckMs: 0 };
+const quiet: Info = { state: 1, inFlight: 0, notSent: 0, sinceLastAckMs: 0, probes: 0 };
+/** A ping sent this long ago. */
+const sentAgo = (ms: number) => Date.now() - ms;
 
 describe('kernelPeerJudge', () => {
-  it('data in flight unacknowledged for the limit or longer: gone, and says for how long', () => {
-    const { judge } = judgeOf([quiet, { ...quiet, inFlight: 1, notSent: 40, sinceLastAckMs: 12_400 }]);
-    assert.deepEqual(judge!(), { there: false, reason: 'its kernel has acknowledged nothing sent to it for 12 s: the client is gone' });
+  it('data in flight and nothing acknowledged since the ping, sent the limit or longer ago: gone, and says for how long', () => {
+    const { judge } = judgeOf([quiet, { ...quiet, inFlight: 1, notSent: 40, sinceLastAckMs: 32_400 }]);
+    assert.deepEqual(judge!(sentAgo(12_000)), { there: false, reason: 'its kernel has acknowledged nothing sent to it for 32 s: the client is gone' });
   });
 
-  it('data in flight, acknowledged within the limit: there, with output still on this side', () => {
-    const { judge } = judgeOf([quiet, { ...quiet, inFlight: 3, sinceLastAckMs: 9_999 }]);
-    assert.deepEqual(judge!(), { there: true, holding: true });
+  it('after a quiet spell, a line in flight just now while the ping was acknowledged: there (the time since the last ACK alone is long)', () => {
+    // The ping 20 s ago was acknowledged a millisecond after it left; a line of output is in flight.
+    const { judge } = judgeOf([quiet, { ...quiet, inFlight: 1, sinceLastAckMs: 19_999 }]);
+    assert.deepEqual(judge!(sentAgo(20_000)), { there: true, holding: true });
   });
 
-  it('a full window (nothing in flight, output held back) answering its probes within 150 s: there — the kernel probes at least every 120 s', () => {
-    const { judge } = judgeOf([quiet, { ...quiet, notSent: 4_000_000, sinceLastAckMs: 121_000 }]);
-    assert.deepEqual(judge!(), { there: true, holding: true });
+  it('an acknowledgement within a tick after the ping is not taken for one before it', () => {
+    const { judge } = judgeOf([quiet, { ...quiet, inFlight: 1, sinceLastAckMs: 20_004 }]);
+    assert.deepEqual(judge!(sentAgo(20_000)), { there: true, holding: true });
   });
 
-  it('a full window whose probes went unanswered for 150 s: gone', () => {
-    const { judge } = judgeOf([quiet, { ...quiet, notSent: 4_000_000, sinceLastAckMs: WINDOW_PROBE_SILENCE_MS }]);
-    assert.deepEqual(judge!(), { there: false, reason: 'its receive buffer is full and its kernel has answered no window probe for 150 s: the client is gone' });
+  it('nothing acknowledged since a ping sent less than the limit ago: not yet gone', () => {
+    const { judge } = judgeOf([quiet, { ...quiet, inFlight: 3, sinceLastAckMs: 60_000 }]);
+    assert.deepEqual(judge!(sentAgo(9_000)), { there: true, holding: true });
+  });
+
+  it('a full window (nothing in flight, output held back) whose probes are answered: there, however long it reads nothing', () => {
+    const { judge } = judgeOf([quiet, { ...quiet, notSent: 4_000_000, sinceLastAckMs: 200_000, probes: 1 }]);
+    assert.deepEqual(judge!(sentAgo(20_000)), { there: true, holding: true });
+  });
+
+  it('a full window with two probes or more unanswered over 150 s: gone', () => {
+    const { judge } = judgeOf([quiet, { ...quiet, notSent: 4_000_000, sinceLastAckMs: WINDOW_PROBE_SILENCE_MS, probes: 2 }]);
+    assert.deepEqual(judge!(sentAgo(20_000)), { there: false, reason: 'its receive buffer is full and its kernel has answered no window probe for 150 s: the client is gone' });
+  });
+
+  it('a full window with probes unanswered for less than 150 s: there — the kernel probes at least every 120 s', () => {
+    const { judge } = judgeOf([quiet, { ...quiet, notSent: 4_000_000, sinceLastAckMs: 121_000, probes: 3 }]);
+    assert.deepEqual(judge!(sentAgo(20_000)), { there: true, holding: true });
   });
 
   it('the limit for probes can be set', () => {
-    const module = { tcpInfo: () => ({ ...quiet, notSent: 10, sinceLastAckMs: 2_000 }) };
+    const module = { tcpInfo: () => ({ ...quiet, notSent: 10, sinceLastAckMs: 2_000, probes: 2 }) };
     const judge = kernelPeerJudge(fakeSocket(), { inFlightSilenceMs: 1_000, windowProbeSilenceMs: 1_500 }, module);
-    assert.equal(judge!()?.there, false);
+    assert.equal(judge!(Date.now())?.there, false);
   });
 
   it('everything acknowledged, however long ago: there (a client that reads nothing but whose kernel took the ping), nothing held on this side', () => {
     const { judge } = judgeOf([quiet, { ...quiet, sinceLastAckMs: 3_600_000 }]);
-    assert.deepEqual(judge!(), { there: true, holding: false });
+    assert.deepEqual(judge!(sentAgo(3_600_000)), { there: true, holding: false });
   });
 
   it('asks about the socket’s own fd, read anew each time, and answers null once the socket is destroyed', () => {
     const socket = fakeSocket(11);
     const { judge, asked } = judgeOf([quiet], socket);
-    judge!();
+    judge!(Date.now());
     socket.destroyed = true;
-    assert.equal(judge!(), null);
+    assert.equal(judge!(Date.now()), null);
     assert.deepEqual(asked, [11, 11]);
   });
 
@@ -94,9 +112,9 @@ describe('kernelPeerJudge', () => {
     try {
       const judge = kernelPeerJudge(serverSide, { inFlightSilenceMs: 1000 });
       assert.ok(judge, 'a TCP connection can be judged');
-      assert.deepEqual(judge(), { there: true, holding: false });
+      assert.deepEqual(judge(Date.now()), { there: true, holding: false });
       serverSide.destroy();
-      assert.equal(judge(), null, 'not once it is destroyed');
+      assert.equal(judge(Date.now()), null, 'not once it is destroyed');
     } finally {
       client.destroy();
       server.close();
