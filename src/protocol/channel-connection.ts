@@ -231,7 +231,7 @@ export class WebSocketChannels implements ClientChannels {
         }
         // Behind a backlog (or just through one: its ping may still sit in the kernel's buffers),
         // it has the grace from the last time it took any.
-        const behind = this.ws.bufferedAmount > 0;
+        const behind = this.#outputWaiting();
         if ((behind || tookSincePing) && now - lastTookAt < graceMs) return;
         // A peer that vanished without a close (network drop, sleeping laptop) is noticed here.
         this.#stopPinging();
@@ -266,9 +266,14 @@ export class WebSocketChannels implements ClientChannels {
     return socket ? socket.bytesWritten - socket.writableLength : 0;
   }
 
-  /** Output is waiting in this process for the kernel to take it (its buffer towards the client is full). */
+  /**
+   * Output is waiting in this process for the kernel to take it: the socket's buffer towards the
+   * client is full (a write was refused at its high-water mark). A few bytes not yet handed over —
+   * held by this turn's cork, or by a TLS write still completing — are not: the kernel takes them a
+   * moment later, from anyone.
+   */
   #outputWaiting(): boolean {
-    return (this.#socket?.writableLength ?? 0) > 0;
+    return this.#socket?.writableNeedDrain ?? false;
   }
 
   #stopPinging(): void {

@@ -15,7 +15,7 @@ import type { Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import WebSocket, { WebSocketServer, type ClientOptions } from 'ws';
 import { createCertificateAuthority, createServingCertificate } from '../../src/auth/self-signed.js';
-import { WebSocketChannels } from '../../src/protocol/channel-connection.js';
+import { WebSocketChannels, type ChannelOptions } from '../../src/protocol/channel-connection.js';
 import { successStatus } from '../../src/protocol/status.js';
 import { protocolTraits } from '../../src/protocol/subprotocols.js';
 import { watchGone } from '../helpers/gone-watch.js';
@@ -77,17 +77,28 @@ for (const transport of ['tcp', 'tls'] as const) {
       return { client, serverSide };
     }
 
-    it('closes only once the output and the Status have left for a client that is behind; the client gets all of it, then 1000', async () => {
-      const { serverSide, clientSocket, received, closed } = await connectClient();
-      // The client falls behind: it reads nothing for now.
-      clientSocket.pause();
+    /** Bytes a finished session leaves queued for a client that reads nothing: more than the kernel's buffers take. */
+    const BACKLOG_BYTES = 16 * 1024 * 1024;
 
-      const channels = new WebSocketChannels(serverSide, protocolTraits('v5.channel.k8s.io'), { stdin: false, stdout: true, stderr: false, highWaterMark: 1 << 20 });
+    /**
+     * A client that reads nothing (for now), and channels to it that have written BACKLOG_BYTES and
+     * the end; when the end was, and what the client receives once it reads.
+     */
+    async function endWithBacklog(options: Partial<ChannelOptions> = {}) {
+      const connected = await connectClient();
+      connected.clientSocket.pause();
+      const channels = new WebSocketChannels(connected.serverSide, protocolTraits('v5.channel.k8s.io'), { stdin: false, stdout: true, stderr: false, highWaterMark: 1 << 20, ...options });
       channels.attach({ stdin: () => undefined, stdinEnd: () => undefined, resize: () => undefined, clientGone: () => undefined });
-      const total = 16 * 1024 * 1024;
       const chunk = Buffer.alloc(64 * 1024, 0x61);
-      for (let sent = 0; sent < total; sent += chunk.length) channels.write('stdout', chunk);
+      for (let sent = 0; sent < BACKLOG_BYTES; sent += chunk.length) channels.write('stdout', chunk);
+      const finishedAt = Date.now();
       channels.finish(successStatus());
+      return { ...connected, finishedAt };
+    }
+
+    it('closes only once the output and the Status have left for a client that is behind; the client gets all of it, then 1000', async () => {
+      // The client falls behind: it reads nothing for now.
+      const { serverSide, clientSocket, received, closed } = await endWithBacklog();
       await new Promise((resolve) => setImmediate(resolve));
       assert.ok(serverSide.bufferedAmount > 0, 'output is still queued in the agent');
       assert.equal(serverSide.readyState, WebSocket.OPEN, 'no close handshake yet: output is still queued');
@@ -95,38 +106,24 @@ for (const transport of ['tcp', 'tls'] as const) {
       clientSocket.resume();
       const [code] = await closed;
       assert.equal(code, 1000);
-      assert.equal(received.stdoutBytes, total);
+      assert.equal(received.stdoutBytes, BACKLOG_BYTES);
       assert.equal(JSON.parse(received.status).status, 'Success');
     });
 
     it('after the end, a client that reads nothing past the close wait is waited for while output for it is still on this side, and then gets all of it and 1000', async () => {
-      const { serverSide, clientSocket, received, closed } = await connectClient();
-      clientSocket.pause();
-      const channels = new WebSocketChannels(serverSide, protocolTraits('v5.channel.k8s.io'), { stdin: false, stdout: true, stderr: false, highWaterMark: 1 << 20, closeWaitMs: 300, maxCloseWaitMs: 20_000 });
-      channels.attach({ stdin: () => undefined, stdinEnd: () => undefined, resize: () => undefined, clientGone: () => undefined });
-      const total = 16 * 1024 * 1024;
-      const chunk = Buffer.alloc(64 * 1024, 0x61);
-      for (let sent = 0; sent < total; sent += chunk.length) channels.write('stdout', chunk);
-      channels.finish(successStatus());
+      const { serverSide, clientSocket, received, closed } = await endWithBacklog({ closeWaitMs: 300, maxCloseWaitMs: 20_000 });
       const serverClosed = once(serverSide, 'close').then(() => true);
       // Five close waits.
       assert.equal(await Promise.race([serverClosed, new Promise((resolve) => setTimeout(() => resolve(false), 1500))]), false, 'still open: the client is there and its output is not all sent');
       clientSocket.resume();
       const [code] = await closed;
       assert.equal(code, 1000);
-      assert.equal(received.stdoutBytes, total);
+      assert.equal(received.stdoutBytes, BACKLOG_BYTES);
       assert.equal(JSON.parse(received.status).status, 'Success');
     });
 
     it('after the end, where the kernel is not asked, a client that reads nothing is closed at the close wait', async () => {
-      const { serverSide, clientSocket } = await connectClient();
-      clientSocket.pause();
-      const channels = new WebSocketChannels(serverSide, protocolTraits('v5.channel.k8s.io'), { stdin: false, stdout: true, stderr: false, highWaterMark: 1 << 20, closeWaitMs: 300, maxCloseWaitMs: 20_000, kernelLiveness: false });
-      channels.attach({ stdin: () => undefined, stdinEnd: () => undefined, resize: () => undefined, clientGone: () => undefined });
-      const chunk = Buffer.alloc(64 * 1024, 0x61);
-      for (let sent = 0; sent < 16 * 1024 * 1024; sent += chunk.length) channels.write('stdout', chunk);
-      const finishedAt = Date.now();
-      channels.finish(successStatus());
+      const { serverSide, clientSocket, finishedAt } = await endWithBacklog({ closeWaitMs: 300, maxCloseWaitMs: 20_000, kernelLiveness: false });
       await once(serverSide, 'close');
       const closedAfter = Date.now() - finishedAt;
       assert.ok(closedAfter >= 250 && closedAfter < 1500, `closed ${closedAfter} ms after the end`);
@@ -311,6 +308,25 @@ for (const transport of ['tcp', 'tls'] as const) {
       t.mock.timers.tick(1000); // the check: no pong, and its own ping's bytes are no sign of the client
       assert.equal(gone(), 'no pong within 1000 ms: the client is gone');
       client.terminate();
+    });
+
+    it('where the kernel is not asked: a line of output not yet handed to the kernel at the check (this turn\'s cork) is no backlog: a client that does not answer is dropped', async (t) => {
+      const { client, serverSide } = await connectSilentClient();
+      t.mock.timers.enable({ apis: ['setInterval'] });
+      const channels = new WebSocketChannels(serverSide, protocolTraits('v5.channel.k8s.io'), { stdin: false, stdout: true, stderr: false, highWaterMark: 1 << 20, pingIntervalMs: 1000, kernelLiveness: false });
+      const { goneNow, reason: gone } = watchGone(channels);
+      try {
+        const pinged = once(client, 'ping');
+        t.mock.timers.tick(1000); // the ping
+        await pinged; // it has reached the client (which does not answer)
+        channels.write('stdout', Buffer.from('a line of output\n')); // held by the cork until this turn ends
+        t.mock.timers.tick(1000); // the check, in the same turn
+        const timeout = new Promise<'kept'>((resolve) => setTimeout(() => resolve('kept'), 1000).unref());
+        assert.notEqual(await Promise.race([goneNow, timeout]), 'kept', 'dropped at that check');
+        assert.equal(gone(), 'no pong within 1000 ms: the client is gone');
+      } finally {
+        client.terminate();
+      }
     });
 
     it('where the kernel is not asked: output trickling out while nothing waits for the kernel is no sign of the client: one that does not answer is dropped', async () => {
