@@ -55,6 +55,12 @@ export const metrics = {
     labelNames: ['mode', 'protocol', 'outcome'] as const,
     registers: [registry],
   }),
+  clientsDropped: new Counter({
+    name: 'execlet_clients_dropped_total',
+    help: 'Clients the agent took for gone and disconnected, by reason: unacknowledged (output in flight, nothing acknowledged since a ping), window_probes (receive buffer full, probes unanswered), no_pong and no_progress (where the kernel cannot be asked), close_wait (after the end, the wait for the client ran out).',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+  }),
   sessionStartSeconds: new Histogram({
     name: 'execlet_session_start_seconds',
     help: 'Time from the request arriving to the process running.',

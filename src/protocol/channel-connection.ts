@@ -3,6 +3,7 @@
 // nothing about processes; a session drives it through the ClientChannels interface.
 import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
+import { metrics } from '../metrics.js';
 import { prefixed } from '../prefix-room.js';
 import { decodeClientMessage, encodeBase64Message } from './framing.js';
 import { kernelPeerJudge, type PeerJudge } from './peer-liveness.js';
@@ -195,6 +196,7 @@ export class WebSocketChannels implements ClientChannels {
         const verdict = kernelJudge(pingedLongEnoughAgo());
         if (verdict?.there === false) {
           this.#stopPinging();
+          metrics.clientsDropped.inc({ reason: verdict.kind });
           this.#onGone(verdict.reason);
           this.ws.terminate();
           return;
@@ -235,6 +237,7 @@ export class WebSocketChannels implements ClientChannels {
         if ((behind || tookSincePing) && now - lastTookAt < graceMs) return;
         // A peer that vanished without a close (network drop, sleeping laptop) is noticed here.
         this.#stopPinging();
+        metrics.clientsDropped.inc({ reason: behind ? 'no_progress' : 'no_pong' });
         this.#onGone(
           behind
             ? `no pong, and none of the output queued for it taken for ${Math.round((now - lastTookAt) / 1000)} s: the client is gone`
@@ -377,12 +380,14 @@ export class WebSocketChannels implements ClientChannels {
       deadline.unref();
     };
     const onDeadline = () => {
+      if (this.ws.readyState === this.ws.CLOSED) return;
       const verdict = judge?.(armedAt);
       const remainingMs = waitUntil - Date.now();
       if (verdict?.there && (verdict.holding || this.ws.bufferedAmount > 0) && remainingMs > 0) {
         armDeadline(Math.min(closeWaitMs, remainingMs));
         return;
       }
+      metrics.clientsDropped.inc({ reason: 'close_wait' });
       this.ws.terminate();
     };
     this.ws.once('close', () => clearTimeout(deadline));

@@ -57,7 +57,7 @@ export function loadTcpModule(path = DEFAULT_TCP_MODULE_PATH): TcpModule | { una
  * What the kernel says of the peer: there (it acknowledges), with whether output for it is still
  * in this side's kernel (not sent, or not acknowledged yet); or gone, and why.
  */
-export type PeerVerdict = { there: true; holding: boolean } | { there: false; reason: string };
+export type PeerVerdict = { there: true; holding: boolean } | { there: false; reason: string; kind: 'unacknowledged' | 'window_probes' };
 
 export interface SilenceLimits {
   /**
@@ -111,10 +111,10 @@ export function kernelPeerJudge(socket: Socket, limits: SilenceLimits, module = 
     // up to a tick before it, so only one a tick or more before the send counts as before.
     const nothingAckedSinceSent = sentAt !== null && info.sinceLastAckMs >= sinceSentMs + CLOCK_SLACK_MS;
     if (info.inFlight > 0 && sinceSentMs >= limits.inFlightSilenceMs && nothingAckedSinceSent) {
-      return { there: false, reason: `its kernel has acknowledged nothing sent to it for ${silentFor}: the client is gone` };
+      return { there: false, kind: 'unacknowledged', reason: `its kernel has acknowledged nothing sent to it for ${silentFor}: the client is gone` };
     }
     if (info.inFlight === 0 && info.notSent > 0 && info.probes >= 2 && info.sinceLastAckMs >= windowProbeSilenceMs) {
-      return { there: false, reason: `its receive buffer is full and its kernel has answered no window probe for ${silentFor}: the client is gone` };
+      return { there: false, kind: 'window_probes', reason: `its receive buffer is full and its kernel has answered no window probe for ${silentFor}: the client is gone` };
     }
     return { there: true, holding: info.inFlight > 0 || info.notSent > 0 };
   };

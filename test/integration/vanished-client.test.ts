@@ -21,7 +21,7 @@ import { protocolTraits } from '../../src/protocol/subprotocols.js';
 import { podLabels, startContainer, type TestContainer } from '../helpers/containers.js';
 import { useTestDocker } from '../helpers/docker-daemon.js';
 import { execPath } from '../helpers/exec-client.js';
-import { watchGone } from '../helpers/gone-watch.js';
+import { droppedCount, watchGone } from '../helpers/gone-watch.js';
 import { startInProcessAgent, type InProcessAgent } from '../helpers/in-process-agent.js';
 import { startNetnsPeer, type NetnsPeer, type PeerClient } from '../helpers/netns-peer.js';
 import { pidsWithCommandLine, waitUntil } from '../helpers/proc-scan.js';
@@ -123,11 +123,13 @@ for (const transport of ['tcp', 'tls'] as const) {
         for (let sent = 0; sent < 16 * 1024 * 1024; sent += chunk.length) channels.write('stdout', chunk);
         await Promise.race([new Promise((resolve) => setTimeout(resolve, 1000)), goneNow]);
         assert.equal(reason(), '', 'kept while it is there');
+        const droppedBefore = await droppedCount('window_probes');
         await peer.vanish();
         // The probes then due, ~1.6 and ~3.2 s apart, go unanswered.
         const timeout = new Promise<'kept'>((resolve) => setTimeout(() => resolve('kept'), 12_000).unref());
         assert.notEqual(await Promise.race([goneNow, timeout]), 'kept', 'dropped within 12 s of vanishing');
         assert.match(reason(), /^its receive buffer is full and its kernel has answered no window probe for \d+ s: the client is gone$/);
+        assert.equal(await droppedCount('window_probes'), droppedBefore + 1, 'counted in execlet_clients_dropped_total');
       });
     });
 
@@ -168,6 +170,7 @@ describe('through the agent', () => {
       await waitUntil(() => pidsWithCommandLine('sleep 6500002').length === 0, 8_000, 'the process of the vanished client to be ended');
       const disconnects = async () => (await metrics.sessionsEnded.get()).values.find((v) => v.labels.outcome === 'disconnect')?.value ?? 0;
       await waitUntil(async () => (await disconnects()) >= 1, 5_000, 'the session to be counted as a disconnect');
+      assert.ok((await droppedCount('unacknowledged')) >= 1, 'counted in execlet_clients_dropped_total as unacknowledged');
     } finally {
       await agent?.close();
       await container?.remove();

@@ -18,7 +18,7 @@ import { createCertificateAuthority, createServingCertificate } from '../../src/
 import { WebSocketChannels, type ChannelOptions } from '../../src/protocol/channel-connection.js';
 import { successStatus } from '../../src/protocol/status.js';
 import { protocolTraits } from '../../src/protocol/subprotocols.js';
-import { watchGone } from '../helpers/gone-watch.js';
+import { droppedCount, watchGone } from '../helpers/gone-watch.js';
 
 const ca = createCertificateAuthority('channel-close test CA');
 const serving = createServingCertificate(ca, '127.0.0.1', ['127.0.0.1']);
@@ -302,11 +302,13 @@ for (const transport of ['tcp', 'tls'] as const) {
       t.mock.timers.enable({ apis: ['setInterval'] });
       const channels = new WebSocketChannels(serverSide, protocolTraits('v5.channel.k8s.io'), { stdin: false, stdout: true, stderr: false, highWaterMark: 1 << 20, pingIntervalMs: 1000, kernelLiveness: false });
       const { reason: gone } = watchGone(channels);
+      const droppedBefore = await droppedCount('no_pong');
       const pinged = once(client, 'ping');
       t.mock.timers.tick(1000); // the ping
       await pinged; // it has reached the client (which does not answer)
       t.mock.timers.tick(1000); // the check: no pong, and its own ping's bytes are no sign of the client
       assert.equal(gone(), 'no pong within 1000 ms: the client is gone');
+      assert.equal(await droppedCount('no_pong'), droppedBefore + 1, 'counted in execlet_clients_dropped_total');
       client.terminate();
     });
 

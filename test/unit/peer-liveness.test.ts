@@ -33,7 +33,7 @@ const sentAgo = (ms: number) => Date.now() - ms;
 describe('kernelPeerJudge', () => {
   it('data in flight and nothing acknowledged since the ping, sent the limit or longer ago: gone, and says for how long', () => {
     const { judge } = judgeOf([quiet, { ...quiet, inFlight: 1, notSent: 40, sinceLastAckMs: 32_400 }]);
-    assert.deepEqual(judge!(sentAgo(12_000)), { there: false, reason: 'its kernel has acknowledged nothing sent to it for 32 s: the client is gone' });
+    assert.deepEqual(judge!(sentAgo(12_000)), { there: false, kind: 'unacknowledged', reason: 'its kernel has acknowledged nothing sent to it for 32 s: the client is gone' });
   });
 
   it('after a quiet spell, a line in flight just now while the ping was acknowledged: there (the time since the last ACK alone is long)', () => {
@@ -59,7 +59,7 @@ describe('kernelPeerJudge', () => {
 
   it('a full window with two probes or more unanswered over 150 s: gone', () => {
     const { judge } = judgeOf([quiet, { ...quiet, notSent: 4_000_000, sinceLastAckMs: WINDOW_PROBE_SILENCE_MS, probes: 2 }]);
-    assert.deepEqual(judge!(sentAgo(20_000)), { there: false, reason: 'its receive buffer is full and its kernel has answered no window probe for 150 s: the client is gone' });
+    assert.deepEqual(judge!(sentAgo(20_000)), { there: false, kind: 'window_probes', reason: 'its receive buffer is full and its kernel has answered no window probe for 150 s: the client is gone' });
   });
 
   it('a full window with probes unanswered for less than 150 s: there — the kernel probes at least every 120 s', () => {
