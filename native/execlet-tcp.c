@@ -9,13 +9,13 @@
  * the agent's kernel sends while the peer's receive buffer is full; a vanished one answers
  * nothing.
  *
- *   tcpInfo(fd) -> { state, inFlight, notSent, sinceLastAckMs, probes }
+ *   tcpInfo(fd) -> { inFlight, notSent, sinceLastAckMs, probes }
  *
- * From getsockopt(TCP_INFO): the connection's TCP state (TCP_ESTABLISHED is 1), the segments sent
- * and not yet acknowledged, the bytes queued in the kernel and not yet sent (held back by the
- * peer's window), the milliseconds since the last acknowledgement came from the peer, and the
- * window probes sent since then (every acknowledgement resets the count). Throws
- * an Error with `errno` where the fd is not a TCP socket (EOPNOTSUPP for a unix socket).
+ * From getsockopt(TCP_INFO): the segments sent and not yet acknowledged, the bytes queued in the
+ * kernel and not yet sent (held back by the peer's window), the milliseconds since the last
+ * acknowledgement came from the peer, and the window probes sent since then (every
+ * acknowledgement resets the count). Throws an Error with `errno` where the fd is not a TCP socket
+ * (EOPNOTSUPP for a unix socket).
  * tcpi_notsent_bytes needs Linux 4.6; an older kernel's shorter answer is refused (EPROTO).
  */
 #define _GNU_SOURCE
@@ -50,7 +50,6 @@ static napi_value tcp_info(napi_env env, napi_callback_info info) {
 	if (length < offsetof(struct tcp_info, tcpi_notsent_bytes) + sizeof tcp.tcpi_notsent_bytes) return throw_errno(env, "tcpInfo: the kernel's TCP_INFO has no tcpi_notsent_bytes (Linux 4.6 or later)", EPROTO);
 	napi_value result;
 	napi_create_object(env, &result);
-	set_uint(env, result, "state", tcp.tcpi_state);
 	set_uint(env, result, "inFlight", tcp.tcpi_unacked);
 	set_uint(env, result, "notSent", tcp.tcpi_notsent_bytes);
 	set_uint(env, result, "sinceLastAckMs", tcp.tcpi_last_ack_recv);

@@ -95,9 +95,10 @@ const PREFIX = [Buffer.from([0]), Buffer.from([1]), Buffer.from([2]), Buffer.fro
 export const CLOSE_WAIT_MS = 120_000;
 /**
  * Where the kernel cannot be asked: how long a client with output queued for it may take none of
- * it before it is taken for gone. Output leaves in whole writes, as the kernel makes room (after a good part of its send buffer has
- * drained), so a slow client's progress shows only now and then; and a vanished peer with output
- * queued for it is otherwise noticed only when TCP gives up retransmitting (~15 minutes).
+ * it before it is taken for gone. Output leaves in whole writes, as the kernel makes room (after a
+ * good part of its send buffer has drained), so a slow client's progress shows only now and then;
+ * and a vanished peer with output queued for it is otherwise noticed only when TCP gives up
+ * retransmitting (~15 minutes).
  */
 const BEHIND_WITHOUT_PROGRESS_MS = 120_000;
 /** The least time data in flight may go unacknowledged before the client's kernel is taken for gone (delayed ACKs, retransmissions). */
@@ -195,10 +196,7 @@ export class WebSocketChannels implements ClientChannels {
       if (kernelJudge && (!answered || this.#inputPaused)) {
         const verdict = kernelJudge(pingedLongEnoughAgo());
         if (verdict?.there === false) {
-          this.#stopPinging();
-          metrics.clientsDropped.inc({ reason: verdict.kind });
-          this.#onGone(verdict.reason);
-          this.ws.terminate();
+          this.#dropAsGone(verdict.kind, verdict.reason);
           return;
         }
         if (verdict) {
@@ -236,14 +234,8 @@ export class WebSocketChannels implements ClientChannels {
         const behind = this.#outputWaiting();
         if ((behind || tookSincePing) && now - lastTookAt < graceMs) return;
         // A peer that vanished without a close (network drop, sleeping laptop) is noticed here.
-        this.#stopPinging();
-        metrics.clientsDropped.inc({ reason: behind ? 'no_progress' : 'no_pong' });
-        this.#onGone(
-          behind
-            ? `no pong, and none of the output queued for it taken for ${Math.round((now - lastTookAt) / 1000)} s: the client is gone`
-            : `no pong within ${intervalMs} ms: the client is gone`,
-        );
-        this.ws.terminate();
+        if (behind) this.#dropAsGone('no_progress', `no pong, and none of the output queued for it taken for ${Math.round((now - lastTookAt) / 1000)} s: the client is gone`);
+        else this.#dropAsGone('no_pong', `no pong within ${intervalMs} ms: the client is gone`);
         return;
       }
       answered = false;
@@ -277,6 +269,14 @@ export class WebSocketChannels implements ClientChannels {
    */
   #outputWaiting(): boolean {
     return this.#socket?.writableNeedDrain ?? false;
+  }
+
+  /** Gives up on a client taken for gone: pings stop, the session is told, the connection is destroyed. */
+  #dropAsGone(why: 'unacknowledged' | 'window_probes' | 'no_progress' | 'no_pong', reason: string): void {
+    this.#stopPinging();
+    metrics.clientsDropped.inc({ reason: why });
+    this.#onGone(reason);
+    this.ws.terminate();
   }
 
   #stopPinging(): void {

@@ -20,8 +20,6 @@ export const DEFAULT_TCP_MODULE_PATH = fileURLToPath(new URL(import.meta.url.end
 export const WINDOW_PROBE_SILENCE_MS = 150_000;
 
 interface TcpInfo {
-  /** TCP state; 1 is ESTABLISHED. */
-  state: number;
   /** Segments sent and not acknowledged yet. */
   inFlight: number;
   /** Bytes queued in the kernel, not sent yet (held back by the peer's window). */

@@ -75,6 +75,15 @@ async function withVanishingClient(
   }
 }
 
+/**
+ * Writes more output than the client's receive buffer and the kernel's send buffer hold together
+ * (at most 6 and 4 MiB by Linux's defaults): for a client that reads nothing, the agent holds the rest.
+ */
+function overfill(channels: WebSocketChannels): void {
+  const chunk = Buffer.alloc(64 * 1024, 0x61);
+  for (let sent = 0; sent < 16 * 1024 * 1024; sent += chunk.length) channels.write('stdout', chunk);
+}
+
 for (const transport of ['tcp', 'tls'] as const) {
   describe(`over ${transport}`, () => {
     it('a client that vanishes while output trickles to it is dropped once its kernel has acknowledged nothing for a second', async () => {
@@ -102,10 +111,7 @@ for (const transport of ['tcp', 'tls'] as const) {
       await withVanishingClient(transport, { windowProbeSilenceMs: 1500, stdin: true }, async ({ client, serverSide, channels, goneNow, reason }) => {
         channels.pauseInput();
         await client.command('pause');
-        // More output than the client's receive buffer and the kernel's send buffer hold together
-        // (at most 6 and 4 MiB by Linux's defaults): the agent holds the rest.
-        const chunk = Buffer.alloc(64 * 1024, 0x61);
-        for (let sent = 0; sent < 16 * 1024 * 1024; sent += chunk.length) channels.write('stdout', chunk);
+        overfill(channels);
         // The kernel's probes come further and further apart (0.2, 0.4, 0.8, 1.6, 3.2 s…): past
         // the limit of 1.5 s, the time since the last answer alone would call it gone.
         await Promise.race([new Promise((resolve) => setTimeout(resolve, 6000)), goneNow]);
@@ -119,8 +125,7 @@ for (const transport of ['tcp', 'tls'] as const) {
         // No pong can come now, from a client that is there either.
         channels.pauseInput();
         await client.command('pause');
-        const chunk = Buffer.alloc(64 * 1024, 0x61);
-        for (let sent = 0; sent < 16 * 1024 * 1024; sent += chunk.length) channels.write('stdout', chunk);
+        overfill(channels);
         await Promise.race([new Promise((resolve) => setTimeout(resolve, 1000)), goneNow]);
         assert.equal(reason(), '', 'kept while it is there');
         const droppedBefore = await droppedCount('window_probes');
@@ -136,8 +141,7 @@ for (const transport of ['tcp', 'tls'] as const) {
     it('after the end, a client that stopped reading, then vanished, is closed once its window probes go unanswered, not at the longest wait', async () => {
       await withVanishingClient(transport, { windowProbeSilenceMs: 1500, closeWaitMs: 500, maxCloseWaitMs: 60_000 }, async ({ peer, client, serverSide, channels }) => {
         await client.command('pause');
-        const chunk = Buffer.alloc(64 * 1024, 0x61);
-        for (let sent = 0; sent < 16 * 1024 * 1024; sent += chunk.length) channels.write('stdout', chunk);
+        overfill(channels);
         channels.finish(successStatus());
         const serverClosed = once(serverSide, 'close').then(() => 'closed' as const);
         const wait = (ms: number) => new Promise<'open'>((resolve) => setTimeout(() => resolve('open'), ms).unref());

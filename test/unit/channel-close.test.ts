@@ -96,30 +96,30 @@ for (const transport of ['tcp', 'tls'] as const) {
       return { ...connected, finishedAt };
     }
 
-    it('closes only once the output and the Status have left for a client that is behind; the client gets all of it, then 1000', async () => {
-      // The client falls behind: it reads nothing for now.
-      const { serverSide, clientSocket, received, closed } = await endWithBacklog();
-      await new Promise((resolve) => setImmediate(resolve));
-      assert.ok(serverSide.bufferedAmount > 0, 'output is still queued in the agent');
-      assert.equal(serverSide.readyState, WebSocket.OPEN, 'no close handshake yet: output is still queued');
-
+    /** The client reads again: it gets all of the backlog, the Status and a normal close. */
+    async function readsAllOfIt({ clientSocket, received, closed }: Awaited<ReturnType<typeof endWithBacklog>>): Promise<void> {
       clientSocket.resume();
       const [code] = await closed;
       assert.equal(code, 1000);
       assert.equal(received.stdoutBytes, BACKLOG_BYTES);
       assert.equal(JSON.parse(received.status).status, 'Success');
+    }
+
+    it('closes only once the output and the Status have left for a client that is behind; the client gets all of it, then 1000', async () => {
+      // The client falls behind: it reads nothing for now.
+      const ended = await endWithBacklog();
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.ok(ended.serverSide.bufferedAmount > 0, 'output is still queued in the agent');
+      assert.equal(ended.serverSide.readyState, WebSocket.OPEN, 'no close handshake yet: output is still queued');
+      await readsAllOfIt(ended);
     });
 
     it('after the end, a client that reads nothing past the close wait is waited for while output for it is still on this side, and then gets all of it and 1000', async () => {
-      const { serverSide, clientSocket, received, closed } = await endWithBacklog({ closeWaitMs: 300, maxCloseWaitMs: 20_000 });
-      const serverClosed = once(serverSide, 'close').then(() => true);
+      const ended = await endWithBacklog({ closeWaitMs: 300, maxCloseWaitMs: 20_000 });
+      const serverClosed = once(ended.serverSide, 'close').then(() => true);
       // Five close waits.
       assert.equal(await Promise.race([serverClosed, new Promise((resolve) => setTimeout(() => resolve(false), 1500))]), false, 'still open: the client is there and its output is not all sent');
-      clientSocket.resume();
-      const [code] = await closed;
-      assert.equal(code, 1000);
-      assert.equal(received.stdoutBytes, BACKLOG_BYTES);
-      assert.equal(JSON.parse(received.status).status, 'Success');
+      await readsAllOfIt(ended);
     });
 
     it('after the end, where the kernel is not asked, a client that reads nothing is closed at the close wait', async () => {

@@ -9,7 +9,7 @@ import { connect, createServer, type Socket } from 'node:net';
 import { describe, it } from 'node:test';
 import { kernelPeerJudge, loadTcpModule, WINDOW_PROBE_SILENCE_MS } from '../../src/protocol/peer-liveness.js';
 
-type Info = { state: number; inFlight: number; notSent: number; sinceLastAckMs: number; probes: number };
+type Info = { inFlight: number; notSent: number; sinceLastAckMs: number; probes: number };
 
 function fakeSocket(fd = 7): Socket & { destroyed: boolean } {
   return { destroyed: false, _handle: { fd } } as unknown as Socket & { destroyed: boolean };
@@ -26,7 +26,7 @@ function judgeOf(infos: Info[], socket = fakeSocket()) {
   return { judge: kernelPeerJudge(socket, { inFlightSilenceMs: 10_000 }, module), asked };
 }
 
-const quiet: Info = { state: 1, inFlight: 0, notSent: 0, sinceLastAckMs: 0, probes: 0 };
+const quiet: Info = { inFlight: 0, notSent: 0, sinceLastAckMs: 0, probes: 0 };
 /** A ping sent this long ago. */
 const sentAgo = (ms: number) => Date.now() - ms;
 
