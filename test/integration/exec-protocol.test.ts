@@ -173,11 +173,11 @@ describe('disconnects leave no process behind', () => {
       // The command and its parent shell: signalled together, each gone when the scheduler runs it.
       const shell = 'sh -c ' + c.marker + '; echo unreachable';
       const gone = () => pidsWithCommandLine(c.marker).length === 0 && pidsWithCommandLine(shell).length === 0;
-      const tookMs = await waitUntil(gone, 2000, `${c.marker} and its parent shell to be gone`).catch((err: Error) => {
+      // SIGHUP ends them at once, SIGKILL a second later (the kill grace): the rest is a loaded machine's slack.
+      await waitUntil(gone, 5000, `${c.marker} and its parent shell to be gone`).catch((err: Error) => {
         // Say what the agent saw, so a failure here can be explained.
         throw new Error(`${err.message}\nagent log tail:\n${agent.output().split('\n').slice(-12).join('\n')}`);
       });
-      assert.ok(tookMs <= 2000);
     });
   }
 });

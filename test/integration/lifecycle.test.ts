@@ -177,7 +177,8 @@ describe('timeouts', () => {
       code: 504,
       message: 'session ended: no input or output for 2s (idle timeout)',
     });
-    assert.ok(idleMs >= 2000 && idleMs < 4500, `idle session lasted ${idleMs} ms`);
+    // From the request: the handshake, the exec's start, 2 s idle, then the kill and the exit, on a machine that may be busy.
+    assert.ok(idleMs >= 2000 && idleMs < 6000, `idle session lasted ${idleMs} ms`);
     const busy = await collect(
       await openExec(agent, execPath('default', 'life', { command: ['sh', '-c', 'while true; do echo tick; sleep 0.3; done'], container: 'app.nsenter', stdout: true })),
     );
@@ -308,7 +309,7 @@ describe('engine outage', () => {
     const killedAt = performance.now();
     await engine.killDockerd!();
     const r = await result;
-    assert.ok(performance.now() - killedAt < 2000, `the session ended ${performance.now() - killedAt} ms after the engine died`);
+    assert.ok(performance.now() - killedAt < 5000, `the session ended ${performance.now() - killedAt} ms after the engine died`);
     const status = JSON.parse(r.error) as { status: string; reason: string; message: string };
     assert.equal(status.status, 'Failure');
     assert.equal(status.reason, 'InternalError');

@@ -24,6 +24,8 @@ let docker: TestDocker;
 let agent: TestAgent;
 let starved: TestContainer;
 let isolated: TestContainer;
+/** How long a process the agent ends may take to be gone: SIGHUP, SIGKILL after the 1 s kill grace, and a loaded machine's slack. */
+const GONE_WITHIN_MS = 5000;
 const containers: TestContainer[] = [];
 
 before(async () => {
@@ -278,7 +280,7 @@ describe('the helper', () => {
       const closed = once(ws, 'close');
       ws.terminate();
       await closed;
-      await waitUntil(() => pidsWithCommandLine(marker).length === 0, 2000, `${marker} to be gone`);
+      await waitUntil(() => pidsWithCommandLine(marker).length === 0, GONE_WITHIN_MS, `${marker} to be gone`);
     }
   });
 
@@ -326,7 +328,7 @@ describe('the standby helper', () => {
       const closed = once(ws, 'close');
       ws.terminate();
       await closed;
-      await waitUntil(() => pidsWithCommandLine(marker).length === 0, 2000, `${marker} to be gone`);
+      await waitUntil(() => pidsWithCommandLine(marker).length === 0, GONE_WITHIN_MS, `${marker} to be gone`);
     }
   });
 
@@ -353,7 +355,7 @@ describe('the standby helper', () => {
       const closed = once(ws, 'close');
       ws.terminate();
       await closed;
-      await waitUntil(() => pidsWithCommandLine(marker).length === 0, 2000, `${marker} to be gone`);
+      await waitUntil(() => pidsWithCommandLine(marker).length === 0, GONE_WITHIN_MS, `${marker} to be gone`);
     }
   });
 
@@ -395,7 +397,7 @@ describe('the standby helper', () => {
       const exited = once(doomed.process, 'exit');
       doomed.process.kill('SIGKILL');
       await exited;
-      await waitUntil(() => !alive(), 2000, 'the standby to die with the agent');
+      await waitUntil(() => !alive(), GONE_WITHIN_MS, 'the standby to die with the agent');
     } finally {
       await doomed.stop();
     }
@@ -425,7 +427,7 @@ describe('the standby helper', () => {
       await waitUntil(() => backend.standbyPid !== null, 5000, 'the next standby');
       const next = sameProcess(backend.standbyPid!);
       backend.close();
-      await waitUntil(() => !next(), 2000, 'the standby to exit after close()');
+      await waitUntil(() => !next(), GONE_WITHIN_MS, 'the standby to exit after close()');
       assert.equal(backend.standbyPid, null);
       await run(backend);
       await new Promise((resolve) => setImmediate(resolve));
@@ -481,7 +483,7 @@ describe('nothing left behind', () => {
       const closed = once(ws, 'close');
       ws.terminate();
       await closed;
-      await waitUntil(() => pidsWithCommandLine(marker).length === 0, 2000, `${marker} to be gone`);
+      await waitUntil(() => pidsWithCommandLine(marker).length === 0, GONE_WITHIN_MS, `${marker} to be gone`);
     }
   });
 
@@ -513,7 +515,7 @@ describe('nothing left behind', () => {
       const exited = once(doomed.process, 'exit');
       doomed.process.kill('SIGKILL');
       await exited;
-      await waitUntil(() => pidsWithCommandLine(direct).length === 0 && pidsWithCommandLine(interactive).length === 0, 2000, 'the nsenter processes to die');
+      await waitUntil(() => pidsWithCommandLine(direct).length === 0 && pidsWithCommandLine(interactive).length === 0, GONE_WITHIN_MS, 'the nsenter processes to die');
     } finally {
       await doomed.stop();
     }

@@ -126,7 +126,8 @@ for (const transport of ['tcp', 'tls'] as const) {
       const { serverSide, clientSocket, finishedAt } = await endWithBacklog({ closeWaitMs: 300, maxCloseWaitMs: 20_000, kernelLiveness: false });
       await once(serverSide, 'close');
       const closedAfter = Date.now() - finishedAt;
-      assert.ok(closedAfter >= 250 && closedAfter < 1500, `closed ${closedAfter} ms after the end`);
+      // 300 ms, and what encrypting the backlog's first megabytes takes a busy machine.
+      assert.ok(closedAfter >= 250 && closedAfter < 3000, `closed ${closedAfter} ms after the end`);
       clientSocket.destroy();
     });
 
@@ -211,7 +212,8 @@ for (const transport of ['tcp', 'tls'] as const) {
       try {
         await Promise.race([new Promise((resolve) => setTimeout(resolve, 1500)), goneNow]);
         assert.equal(gone(), '', 'not dropped: its kernel acknowledges every ping');
-        assert.ok(pings >= 10, `pinged on meanwhile (${pings} pings in 15 intervals)`);
+        // About 15; a busy machine's stalled event loop may cost a few.
+        assert.ok(pings >= 5, `pinged on meanwhile (${pings} pings in 15 intervals)`);
       } finally {
         client.terminate();
       }
@@ -234,7 +236,7 @@ for (const transport of ['tcp', 'tls'] as const) {
         stderr: false,
         highWaterMark: 1 << 20,
         pingIntervalMs: 100,
-        behindWithoutProgressMs: 1000,
+        behindWithoutProgressMs: 2000,
         kernelLiveness: false,
       });
       const { goneNow, reason: gone } = watchGone(channels);
@@ -258,7 +260,8 @@ for (const transport of ['tcp', 'tls'] as const) {
         assert.equal(gone(), '', 'a slow client that takes its output is not dropped');
         assert.ok(taken > 2 * 1024 * 1024, `the client took ${taken} bytes meanwhile`);
         // Five intervals in which it takes nothing (a write that takes the kernel a while to make room
-        // for shows no progress meanwhile), within the grace: it is kept.
+        // for shows no progress meanwhile), well within the grace (2 s, so that a stalled event loop
+        // does not stretch the pause past it): it is kept.
         reading = false;
         clientSocket.pause();
         await Promise.race([new Promise((resolve) => setTimeout(resolve, 500)), goneNow]);
@@ -267,11 +270,11 @@ for (const transport of ['tcp', 'tls'] as const) {
         await Promise.race([new Promise((resolve) => setTimeout(resolve, 300)), goneNow]);
         assert.equal(gone(), '');
         // The client stops reading altogether (it vanished): the kernel's buffers fill, nothing more
-        // leaves, and once it has taken nothing for the grace (1 s here) it is taken for gone.
+        // leaves, and once it has taken nothing for the grace (2 s here) it is taken for gone.
         reading = false;
         clientSocket.pause();
         await goneNow;
-        assert.match(gone(), /no pong, and none of the output queued for it taken for [12] s: the client is gone/);
+        assert.match(gone(), /no pong, and none of the output queued for it taken for [23] s: the client is gone/);
       } finally {
         clearInterval(reader);
         serverSide.terminate();

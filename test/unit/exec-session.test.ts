@@ -450,7 +450,7 @@ describe('runExecSession: TTY size', () => {
   });
 
   it('starts anyway after initialSizeWaitMs, without an initialSize', async () => {
-    const waitMs = 250;
+    const waitMs = 1000; // so that the check before it, a few turns later, comes first even on a busy machine
     const started = performance.now();
     const { backend, session } = startSession({ tty: true, stderr: false }, { initialSizeWaitMs: waitMs });
     await settle();
