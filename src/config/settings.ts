@@ -187,7 +187,7 @@ export const SETTINGS: readonly SettingDescriptor[] = [
     env: 'EXECLET_AUDIT_REDACT',
     kind: 'list',
     itemsPerLine: true,
-    help: 'an extra regular expression (repeatable; in the environment one per line); command arguments matching one are redacted in the audit log',
+    help: 'an extra regular expression (repeatable; in the environment one per line); command arguments matching one are redacted in the audit log (it runs on callers\' arguments: no nested quantifiers such as (a+)+)',
   },
   {
     path: 'sessions.idleTimeoutSeconds',
