@@ -93,13 +93,16 @@ function routedPath(url: string): string {
   }
 }
 
+const REDACTED_QUERY_PARAMETERS = new Set(['command', 'access_token']);
+
 /** Request URLs are logged with stream tokens cut out (however the path is spelt): they are credentials. */
 export function redactUrl(url: string): string {
   if (routedPath(url).startsWith(STREAM_PREFIX)) return `${STREAM_PREFIX}[redacted]`;
   const query = url.indexOf('?');
   if (query === -1) return url;
   // An exec's command may hold secrets (PGPASSWORD=…): the audit log redacts by pattern, the request
-  // log keeps none of it (the session's own log line names the program).
+  // log keeps none of it (the session's own log line names the program). execlet takes no token in
+  // the URL, but a client may still send one where Kubernetes once took it (access_token).
   const redacted = url
     .slice(query + 1)
     .split('&')
@@ -111,7 +114,7 @@ export function redactUrl(url: string): string {
       } catch {
         // Not valid percent-encoding: compared as it is.
       }
-      return name === 'command' ? `${key}=[redacted]` : pair;
+      return REDACTED_QUERY_PARAMETERS.has(name) ? `${key}=[redacted]` : pair;
     });
   return `${url.slice(0, query + 1)}${redacted.join('&')}`;
 }

@@ -25,6 +25,35 @@ const WEBSOCKET_KEY = /^[+/0-9A-Za-z]{22}==$/;
 const WEBSOCKET_VERSIONS = ['13', '8'];
 /** RFC 6455 §4.1 / RFC 7230 §3.2.6: Sec-WebSocket-Protocol is a comma-separated list of tokens. */
 const SUBPROTOCOL_LIST = /^[\t ]*[!#$%&'*+\-.^_`|~0-9A-Za-z]+(?:[\t ]*,[\t ]*[!#$%&'*+\-.^_`|~0-9A-Za-z]+)*[\t ]*$/;
+/** A character a token may not hold (RFC 7230 §3.2.6). */
+const NOT_TOKEN_CHAR = /[^!#$%&'*+\-.^_`|~0-9A-Za-z]/;
+/**
+ * Kubernetes clients that cannot set headers (browsers) carry a bearer token in a subprotocol of
+ * this prefix. execlet does not take tokens there, but what is offered goes into refusals, which
+ * are logged and audited: such a subprotocol is named only by its prefix.
+ */
+const BEARER_SUBPROTOCOL_PREFIX = 'base64url.bearer.authorization.k8s.io.';
+
+/** An offered subprotocol as a refusal may show it: without a token it carries. */
+export function shownSubprotocol(name: string): string {
+  return name.toLowerCase().startsWith(BEARER_SUBPROTOCOL_PREFIX) ? `${BEARER_SUBPROTOCOL_PREFIX}[redacted]` : name;
+}
+
+/**
+ * What is wrong with a Sec-WebSocket-Protocol header that is not a list of tokens, without
+ * repeating any of it: anything may be in it, a credential too.
+ */
+function subprotocolListProblem(header: string): string {
+  const entries = header.split(',');
+  for (const [index, entry] of entries.entries()) {
+    const trimmed = entry.replace(/^[\t ]+|[\t ]+$/g, '');
+    const which = `entry ${index + 1} of ${entries.length}`;
+    if (trimmed === '') return `${which} is empty`;
+    const bad = NOT_TOKEN_CHAR.exec(trimmed);
+    if (bad) return `${which} holds ${JSON.stringify(bad[0])}, which a token may not`;
+  }
+  return 'it is not a list of tokens';
+}
 
 /** The negotiated protocol's traits, or throws UpgradeRefused with a message a person understands. */
 export function checkUpgrade(request: FastifyRequest): ProtocolTraits {
@@ -44,14 +73,14 @@ export function checkUpgrade(request: FastifyRequest): ProtocolTraits {
   // What the WebSocket handshake itself would refuse is refused here, with a Status, before any
   // session is set up for it.
   if (header !== undefined && header !== '' && !SUBPROTOCOL_LIST.test(header)) {
-    throw new UpgradeRefused(`invalid Sec-WebSocket-Protocol header ${JSON.stringify(header.slice(0, 200))}: it must be a comma-separated list of tokens`);
+    throw new UpgradeRefused(`invalid Sec-WebSocket-Protocol header: it must be a comma-separated list of tokens; ${subprotocolListProblem(header)}`);
   }
   const offered = parseOfferedSubprotocols(header);
   const twice = offered.find((name, index) => offered.indexOf(name) !== index);
-  if (twice !== undefined) throw new UpgradeRefused(`invalid Sec-WebSocket-Protocol header: subprotocol ${twice} is offered twice`);
+  if (twice !== undefined) throw new UpgradeRefused(`invalid Sec-WebSocket-Protocol header: subprotocol ${shownSubprotocol(twice)} is offered twice`);
   const protocol = negotiateSubprotocol(offered);
   if (!protocol) {
-    const what = offered.length === 0 ? 'no WebSocket subprotocol was offered' : `none of the offered subprotocols (${offered.join(', ')}) is supported`;
+    const what = offered.length === 0 ? 'no WebSocket subprotocol was offered' : `none of the offered subprotocols (${offered.map(shownSubprotocol).join(', ')}) is supported`;
     throw new UpgradeRefused(`${what}; execlet speaks ${SUPPORTED_SUBPROTOCOLS.join(', ')}`);
   }
   return protocolTraits(protocol);

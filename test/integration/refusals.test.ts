@@ -1,7 +1,9 @@
 // Every refusal is a Kubernetes Status with the right HTTP code and a message a person
 // understands: authentication, unknown names, bad queries, unsupported transports.
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { request } from 'node:https';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startAgent, type TestAgent } from '../helpers/agent.js';
 import { podLabels, startContainer, type TestContainer } from '../helpers/containers.js';
@@ -179,10 +181,26 @@ describe('transports', () => {
     const upgrade = { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==', 'sec-websocket-version': '13' };
     for (const header of ['v5.channel.k8s.io, a@b', 'v5.channel.k8s.io,,v4.channel.k8s.io', 'v5.channel.k8s.io,']) {
       const r = await httpRequest('GET', execPath('default', 'web', good), { ...upgrade, 'sec-websocket-protocol': header });
-      assertStatus(r, 400, 'BadRequest', /^invalid Sec-WebSocket-Protocol header ".*": it must be a comma-separated list of tokens$/);
+      assertStatus(r, 400, 'BadRequest', /^invalid Sec-WebSocket-Protocol header: it must be a comma-separated list of tokens; entry \d of \d (holds "@", which a token may not|is empty)$/);
     }
     const twice = await httpRequest('GET', execPath('default', 'web', good), { ...upgrade, 'sec-websocket-protocol': 'v5.channel.k8s.io, v4.channel.k8s.io,v5.channel.k8s.io' });
     assertStatus(twice, 400, 'BadRequest', /subprotocol v5\.channel\.k8s\.io is offered twice/);
+  });
+
+  test('a token carried in a subprotocol (as browsers send one to Kubernetes) is in no refusal, and so in no log', async () => {
+    const upgrade = { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==', 'sec-websocket-version': '13' };
+    const carried = `base64url.bearer.authorization.k8s.io.${Buffer.from(agent.token).toString('base64url')}`;
+    const unsupported = await httpRequest('GET', execPath('default', 'web', good), { ...upgrade, 'sec-websocket-protocol': `${carried}, v3.channel.k8s.io` });
+    assertStatus(unsupported, 400, 'BadRequest', /none of the offered subprotocols \(base64url\.bearer\.authorization\.k8s\.io\.\[redacted\], v3\.channel\.k8s\.io\) is supported/);
+    const twice = await httpRequest('GET', execPath('default', 'web', good), { ...upgrade, 'sec-websocket-protocol': `${carried}, ${carried}` });
+    assertStatus(twice, 400, 'BadRequest', /subprotocol base64url\.bearer\.authorization\.k8s\.io\.\[redacted\] is offered twice/);
+    // Not a list of tokens: nothing of the header is repeated.
+    const malformed = await httpRequest('GET', execPath('default', 'web', good), { ...upgrade, 'sec-websocket-protocol': `v5.channel.k8s.io;${agent.token}` });
+    assertStatus(malformed, 400, 'BadRequest', /entry 1 of 1 holds ";", which a token may not$/);
+    for (const r of [unsupported, twice, malformed]) assert.ok(!r.body.includes(Buffer.from(agent.token).toString('base64url')) && !r.body.includes(agent.token));
+    const logged = agent.output() + readFileSync(join(agent.stateDir, 'audit.log'), 'utf8');
+    assert.ok(!logged.includes(Buffer.from(agent.token).toString('base64url')), 'the carried token is not logged or audited');
+    assert.ok(!logged.includes(agent.token), 'the token is not logged or audited');
   });
 
   test('a WebSocket upgrade with a malformed key or an unknown version: 400 Status naming the header', async () => {

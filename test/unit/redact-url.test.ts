@@ -18,3 +18,8 @@ it("cuts out stream tokens and every command argument, however the key is spelle
   assert.equal(redactUrl('/exec/n/p/c?commandx=1&%zz=2'), '/exec/n/p/c?commandx=1&%zz=2');
   assert.equal(redactUrl('/api/v1/namespaces/n/pods'), '/api/v1/namespaces/n/pods');
 });
+
+it('cuts out a token sent where Kubernetes once took one (access_token), though execlet does not take it there', () => {
+  assert.equal(redactUrl('/api/v1/pods?access_token=secret&limit=5'), '/api/v1/pods?access_token=[redacted]&limit=5');
+  assert.equal(redactUrl('/api/v1/pods?access%5Ftoken=secret'), '/api/v1/pods?access%5Ftoken=[redacted]');
+});
