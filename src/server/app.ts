@@ -189,6 +189,15 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     },
   });
 
+  // Routes that take a WebSocket (exec, attach, stream URLs), by path: an exec path's POST refuses
+  // an upgrade itself (SPDY). An upgrade to any other route is refused with a Status before any
+  // handshake; @fastify/websocket would complete it and then close the WebSocket, and meanwhile an
+  // authenticated caller's connection would hold a place that no eviction frees.
+  const webSocketRoutes = new Set<string>();
+  app.addHook('onRoute', (route) => {
+    if (route.wsHandler !== undefined || (route as { websocket?: boolean }).websocket === true) webSocketRoutes.add(route.url);
+  });
+
   // A refused upgrade gets an HTTP response on the raw socket. @fastify/websocket destroys that
   // socket as soon as the response is handed over, which can cut a TLS response short; instead the
   // socket is ended gracefully once the response has been written.
@@ -215,6 +224,10 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   app.addHook('onRequest', async (request, reply) => {
     const path = request.url.split('?', 1)[0]!;
     if (options.isDraining() && path !== '/healthz') return sendStatus(reply, 503, 'the agent is shutting down', 'ServiceUnavailable');
+    const route = request.routeOptions.url;
+    if (request.ws && route !== undefined && !webSocketRoutes.has(route)) {
+      return sendStatus(reply, 400, `${request.method} ${route} takes no WebSocket or other upgrade: send it as a plain HTTP request`);
+    }
     // Cross-site WebSocket hijacking: a browser always sends Origin; only listed ones (and our own) may open streams.
     const origin = request.headers.origin;
     if (request.headers.upgrade && origin !== undefined && !options.allowedOrigins.includes(origin) && !isSameOrigin(origin, request)) {

@@ -57,6 +57,11 @@ function httpRequest(method: string, path: string, headers: Record<string, strin
         });
       },
     );
+    // An upgrade that should have been refused: resolved as the 101 it is, so the test says so.
+    req.on('upgrade', (res, socket) => {
+      socket.destroy();
+      resolve({ status: res.statusCode!, headers: res.headers, body: '', json: {} });
+    });
     req.on('error', reject);
     req.end();
   });
@@ -185,6 +190,25 @@ describe('transports', () => {
     }
     const twice = await httpRequest('GET', execPath('default', 'web', good), { ...upgrade, 'sec-websocket-protocol': 'v5.channel.k8s.io, v4.channel.k8s.io,v5.channel.k8s.io' });
     assertStatus(twice, 400, 'BadRequest', /subprotocol v5\.channel\.k8s\.io is offered twice/);
+  });
+
+  test('an upgrade to a route that takes no WebSocket: 400 Status naming the route, and the connection closed', async () => {
+    const upgrade = { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==', 'sec-websocket-version': '13', 'sec-websocket-protocol': 'v5.channel.k8s.io' };
+    for (const [path, route, token] of [
+      ['/version', '/version', agent.token],
+      ['/api/v1/namespaces/default/pods?limit=1', '/api/v1/namespaces/:namespace/pods', agent.token],
+      ['/metrics', '/metrics', agent.token],
+      ['/healthz', '/healthz', null],
+    ] as const) {
+      const r = await httpRequest('GET', path, upgrade, token);
+      assertStatus(r, 400, 'BadRequest', new RegExp(`^GET ${route.replace(/[/.]/g, '\\$&')} takes no WebSocket or other upgrade: send it as a plain HTTP request$`));
+      assert.equal(r.headers?.connection, 'close', `${path}: the connection is not kept`);
+    }
+    const h2c = await httpRequest('GET', '/api/v1/pods', { connection: 'Upgrade, HTTP2-Settings', upgrade: 'h2c', 'http2-settings': 'AAMAAABkAARAAAAAAAIAAAAA' });
+    assertStatus(h2c, 400, 'BadRequest', /^GET \/api\/v1\/pods takes no WebSocket or other upgrade/);
+    // The same routes answer plain requests, and an unknown path is still a 404.
+    assert.equal((await httpRequest('GET', '/version')).status, 200);
+    assertStatus(await httpRequest('GET', '/no/such/path', upgrade), 404, 'NotFound', /could not find the requested resource/);
   });
 
   test('a token carried in a subprotocol (as browsers send one to Kubernetes) is in no refusal, and so in no log', async () => {
