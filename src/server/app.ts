@@ -2,6 +2,7 @@
 // discovery, pods, exec, the session API, health and metrics.
 import fastifyWebsocket from '@fastify/websocket';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
+import { isUtf8 } from 'node:buffer';
 import type { TLSSocket } from 'node:tls';
 import type { AuditLog } from '../auth/audit.js';
 import { secureContextOptions, type ServingTls } from '../auth/serving-tls.js';
@@ -22,6 +23,7 @@ import { registerPodRoutes } from './pods-routes.js';
 import { registerSessionRoutes, type StreamGrant } from './session-routes.js';
 import { closeSilentConnections } from './silent-connections.js';
 import { limitConnections } from './connection-limit.js';
+import { malformedQueryProblem, parseQueryString } from './query-string.js';
 import { sendStatus } from './status-reply.js';
 
 export interface AppOptions {
@@ -160,12 +162,22 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     return503OnClosing: false,
     // Kubernetes names run to 253 characters (fastify's default, 100, answered 414 for longer ones).
     maxParamLength: MAX_PATH_PARAMETER_LENGTH,
+    // Percent-encoding that is not UTF-8 is refused (below), not passed on as it was written.
+    routerOptions: { querystringParser: parseQueryString },
     // What the router refuses is a Status too, and does not repeat the path (a stream URL's holds a token).
     frameworkErrors: (error: Error & { code?: string; statusCode?: number }, _request, reply) => {
       const code = error.statusCode && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 400;
       const message = error.code === 'FST_ERR_MAX_PARAM_LENGTH' ? `a part of the request path is longer than ${MAX_PATH_PARAMETER_LENGTH} characters` : `the request URL is not valid (${error.code ?? error.message})`;
       void sendStatus(reply, code, message);
     },
+  });
+  // A JSON body must be UTF-8: fastify's parser would turn bytes that are not into U+FFFD, and a
+  // command argument would run altered.
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
+    if (!isUtf8(body as Buffer)) return done(Object.assign(new Error('the request body is not UTF-8 text, which JSON must be'), { statusCode: 400 }), undefined);
+    parseJson(request, (body as Buffer).toString('utf8'), done);
   });
   closeSilentConnections(app.server, options.firstRequestTimeoutMs);
   const connections = limitConnections(app.server, options.maxConnections, ({ refused, evicted }) =>
@@ -228,6 +240,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     if (request.ws && route !== undefined && !webSocketRoutes.has(route)) {
       return sendStatus(reply, 400, `${request.method} ${route} takes no WebSocket or other upgrade: send it as a plain HTTP request`);
     }
+    const malformedQuery = malformedQueryProblem(request.query);
+    if (malformedQuery !== null) return sendStatus(reply, 400, malformedQuery);
     // Cross-site WebSocket hijacking: a browser always sends Origin; only listed ones (and our own) may open streams.
     const origin = request.headers.origin;
     if (request.headers.upgrade && origin !== undefined && !options.allowedOrigins.includes(origin) && !isSameOrigin(origin, request)) {

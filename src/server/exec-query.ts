@@ -56,6 +56,9 @@ const kubeletQuery = z.looseObject({
 /** Linux's longest program argument (MAX_ARG_STRLEN: 32 pages, with its terminating NUL). */
 export const MAX_ARGUMENT_BYTES = 32 * 4096 - 1;
 
+/** A surrogate code unit that is not half of a pair (in a `u` regular expression a pair is one code point). */
+const LONE_SURROGATE = /\p{Cs}/u;
+
 /**
  * Why no program could be run with this argument, or null. A NUL byte would end it early where the
  * policy saw it whole; a longer one the kernel refuses (E2BIG), after the audit and policy worked
@@ -63,6 +66,8 @@ export const MAX_ARGUMENT_BYTES = 32 * 4096 - 1;
  */
 export function commandArgumentProblem(arg: string): string | null {
   if (arg.includes('\0')) return 'contains a NUL byte, which no program argument can hold';
+  // Only a JSON body can carry one (as a \uD800 escape); UTF-8 has no form for it.
+  if (LONE_SURROGATE.test(arg)) return 'holds a lone UTF-16 surrogate, which is not text and has no UTF-8 form';
   if (arg.length > MAX_ARGUMENT_BYTES / 3 && Buffer.byteLength(arg, 'utf8') > MAX_ARGUMENT_BYTES) {
     return `is longer than ${MAX_ARGUMENT_BYTES} bytes, the longest argument Linux runs a program with`;
   }

@@ -110,7 +110,8 @@ interface Reply {
 
 function call(method: string, path: string, credentials: Credentials, body?: unknown): Promise<Reply> {
   return new Promise((resolve, reject) => {
-    const payload = body === undefined ? undefined : JSON.stringify(body);
+    // A Buffer is sent as it is (bytes JSON.stringify would not write).
+    const payload = body === undefined ? undefined : Buffer.isBuffer(body) ? body : JSON.stringify(body);
     const req = request(
       {
         host: '127.0.0.1',
@@ -366,6 +367,15 @@ describe('single-use stream URLs', () => {
     const withNul = await issue(TOKENS.alice, { ...body, command: ['grep', 'root\u0000/etc/shadow'] });
     assert.equal(withNul.status, 400);
     assert.match(withNul.body.message ?? '', /command\.1: contains a NUL byte/);
+    // Not text: a lone surrogate (sent as a \ud800 escape), or bytes that are not UTF-8. Before, the
+    // program ran with U+FFFD in their place.
+    const surrogate = await issue(TOKENS.alice, { ...body, command: ['echo', 'a\ud800b'] });
+    assert.equal(surrogate.status, 400);
+    assert.match(surrogate.body.message ?? '', /command\.1: holds a lone UTF-16 surrogate/);
+    // 'café' in Latin-1: é is the one byte E9, which UTF-8 does not allow alone.
+    const notUtf8 = await issue(TOKENS.alice, Buffer.from(JSON.stringify({ ...body, command: ['echo', 'café'] }), 'latin1'));
+    assert.equal(notUtf8.status, 400);
+    assert.match(notUtf8.body.message ?? '', /^the request body is not UTF-8 text, which JSON must be$/);
     // Longer than Linux runs a program with: refused before the audit and the policy work through it.
     const tooLong = await issue(TOKENS.alice, { ...body, command: ['echo', 'x'.repeat(MAX_ARGUMENT_BYTES + 1)] });
     assert.equal(tooLong.status, 400);

@@ -192,6 +192,17 @@ describe('transports', () => {
     assertStatus(twice, 400, 'BadRequest', /subprotocol v5\.channel\.k8s\.io is offered twice/);
   });
 
+  test('percent-encoding that is not UTF-8 text: 400 Status naming the parameter, and nothing run', async () => {
+    const upgrade = { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==', 'sec-websocket-version': '13', 'sec-websocket-protocol': 'v5.channel.k8s.io' };
+    // What kubectl sends for `exec -- echo $'caf\xe9'`: before, the program ran with the argument `caf%E9`.
+    const latin1 = await httpRequest('GET', '/api/v1/namespaces/default/pods/web/exec?container=app&stdout=true&command=echo&command=caf%E9', upgrade);
+    assertStatus(latin1, 400, 'BadRequest', /^the 2nd query parameter "command" is not valid percent-encoding of UTF-8 text$/);
+    const kubelet = await httpRequest('GET', '/exec/default/web/app?command=%zz&output=1', upgrade);
+    assertStatus(kubelet, 400, 'BadRequest', /^query parameter "command" is not valid percent-encoding of UTF-8 text$/);
+    const pods = await httpRequest('GET', '/api/v1/pods?labelSelector=%E0%A4');
+    assertStatus(pods, 400, 'BadRequest', /^query parameter "labelSelector" is not valid/);
+  });
+
   test('an upgrade to a route that takes no WebSocket: 400 Status naming the route, and the connection closed', async () => {
     const upgrade = { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==', 'sec-websocket-version': '13', 'sec-websocket-protocol': 'v5.channel.k8s.io' };
     for (const [path, route, token] of [
