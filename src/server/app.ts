@@ -21,6 +21,7 @@ import { registerDiscoveryRoutes } from './discovery.js';
 import { registerExecRoutes } from './exec-routes.js';
 import { registerPodRoutes } from './pods-routes.js';
 import { registerSessionRoutes, type StreamGrant } from './session-routes.js';
+import { answerClientError, refuseConnect } from './client-errors.js';
 import { closeSilentConnections } from './silent-connections.js';
 import { limitConnections } from './connection-limit.js';
 import { malformedQueryProblem, parseQueryString } from './query-string.js';
@@ -164,6 +165,10 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     maxParamLength: MAX_PATH_PARAMETER_LENGTH,
     // Percent-encoding that is not UTF-8 is refused (below), not passed on as it was written.
     routerOptions: { querystringParser: parseQueryString },
+    // What Node.js's HTTP parser refuses is a Status too (client-errors.ts).
+    clientErrorHandler(this: FastifyInstance, err: Error & { code?: string }, socket) {
+      answerClientError(err, socket, this.server.headersTimeout);
+    },
     // What the router refuses is a Status too, and does not repeat the path (a stream URL's holds a token).
     frameworkErrors: (error: Error & { code?: string; statusCode?: number }, _request, reply) => {
       const code = error.statusCode && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 400;
@@ -179,6 +184,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     if (!isUtf8(body as Buffer)) return done(Object.assign(new Error('the request body is not UTF-8 text, which JSON must be'), { statusCode: 400 }), undefined);
     parseJson(request, (body as Buffer).toString('utf8'), done);
   });
+  refuseConnect(app.server);
   closeSilentConnections(app.server, options.firstRequestTimeoutMs);
   const connections = limitConnections(app.server, options.maxConnections, ({ refused, evicted }) =>
     app.log.warn(

@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { request } from 'node:https';
+import { connect as tlsConnect } from 'node:tls';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startAgent, type TestAgent } from '../helpers/agent.js';
@@ -76,6 +77,29 @@ async function refusedUpgrade(path: string, protocols?: string[], token?: string
     return { status: e.statusCode, body: e.body ?? '', json: JSON.parse(e.body ?? '{}') };
   }
   throw new Error(`upgrade of ${path} was accepted`);
+}
+
+/** Sends `text` as it is over a new TLS connection and reads the answer until the agent closes it. */
+function rawExchange(text: string): Promise<HttpResult> {
+  return new Promise((resolve, reject) => {
+    const socket = tlsConnect({ host: '127.0.0.1', port: agent.port, ca: agent.caPem, servername: 'localhost' }, () => socket.write(text));
+    const chunks: Buffer[] = [];
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    socket.on('error', reject);
+    socket.on('close', () => {
+      const answer = Buffer.concat(chunks).toString('utf8');
+      const [head = '', body = ''] = answer.split('\r\n\r\n', 2);
+      const status = Number(/^HTTP\/1\.1 (\d{3}) /.exec(head)?.[1] ?? 0);
+      let json = {};
+      try {
+        json = JSON.parse(body);
+      } catch {
+        // not JSON: the assertions will say so
+      }
+      const headers = Object.fromEntries(head.split('\r\n').slice(1).map((line) => [line.split(':', 1)[0]!.toLowerCase(), line.slice(line.indexOf(':') + 1).trim()]));
+      resolve({ status, headers, body: answer, json });
+    });
+  });
 }
 
 function assertStatus(r: HttpResult, code: number, reason: string, message: RegExp): void {
@@ -201,6 +225,22 @@ describe('transports', () => {
     assertStatus(kubelet, 400, 'BadRequest', /^query parameter "command" is not valid percent-encoding of UTF-8 text$/);
     const pods = await httpRequest('GET', '/api/v1/pods?labelSelector=%E0%A4');
     assertStatus(pods, 400, 'BadRequest', /^query parameter "labelSelector" is not valid/);
+  });
+
+  test("what Node.js's HTTP parser refuses, and CONNECT: a Status, and the connection closed", async () => {
+    const longCommand = Array.from({ length: 3000 }, (_, i) => `command=arg${i}`).join('&');
+    const overflow = await rawExchange(`GET /api/v1/namespaces/default/pods/web/exec?${longCommand} HTTP/1.1\r\nHost: localhost\r\n\r\n`);
+    assertStatus(overflow, 431, 'BadRequest', /^the request's headers, its URL included, are longer than 16 KiB: send a longer command in the body of POST \/v1\/sessions$/);
+    const badHeader = await rawExchange(`GET /version HTTP/1.1\r\nHost: localhost\r\nNo colon here\r\n\r\n`);
+    assertStatus(badHeader, 400, 'BadRequest', /^the request is not valid HTTP\/1\.1 \(HPE_[A-Z_]+: Parse Error: .+\)$/);
+    const badLine = await rawExchange(`GET /version with spaces HTTP/1.1\r\nHost: localhost\r\n\r\n`);
+    assertStatus(badLine, 400, 'BadRequest', /^the request is not valid HTTP\/1\.1/);
+    const connect = await rawExchange(`CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n`);
+    assertStatus(connect, 405, 'MethodNotAllowed', /^CONNECT is not supported: execlet is not a proxy$/);
+    for (const r of [overflow, badHeader, badLine, connect]) {
+      assert.equal(r.headers?.connection, 'close');
+      assert.equal(Number(r.headers?.['content-length']), Buffer.byteLength(JSON.stringify(r.json)), 'the whole Status arrived');
+    }
   });
 
   test('an upgrade to a route that takes no WebSocket: 400 Status naming the route, and the connection closed', async () => {
