@@ -18,6 +18,11 @@ export interface ChannelHandlers {
   /** The client finished stdin (v5 close signal for channel 0). */
   stdinEnd(): void;
   resize(size: TerminalSize): void;
+  /**
+   * A resize message was not valid (named by `problem`): the client's resizes are ignored from then
+   * on, as the kubelet ignores them. Called once.
+   */
+  resizeRefused?(problem: string): void;
   /** The client went away (close frame or dropped connection) before finish(). */
   clientGone(reason: string): void;
   /** Something the client sent is not valid for this protocol; the connection is being closed. */
@@ -113,6 +118,7 @@ export class WebSocketChannels implements ClientChannels {
   #gone = false;
   #stdinOpen: boolean;
   readonly #resize = new ResizeDecoder();
+  #resizeRefused = false;
   #drainWaiters: Array<() => void> = [];
   #drainArmed = false;
   #corked = false;
@@ -461,8 +467,12 @@ export class WebSocketChannels implements ClientChannels {
         if (message.channel === CHANNEL.stdin) {
           if (this.#stdinOpen && message.payload.length > 0) this.#handlers.stdin(message.payload);
         } else if (message.channel === CHANNEL.resize) {
-          const { sizes } = this.#resize.push(message.payload);
+          const { sizes, error } = this.#resize.push(message.payload);
           for (const size of sizes) this.#handlers.resize(size);
+          if (error !== undefined && !this.#resizeRefused) {
+            this.#resizeRefused = true;
+            this.#handlers.resizeRefused?.(error);
+          }
         }
         // Messages for other channels are dropped, as upstream does.
         return;

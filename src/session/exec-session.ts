@@ -151,6 +151,8 @@ export async function runExecSession(options: ExecSessionOptions): Promise<Sessi
   const notice = (text: string) => {
     if (spec.tty && spec.stdout && process && !channels.closed) channels.write('stdout', Buffer.from(`\r\n[execlet] ${text}\r\n`));
   };
+  /** The notice of a resize message that was not valid, sent before the process ran. */
+  let resizeNotice: string | null = null;
   const timers = new Set<NodeJS.Timeout>();
   // Node.js runs a timer of more than 2^31 - 1 ms after 1 ms: a longer wait is taken in steps.
   const schedule = (fn: () => void, ms: number) => {
@@ -235,6 +237,13 @@ export async function runExecSession(options: ExecSessionOptions): Promise<Sessi
         if (process && spec.tty) process.resize(size).catch(logRejection('resizing the terminal failed'));
         sizeArrived?.();
       },
+      resizeRefused(problem) {
+        log.warn({ problem }, 'the client sent a resize message that is not valid: its resizes are ignored from now on, as the kubelet ignores them');
+        const text = `The terminal size the client sent is not valid (${problem}): the terminal keeps its size, and later sizes are ignored.`;
+        // Before the process runs there is no terminal to say it on yet: it is said once there is.
+        if (process) notice(text);
+        else resizeNotice = text;
+      },
       clientGone(reason) {
         clientGone = true;
         result.outcome = 'disconnect';
@@ -287,6 +296,7 @@ export async function runExecSession(options: ExecSessionOptions): Promise<Sessi
     }
 
     options.onProcessStarted?.();
+    if (resizeNotice !== null) notice(resizeNotice);
     // A size that arrived while the process was starting.
     if (spec.tty && latestSize && latestSize !== sizeAtStart) process.resize(latestSize).catch(logRejection('resizing the terminal failed'));
     if (process.stdin) {

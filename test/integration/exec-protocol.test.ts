@@ -143,6 +143,23 @@ describe('streams', () => {
   });
 });
 
+test('TTY: a resize message that is not valid is said on the terminal and logged; the session goes on', async () => {
+  const ws = await openExec(agent, execPath('default', 'web', { command: 'sh', container: 'app', stdin: true, stdout: true, tty: true }));
+  const result = collect(ws);
+  let output = '';
+  onMessage(ws, (data) => {
+    if (data[0] === 1) output += data.subarray(1).toString('utf8');
+  });
+  ws.send(Buffer.concat([Buffer.from([4]), Buffer.from('{"Width":-1,"Height":30}')]));
+  await waitUntil(() => output.includes('[execlet] The terminal size the client sent is not valid (resize: Width must be an integer in 0-65535, got -1)'), 5000, 'the notice');
+  sendStdin(ws, 'echo still-here\n');
+  await waitUntil(() => output.includes('still-here\r\n'), 5000, 'the shell to go on');
+  sendStdin(ws, 'exit 3\n');
+  const r = await result;
+  assert.equal(JSON.parse(r.error).details.causes[0].message, '3');
+  assert.match(agent.output(), /"problem":"resize: Width must be an integer in 0-65535, got -1".*resize message that is not valid/);
+});
+
 test('pings are answered while a session runs', async () => {
   const ws = await openExec(agent, execPath('default', 'web', { command: ['sleep', '5'], container: 'app', stdout: true }));
   const pong = once(ws, 'pong');

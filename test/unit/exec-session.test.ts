@@ -487,6 +487,19 @@ describe('runExecSession: TTY size', () => {
     await session;
   });
 
+  it('a resize message that is not valid is logged and said on the terminal once the process runs', async () => {
+    const { channels, backend, session, logs } = startSession({ tty: true, stderr: false }, { initialSizeWaitMs: 50 });
+    channels.h.resizeRefused!('resize: Width must be an integer in 0-65535, got -1');
+    while (backend.specs.length === 0) await sleep(10);
+    await settle();
+    const warned = logs.find((l) => l.level === 'warn' && /resize message that is not valid/.test(l.msg));
+    assert.deepEqual(warned?.obj, { problem: 'resize: Width must be an integer in 0-65535, got -1' });
+    const said = channels.writes.filter((w) => w.stream === 'stdout').map((w) => w.data);
+    assert.deepEqual(said, ['\r\n[execlet] The terminal size the client sent is not valid (resize: Width must be an integer in 0-65535, got -1): the terminal keeps its size, and later sizes are ignored.\r\n']);
+    backend.process.end({ code: 0, signal: null });
+    await session;
+  });
+
   it('a size with no rows or no columns is no size: it neither ends the wait nor reaches the process', async () => {
     const { channels, backend, session } = startSession({ tty: true, stderr: false }, { initialSizeWaitMs: 10_000 });
     channels.h.resize({ width: 0, height: 0 });
