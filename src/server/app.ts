@@ -143,6 +143,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       // Node.js gives a handshake 120 s: a connection that never completes one would hold one of
       // maxConnections that long. A client on any network completes it in well under a second.
       handshakeTimeout: options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS,
+      // Node.js would answer an HTTP/1.1 request without a Host header with a bare 400; the
+      // onRequest hook answers it with a Status.
+      requireHostHeader: false,
     },
     logger: {
       level: options.logLevel,
@@ -161,10 +164,12 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     // While it closes, the agent answers as it does while it drains (isDraining): a Status, and
     // /healthz still 200 — fastify's own 503 would be neither.
     return503OnClosing: false,
-    // Kubernetes names run to 253 characters (fastify's default, 100, answered 414 for longer ones).
-    maxParamLength: MAX_PATH_PARAMETER_LENGTH,
-    // Percent-encoding that is not UTF-8 is refused (below), not passed on as it was written.
-    routerOptions: { querystringParser: parseQueryString },
+    routerOptions: {
+      // Kubernetes names run to 253 characters (fastify's default, 100, answered 414 for longer ones).
+      maxParamLength: MAX_PATH_PARAMETER_LENGTH,
+      // Percent-encoding that is not UTF-8 is refused (below), not passed on as it was written.
+      querystringParser: parseQueryString,
+    },
     // What Node.js's HTTP parser refuses is a Status too (client-errors.ts).
     clientErrorHandler(this: FastifyInstance, err: Error & { code?: string }, socket) {
       answerClientError(err, socket, this.server.headersTimeout);
@@ -242,6 +247,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   app.addHook('onRequest', async (request, reply) => {
     const path = request.url.split('?', 1)[0]!;
     if (options.isDraining() && path !== '/healthz') return sendStatus(reply, 503, 'the agent is shutting down', 'ServiceUnavailable');
+    if (request.headers.host === undefined && request.raw.httpVersion === '1.1') {
+      return sendStatus(reply.header('connection', 'close'), 400, 'the request has no Host header, which HTTP/1.1 requires');
+    }
     const route = request.routeOptions.url;
     if (request.ws && route !== undefined && !webSocketRoutes.has(route)) {
       return sendStatus(reply, 400, `${request.method} ${route} takes no WebSocket or other upgrade: send it as a plain HTTP request`);

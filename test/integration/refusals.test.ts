@@ -235,9 +235,14 @@ describe('transports', () => {
     assertStatus(badHeader, 400, 'BadRequest', /^the request is not valid HTTP\/1\.1 \(HPE_[A-Z_]+: Parse Error: .+\)$/);
     const badLine = await rawExchange(`GET /version with spaces HTTP/1.1\r\nHost: localhost\r\n\r\n`);
     assertStatus(badLine, 400, 'BadRequest', /^the request is not valid HTTP\/1\.1/);
+    const noHost = await rawExchange(`GET /healthz HTTP/1.1\r\n\r\n`);
+    assertStatus(noHost, 400, 'BadRequest', /^the request has no Host header, which HTTP\/1\.1 requires$/);
+    // HTTP/1.0 has no Host header to require.
+    const http10 = await rawExchange(`GET /healthz HTTP/1.0\r\n\r\n`);
+    assert.equal(http10.status, 200, http10.body);
     const connect = await rawExchange(`CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n`);
     assertStatus(connect, 405, 'MethodNotAllowed', /^CONNECT is not supported: execlet is not a proxy$/);
-    for (const r of [overflow, badHeader, badLine, connect]) {
+    for (const r of [overflow, badHeader, badLine, noHost, connect]) {
       assert.equal(r.headers?.connection, 'close');
       assert.equal(Number(r.headers?.['content-length']), Buffer.byteLength(JSON.stringify(r.json)), 'the whole Status arrived');
     }
