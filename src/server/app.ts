@@ -2,7 +2,6 @@
 // discovery, pods, exec, the session API, health and metrics.
 import fastifyWebsocket from '@fastify/websocket';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
-import { isUtf8 } from 'node:buffer';
 import type { TLSSocket } from 'node:tls';
 import type { AuditLog } from '../auth/audit.js';
 import { secureContextOptions, type ServingTls } from '../auth/serving-tls.js';
@@ -24,7 +23,8 @@ import { registerSessionRoutes, type StreamGrant } from './session-routes.js';
 import { answerClientError, refuseConnect } from './client-errors.js';
 import { closeSilentConnections } from './silent-connections.js';
 import { limitConnections } from './connection-limit.js';
-import { malformedQueryProblem, parseQueryString } from './query-string.js';
+import { parseQueryString } from './query-string.js';
+import { requestShapeProblem, requireUtf8Json, trackWebSocketRoutes } from './request-shape.js';
 import { sendStatus } from './status-reply.js';
 
 export interface AppOptions {
@@ -144,7 +144,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       // maxConnections that long. A client on any network completes it in well under a second.
       handshakeTimeout: options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS,
       // Node.js would answer an HTTP/1.1 request without a Host header with a bare 400; the
-      // onRequest hook answers it with a Status.
+      // onRequest hook answers it with a Status (request-shape.ts).
       requireHostHeader: false,
     },
     logger: {
@@ -167,7 +167,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     routerOptions: {
       // Kubernetes names run to 253 characters (fastify's default, 100, answered 414 for longer ones).
       maxParamLength: MAX_PATH_PARAMETER_LENGTH,
-      // Percent-encoding that is not UTF-8 is refused (below), not passed on as it was written.
+      // Percent-encoding that is not UTF-8 is refused (request-shape.ts), not passed on as it was written.
       querystringParser: parseQueryString,
     },
     // What Node.js's HTTP parser refuses is a Status too (client-errors.ts).
@@ -181,14 +181,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       void sendStatus(reply, code, message);
     },
   });
-  // A JSON body must be UTF-8: fastify's parser would turn bytes that are not into U+FFFD, and a
-  // command argument would run altered.
-  const parseJson = app.getDefaultJsonParser('error', 'error');
-  app.removeContentTypeParser('application/json');
-  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
-    if (!isUtf8(body as Buffer)) return done(Object.assign(new Error('the request body is not UTF-8 text, which JSON must be'), { statusCode: 400 }), undefined);
-    parseJson(request, (body as Buffer).toString('utf8'), done);
-  });
+  requireUtf8Json(app);
   refuseConnect(app.server);
   closeSilentConnections(app.server, options.firstRequestTimeoutMs);
   const connections = limitConnections(app.server, options.maxConnections, ({ refused, evicted }) =>
@@ -212,14 +205,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     },
   });
 
-  // Routes that take a WebSocket (exec, attach, stream URLs), by path: an exec path's POST refuses
-  // an upgrade itself (SPDY). An upgrade to any other route is refused with a Status before any
-  // handshake; @fastify/websocket would complete it and then close the WebSocket, and meanwhile an
-  // authenticated caller's connection would hold a place that no eviction frees.
-  const webSocketRoutes = new Set<string>();
-  app.addHook('onRoute', (route) => {
-    if (route.wsHandler !== undefined || (route as { websocket?: boolean }).websocket === true) webSocketRoutes.add(route.url);
-  });
+  const routeTakesWebSocket = trackWebSocketRoutes(app);
 
   // A refused upgrade gets an HTTP response on the raw socket. @fastify/websocket destroys that
   // socket as soon as the response is handed over, which can cut a TLS response short; instead the
@@ -247,15 +233,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   app.addHook('onRequest', async (request, reply) => {
     const path = request.url.split('?', 1)[0]!;
     if (options.isDraining() && path !== '/healthz') return sendStatus(reply, 503, 'the agent is shutting down', 'ServiceUnavailable');
-    if (request.headers.host === undefined && request.raw.httpVersion === '1.1') {
-      return sendStatus(reply.header('connection', 'close'), 400, 'the request has no Host header, which HTTP/1.1 requires');
-    }
-    const route = request.routeOptions.url;
-    if (request.ws && route !== undefined && !webSocketRoutes.has(route)) {
-      return sendStatus(reply, 400, `${request.method} ${route} takes no WebSocket or other upgrade: send it as a plain HTTP request`);
-    }
-    const malformedQuery = malformedQueryProblem(request.query);
-    if (malformedQuery !== null) return sendStatus(reply, 400, malformedQuery);
+    // Not in shape for any route: the connection is not kept for another request either.
+    const shapeProblem = requestShapeProblem(request, routeTakesWebSocket);
+    if (shapeProblem !== null) return sendStatus(reply.header('connection', 'close'), 400, shapeProblem);
     // Cross-site WebSocket hijacking: a browser always sends Origin; only listed ones (and our own) may open streams.
     const origin = request.headers.origin;
     if (request.headers.upgrade && origin !== undefined && !options.allowedOrigins.includes(origin) && !isSameOrigin(origin, request)) {
