@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { delimiter, dirname, isAbsolute, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { parse as parseYaml } from 'yaml';
+import { ForbiddenYamlKey, parseYaml } from '../config/yaml.js';
 import { z } from 'zod';
 import { defaultSettings } from '../config/settings.js';
 
@@ -222,6 +222,7 @@ function errorText(err: unknown): string {
  * message quotes the offending lines, which may be a token or a key.
  */
 function yamlErrorText(err: unknown): string {
+  if (err instanceof ForbiddenYamlKey) return err.message;
   const { code, linePos } = err as { code?: unknown; linePos?: Array<{ line: number; col: number }> };
   if (typeof code !== 'string') return 'it does not parse';
   const at = linePos?.[0] ? ` at line ${linePos[0].line}, column ${linePos[0].col}` : '';

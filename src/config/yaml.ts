@@ -11,9 +11,43 @@ function library(): typeof Yaml {
   return yaml;
 }
 
-/** Parses one YAML (or JSON) document; throws the library's error, which names line and column. */
+/**
+ * Mapping keys no document may hold. The library keeps `__proto__` as an own key; code that merges
+ * or copies the value by its keys (the settings' layers) would then write into Object.prototype,
+ * and a schema would drop the key without a word (a policy rule's labels: a condition gone).
+ */
+const FORBIDDEN_KEYS = new Set(['__proto__']);
+
+/** A document holds a key no document may hold; the message names it and where, nothing else of the document. */
+export class ForbiddenYamlKey extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ForbiddenYamlKey';
+  }
+}
+
+/** Throws naming the first forbidden key, by its path in the document. */
+function refuseForbiddenKeys(value: unknown, path: string): void {
+  if (typeof value !== 'object' || value === null) return;
+  if (Array.isArray(value)) {
+    value.forEach((item, index) => refuseForbiddenKeys(item, `${path}[${index}]`));
+    return;
+  }
+  for (const key of Object.keys(value)) {
+    const at = path === '' ? key : `${path}.${key}`;
+    if (FORBIDDEN_KEYS.has(key)) throw new ForbiddenYamlKey(`the key ${JSON.stringify(key)} (at ${at}) is not allowed`);
+    refuseForbiddenKeys((value as Record<string, unknown>)[key], at);
+  }
+}
+
+/**
+ * Parses one YAML (or JSON) document; throws the library's error, which names line and column, or
+ * one naming a key no document may hold (`__proto__`).
+ */
 export function parseYaml(text: string): unknown {
-  return library().parse(text);
+  const value = library().parse(text);
+  refuseForbiddenKeys(value, '');
+  return value;
 }
 
 /** Writes a value as a YAML document. */

@@ -200,6 +200,7 @@ contexts: [{name: mine, context: {cluster: execlet, user: execlet, namespace: fi
       [`clusters: [{name: c, cluster: {server: "https://h:1", certificate-authority: ca.crt}}]\n${base.users}\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n`, /cannot read certificate-authority of cluster "c" \/ca\.crt: no such file/],
       ['clusters: {a: 1}\n', /kubeconfig \/k: clusters: /],
       ['clusters: [\n', /kubeconfig \/k is not valid YAML/],
+      [`${base.clusters}\nusers: [{name: u, user: {__proto__: {token: x}}}]\n`, /^kubeconfig \/k is not valid YAML: the key "__proto__" \(at users\[0\]\.user\.__proto__\) is not allowed$/],
     ];
     for (const [text, pattern] of cases) assertConfigError(() => load({ kubeconfig: '/k' }, { '/k': text }), pattern);
   });

@@ -314,6 +314,18 @@ describe('config file problems', () => {
     }
   });
 
+  it('refuses a __proto__ key, at the top or nested, and no object is changed by it', () => {
+    for (const [text, at] of [
+      ['__proto__:\n  polluted: yes\n', '__proto__'],
+      ['tls:\n  __proto__: {polluted: yes}\n', 'tls.__proto__'],
+      ['{"sessions": {"__proto__": {"polluted": true}}}', 'sessions.__proto__'],
+    ] as const) {
+      const path = configFile(text);
+      assertConfigError(() => loadSettings(['--config', path], {}), `config file ${path} is not valid YAML: the key "__proto__" (at ${at}) is not allowed`);
+      assert.equal(({} as Record<string, unknown>)['polluted'], undefined, 'Object.prototype is untouched');
+    }
+  });
+
   it('refuses a missing file, from --config and from EXECLET_CONFIG', () => {
     const missing = join(dir, 'does-not-exist.yaml');
     assertConfigError(() => loadSettings(['--config', missing], {}), `cannot read config file ${missing}: `, 'ENOENT');

@@ -340,6 +340,12 @@ rules:
     assertError('- a\n- b\n', `policy ${SOURCE}: expected a mapping with a "rules" list`);
     assertError('{"rules": [], "rules": []}', `policy ${SOURCE}: not valid YAML or JSON`);
   });
+
+  it('a __proto__ key is refused, not dropped: a rule whose labels held one granted more than written', () => {
+    const text = 'rules:\n- subjects: {users: [alice]}\n  targets: [{namespace: a, pod: web, labels: {__proto__: b}}]\n  modes: [exec]\n';
+    assertError(text, `policy ${SOURCE}: not valid YAML or JSON: the key "__proto__" (at rules[0].targets[0].labels.__proto__) is not allowed`);
+    assertError('__proto__: {rules: []}\n', 'the key "__proto__" (at __proto__) is not allowed');
+  });
 });
 
 // ---------------------------------------------------------------------------------------------
