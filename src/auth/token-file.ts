@@ -37,6 +37,12 @@ export class TokenFileError extends Error {
 const HASH_PREFIX = 'sha256:';
 const HEX_DIGEST = /^[0-9a-f]{64}$/;
 
+/**
+ * What a token may be made of: printable ASCII. Node.js reads a header as Latin-1 and the file is
+ * UTF-8, so a token with any other character (or a byte that is not UTF-8) could never match.
+ */
+const BEARER_TOKEN_CHARS = /^[\x21-\x7e]+$/;
+
 function sha256Hex(value: string): string {
   return createHash('sha256').update(value, 'utf8').digest('hex');
 }
@@ -67,12 +73,16 @@ export function parseTokenFile(text: string, source: string): Map<string, TokenI
         throw new TokenFileError(`a "${HASH_PREFIX}" entry must be followed by exactly 64 lowercase hex digits`, source, lineNumber);
       }
     } else {
+      if (!BEARER_TOKEN_CHARS.test(tokenOrHash)) {
+        throw new TokenFileError('the token holds a character other than printable ASCII, which no "Authorization: Bearer" header carries as written', source, lineNumber);
+      }
       digest = sha256Hex(tokenOrHash);
     }
 
     const groups = groupList === undefined ? [] : groupList.split(',');
     if (groups.some((group) => group === '')) {
-      throw new TokenFileError(`empty group name in the group list of user "${user}" (groups are separated by single commas)`, source, lineNumber);
+      // Not naming the user: with the fields swapped by mistake, that is the token.
+      throw new TokenFileError('empty group name in the group list (groups are separated by single commas)', source, lineNumber);
     }
     if (isReservedName(user) || groups.some(isReservedName)) {
       throw new TokenFileError(`the name ${LOCAL_USER} is the agent's local token's; no token-file user or group may take it`, source, lineNumber);

@@ -142,6 +142,22 @@ describe('parseTokenFile', () => {
     }
   });
 
+  it('fields swapped by mistake (USER TOKEN GROUPS): the error does not repeat the token from the user field', () => {
+    const err = parseError(`alice ${ALICE_TOKEN} team-a,\n`);
+    assert.match(err.message, /^tokens\.txt line 1: empty group name in the group list/);
+    assert.ok(!err.message.includes(ALICE_TOKEN), err.message);
+  });
+
+  it('a token that is not printable ASCII (which no Authorization header carries as written) is an error, without the token', () => {
+    for (const token of ['café-token', 'tok€n', 'tok\ufffden', 'τoken']) {
+      const err = parseError(`${token} bob team-b\n`);
+      assert.match(err.message, /^tokens\.txt line 1: the token holds a character other than printable ASCII/, token);
+      assert.ok(!err.message.includes(token), err.message);
+    }
+    // Names are not tokens: a user or group may be any text.
+    assert.deepEqual(parseTokenFile(`${ALICE_TOKEN} zoë équipe\n`, 'tokens.txt').get(sha256(ALICE_TOKEN)), { user: 'zoë', groups: ['équipe'] });
+  });
+
   it('a duplicate token is an error, also when one copy is hashed', () => {
     const plain = parseError(`${ALICE_TOKEN} alice\n${BOB_TOKEN} bob\n${ALICE_TOKEN} mallory\n`);
     assert.match(plain.message, /^tokens\.txt line 3: duplicate token \(already on line 1\)/);
