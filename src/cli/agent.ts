@@ -18,6 +18,7 @@ import { isConsoleEnabled, isNsenterEnabled, splitListen, type Settings } from '
 import { metrics, setEngineProbe } from '../metrics.js';
 import { loadTcpModule } from '../protocol/peer-liveness.js';
 import { buildApp } from '../server/app.js';
+import { listenFailure } from './listen-failure.js';
 import type { StreamGrant } from '../server/session-routes.js';
 import { SessionRegistry } from '../session/registry.js';
 import { reapOrphans, startPeriodicReaper } from '../session/reaper.js';
@@ -277,7 +278,7 @@ export async function startAgent(settings: Settings, overrides: AgentOverrides =
     // What was started so far (the engine's event stream, the orphan sweep, the listener) would keep
     // a process that cannot serve alive.
     await close().catch(() => undefined);
-    throw err;
+    throw listenFailure(err, settings.listen) ?? err;
   }
   // Watched only once serving: a watcher would keep a process that failed to listen alive. Files
   // that cannot be watched (out of inotify instances, say) do not stop the agent: SIGHUP reloads them.

@@ -78,13 +78,7 @@ main(argv).then(
     }
   },
   (err: unknown) => {
-    const { code, syscall } = err as NodeJS.ErrnoException;
-    if (syscall === 'listen' && (code === 'EADDRINUSE' || code === 'EADDRNOTAVAIL' || code === 'EACCES')) {
-      const { address, port } = err as NodeJS.ErrnoException & { address?: string; port?: number };
-      const why = { EADDRINUSE: 'the address is already in use (is another execlet running?)', EADDRNOTAVAIL: 'no interface has that address', EACCES: 'permission denied' }[code];
-      process.stderr.write(`execlet: cannot listen on ${address ?? '?'}:${port ?? '?'}: ${why} (setting listen, --listen)\n`);
-      process.exitCode = 2;
-    } else if (err instanceof ConfigError || err instanceof CredentialsError || err instanceof ServingTlsError || err instanceof BackendError) {
+    if (err instanceof ConfigError || err instanceof CredentialsError || err instanceof ServingTlsError || err instanceof BackendError) {
       process.stderr.write(`execlet: ${err.message}\n`);
       process.exitCode = 2;
     } else if (err instanceof TokenFileError || err instanceof PolicyError || err instanceof AuditLogError) {

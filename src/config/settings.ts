@@ -1,5 +1,6 @@
 // The single source of truth for every setting: its zod type, default, flag, environment variable
 // and help text. The loader, `--help`, `--print-config` and the README table all derive from here.
+import { isIPv6 } from 'node:net';
 import { hostname } from 'node:os';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -9,7 +10,8 @@ import { z } from 'zod';
 export const listenAddress = z
   .string()
   .regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:[\]]+):\d{1,5}$/, { message: 'expected HOST:PORT, e.g. 127.0.0.1:10350', abort: true })
-  .refine((v) => Number(v.slice(v.lastIndexOf(':') + 1)) <= 65535, 'port must be 0–65535');
+  .refine((v) => Number(v.slice(v.lastIndexOf(':') + 1)) <= 65535, 'port must be 0–65535')
+  .refine((v) => !v.startsWith('[') || isIPv6(v.slice(1, v.lastIndexOf(']'))), 'a host in brackets must be an IPv6 address, e.g. [::1]:10350');
 
 const dockerHost = z
   .string()

@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 
+import { listenFailure } from '../../src/cli/listen-failure.js';
 import { ConfigError, loadSettings } from '../../src/config/load.js';
 import { defaultSettings, SETTINGS, splitListen } from '../../src/config/settings.js';
 
@@ -382,12 +383,25 @@ describe('listen address', () => {
     ['127.0.0.1:http', 'HOST:PORT'],
     ['127.0.0.1:', 'HOST:PORT'],
     ['my host:80', 'HOST:PORT'],
+    ['[::::]:0', 'a host in brackets must be an IPv6 address'],
+    ['[1.2.3.4]:0', 'a host in brackets must be an IPv6 address'],
   ];
   for (const [listen, why] of refused) {
     it(`refuses ${JSON.stringify(listen)}`, () => {
       assertConfigError(() => loadSettings(['--listen', listen], {}), 'invalid setting listen (from --listen)', why);
     });
   }
+
+  it('a listen that fails is an error naming the setting: a host that does not resolve, an address in use or not here', () => {
+    const failure = (err: object) => listenFailure(Object.assign(new Error('raw'), err), 'nosuch.invalid:0')?.message;
+    assert.equal(
+      failure({ syscall: 'getaddrinfo', code: 'ENOTFOUND', hostname: 'nosuch.invalid' }),
+      'cannot listen on nosuch.invalid:0: the host nosuch.invalid does not resolve (ENOTFOUND) (setting listen, --listen)',
+    );
+    assert.match(failure({ syscall: 'listen', code: 'EADDRINUSE' })!, /: the address is already in use \(is another execlet running\?\) \(setting listen, --listen\)$/);
+    assert.match(failure({ syscall: 'listen', code: 'EADDRNOTAVAIL' })!, /: no interface has that address/);
+    assert.equal(failure({ code: 'EISDIR' }), undefined, 'not about the address: passed on');
+  });
 
   it('splitListen strips IPv6 brackets and parses the port', () => {
     assert.deepEqual(splitListen('[::1]:10350'), { host: '::1', port: 10350 });
