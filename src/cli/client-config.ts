@@ -2,6 +2,7 @@
 // reads a kubeconfig (the one `execlet serve` writes, $KUBECONFIG, or --kubeconfig), takes its
 // current context's server, CA, token or client certificate and namespace, applies the --server and
 // --token overrides, and makes authenticated JSON GETs with the result.
+import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { delimiter, dirname, isAbsolute, join, resolve } from 'node:path';
@@ -378,6 +379,7 @@ export function loadClientConfig(flags: ConnectionFlags, options: LoadOptions = 
   if (cluster?.value['tls-server-name']) tls.servername = cluster.value['tls-server-name'];
 
   let token = flags.token;
+  let tokenFrom = 'given with --token';
   if (user) {
     const u = user.value;
     const where = `user "${userName}" in ${user.file}`;
@@ -386,12 +388,16 @@ export function loadClientConfig(flags: ConnectionFlags, options: LoadOptions = 
       if (u.tokenFile) {
         try {
           token = readReferencedFile(u.tokenFile, user.file, `tokenFile of ${where}`, readText).trim() || undefined;
+          tokenFrom = `in the tokenFile of ${where}`;
         } catch (err) {
           if (!u.token) throw err;
         }
         if (token === undefined && !u.token) throw new ClientConfigError(`the tokenFile of ${where} is empty`);
       }
-      token ??= u.token || undefined;
+      if (token === undefined && u.token) {
+        token = u.token;
+        tokenFrom = `of ${where}`;
+      }
     }
     const cert = pemFrom(u['client-certificate-data'], u['client-certificate'], user.file, `client-certificate of ${where}`, readText);
     const key = pemFrom(u['client-key-data'], u['client-key'], user.file, `client-key of ${where}`, readText);
@@ -399,6 +405,7 @@ export function loadClientConfig(flags: ConnectionFlags, options: LoadOptions = 
       throw new ClientConfigError(`${where} has a client ${cert === undefined ? 'key' : 'certificate'} without its ${cert === undefined ? 'certificate' : 'key'}`);
     }
     if (cert !== undefined && key !== undefined) {
+      checkClientCertificate(cert, key, where);
       tls.cert = cert;
       tls.key = key;
     }
@@ -415,8 +422,36 @@ export function loadClientConfig(flags: ConnectionFlags, options: LoadOptions = 
   }
 
   const config: ClientConfig = { server, namespace: context.value.namespace || 'default', tls, source };
-  if (token !== undefined) config.token = token;
+  if (token !== undefined) config.token = checkedToken(token, tokenFrom);
   return config;
+}
+
+/** What a bearer token may be made of: printable ASCII, as an Authorization header carries it. */
+const BEARER_TOKEN_CHARS = /^[\x21-\x7e]+$/;
+
+/** The token, or a ClientConfigError naming where it came from (`from`: "given with --token", "of user …"), never the token. */
+function checkedToken(token: string, from: string): string {
+  if (!BEARER_TOKEN_CHARS.test(token)) {
+    throw new ClientConfigError(`the token ${from} holds a character other than printable ASCII (a space, a line break, a letter outside ASCII): no Authorization header can carry it`);
+  }
+  return token;
+}
+
+/** A client certificate and key that TLS could not use together are refused here, naming the user. */
+function checkClientCertificate(cert: string, key: string, where: string): void {
+  let certificate: X509Certificate;
+  try {
+    certificate = new X509Certificate(cert);
+  } catch {
+    throw new ClientConfigError(`the client-certificate of ${where} is not a PEM certificate`);
+  }
+  let privateKey: KeyObject;
+  try {
+    privateKey = createPrivateKey(key);
+  } catch {
+    throw new ClientConfigError(`the client-key of ${where} is not a PEM private key`);
+  }
+  if (!certificate.checkPrivateKey(privateKey)) throw new ClientConfigError(`the client-key of ${where} is not the key of its client-certificate`);
 }
 
 /** No kubeconfig at all: --server and --token (and maybe --certificate-authority) are everything. */
@@ -425,7 +460,7 @@ function fromFlagsOnly(flags: ConnectionFlags, readText: (path: string) => strin
   if (flags.token === undefined) throw new ClientConfigError('--server without a kubeconfig needs --token TOKEN');
   const tls: ClientTls = { rejectUnauthorized: !flags.insecureSkipTlsVerify };
   if (flags.certificateAuthority) tls.ca = readReferencedFile(flags.certificateAuthority, undefined, 'certificate authority (--certificate-authority)', readText);
-  return { server, namespace: 'default', token: flags.token, tls, source: '--server' };
+  return { server, namespace: 'default', token: checkedToken(flags.token, 'given with --token'), tls, source: '--server' };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ import {
 } from '../../src/cli/exec.js';
 import { openExecStream, outcomeOfStatus, STDIN_HIGH_WATER_MARK, type ExecOutcome, type ExecStreamOptions } from '../../src/cli/exec-stream.js';
 import { formatTable, targetsTable } from '../../src/cli/targets.js';
+import { createCertificateAuthority, createClientCertificate } from '../../src/auth/self-signed.js';
 import { defaultSettings } from '../../src/config/settings.js';
 import { exitCodeStatus, failureStatus, httpStatus, successStatus } from '../../src/protocol/status.js';
 
@@ -34,8 +35,10 @@ import { exitCodeStatus, failureStatus, httpStatus, successStatus } from '../../
 // Kubeconfig
 
 const CA_PEM = '-----BEGIN CERTIFICATE-----\nMIIBfakeCA\n-----END CERTIFICATE-----\n';
-const CERT_PEM = '-----BEGIN CERTIFICATE-----\nMIIBfakeCert\n-----END CERTIFICATE-----\n';
-const KEY_PEM = '-----BEGIN PRIVATE KEY-----\nMIIBfakeKey\n-----END PRIVATE KEY-----\n';
+// A real client certificate and its key: the loader checks that they go together.
+const CLIENT_CA = createCertificateAuthority('test client CA');
+const { certPem: CERT_PEM, keyPem: KEY_PEM } = createClientCertificate(CLIENT_CA, 'me');
+const OTHER_KEY_PEM = createClientCertificate(CLIENT_CA, 'someone-else').keyPem;
 const b64 = (text: string) => Buffer.from(text).toString('base64');
 
 /** An in-memory file system for loadClientConfig: absolute path → content; anything else is ENOENT. */
@@ -200,9 +203,27 @@ contexts: [{name: mine, context: {cluster: execlet, user: execlet, namespace: fi
       [`clusters: [{name: c, cluster: {server: "https://h:1", certificate-authority: ca.crt}}]\n${base.users}\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n`, /cannot read certificate-authority of cluster "c" \/ca\.crt: no such file/],
       ['clusters: {a: 1}\n', /kubeconfig \/k: clusters: /],
       ['clusters: [\n', /kubeconfig \/k is not valid YAML/],
+      [
+        `${base.clusters}\nusers: [{name: u, user: {client-certificate-data: ${b64(CERT_PEM)}, client-key-data: ${b64(OTHER_KEY_PEM)}}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n`,
+        /^the client-key of user "u" in \/k is not the key of its client-certificate$/,
+      ],
+      [
+        `${base.clusters}\nusers: [{name: u, user: {client-certificate-data: ${b64(CERT_PEM)}, client-key-data: ${b64(CERT_PEM)}}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n`,
+        /^the client-key of user "u" in \/k is not a PEM private key$/,
+      ],
+      [`${base.clusters}\nusers: [{name: u, user: {token: "tok€n"}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n`, /^the token of user "u" in \/k holds a character other than printable ASCII/],
       [`${base.clusters}\nusers: [{name: u, user: {__proto__: {token: x}}}]\n`, /^kubeconfig \/k is not valid YAML: the key "__proto__" \(at users\[0\]\.user\.__proto__\) is not allowed$/],
     ];
     for (const [text, pattern] of cases) assertConfigError(() => load({ kubeconfig: '/k' }, { '/k': text }), pattern);
+  });
+
+  test('a token no Authorization header can carry is refused, naming where it came from and not the token', () => {
+    const kubeconfig = `clusters: [{name: c, cluster: {server: "https://h:1"}}]\nusers: [{name: u, user: {tokenFile: token}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n`;
+    assertConfigError(() => load({ kubeconfig: '/k/config' }, { '/k/config': kubeconfig, '/k/token': 'first-line\nsecond-line\n' }), /^the token in the tokenFile of user "u" in \/k\/config holds a character other than printable ASCII/);
+    for (const token of ['tok€n', 'a\nb', 'with space']) {
+      assertConfigError(() => load({ kubeconfig: '/k/config', token }, { '/k/config': kubeconfig, '/k/token': 'fine\n' }), /^the token given with --token holds a character/);
+      assertConfigError(() => load({ server: 'https://h:1', token }, {}), /^the token given with --token holds a character/);
+    }
   });
 
   test('tokenFile takes precedence over token, as in client-go, while it can be read', () => {
