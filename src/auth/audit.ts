@@ -2,8 +2,9 @@
 // synchronously to a file (mode 0600, rotated by size) and/or written to stdout. Secrets in the
 // command line are redacted before anything is written; a failed write is reported, never thrown,
 // so the caller can decide to fail the session closed.
-import { closeSync, fstatSync, ftruncateSync, mkdirSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, ftruncateSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { makeDirectories } from '../make-directories.js';
 import { redactArgv, redactSecrets } from './argv-redaction.js';
 
 export interface AuditIdentity {
@@ -258,7 +259,7 @@ export class AuditLog {
 
   #open(): void {
     const file = this.#file!;
-    mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+    makeDirectories(dirname(file), 0o700);
     const fd = openSync(file, 'a', 0o600);
     try {
       this.#size = fstatSync(fd).size;

@@ -1,9 +1,10 @@
 // Makes the agent usable and safe out of the box: a TLS identity (configured, or a self-signed CA
 // and serving certificate created once in the state dir), a bearer token, and a kubeconfig for them.
 import { createPrivateKey, randomBytes, X509Certificate } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
+import { makeDirectories } from '../make-directories.js';
 import { isLoopbackHost, splitListen, type Settings } from '../config/settings.js';
 import { certificateCovers, createCertificateAuthority, createServingCertificate, type KeyAndCert } from './self-signed.js';
 
@@ -92,7 +93,7 @@ function servingHosts(settings: Settings, listenHost: string): string[] {
 
 function loadOrCreateSelfSigned(settings: Settings, listenHost: string): { serving: KeyAndCert; ca: KeyAndCert } {
   const pkiDir = join(settings.stateDir, 'pki');
-  mkdirSync(pkiDir, { recursive: true, mode: 0o700 });
+  makeDirectories(pkiDir, 0o700);
   const caCertPath = join(pkiDir, 'ca.crt');
   const caKeyPath = join(pkiDir, 'ca.key');
   const certPath = join(pkiDir, 'serving.crt');
@@ -186,7 +187,7 @@ export function prepareLocalCredentials(settings: Settings): LocalCredentials {
     );
   }
   try {
-    mkdirSync(settings.stateDir, { recursive: true, mode: 0o700 });
+    makeDirectories(settings.stateDir, 0o700);
   } catch (err) {
     throw new CredentialsError(`cannot create the state dir ${settings.stateDir} (setting stateDir, --state-dir): ${(err as Error).message}`);
   }
@@ -222,7 +223,7 @@ export function renewGeneratedServing<Current extends KeyAndCert>(settings: Sett
 /** Writes a renewed serving certificate and key to STATE/pki, where the next start finds them. */
 export function saveGeneratedServing(settings: Settings, serving: KeyAndCert): void {
   const pkiDir = join(settings.stateDir, 'pki');
-  mkdirSync(pkiDir, { recursive: true, mode: 0o700 });
+  makeDirectories(pkiDir, 0o700);
   writePrivate(join(pkiDir, 'serving.key'), serving.keyPem);
   writePrivate(join(pkiDir, 'serving.crt'), serving.certPem, 0o644);
 }
