@@ -150,8 +150,10 @@ export function parseDuration(value: string | number): number {
   if (/^\d+(\.\d+)?$/.test(text)) {
     try {
       return parseDuration(Number(text));
-    } catch {
-      throw new Error(`invalid duration ${JSON.stringify(value)}: must be positive`);
+    } catch (err) {
+      // The number's own reason (not positive, under a millisecond, too long), about the text as written.
+      const reason = (err as Error).message.split(': ').slice(1).join(': ');
+      throw new Error(`invalid duration ${JSON.stringify(value)}: ${reason}`);
     }
   }
   const match = /^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?$/.exec(text);

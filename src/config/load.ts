@@ -176,6 +176,8 @@ export function loadSettings(argv: string[], env: NodeJS.ProcessEnv = process.en
   const sources = new Map<string, string>();
   const flagSources = new Map<string, string>();
   const flags = flagLayer(argv, flagSources);
+  // An empty --config is a mistake (a variable that expanded to nothing), not "no file": it would hide EXECLET_CONFIG's.
+  if (flags.configFile === '') throw new ConfigError('--config needs the path of a config file (it was given an empty one)');
   const configFile = flags.configFile ?? env.EXECLET_CONFIG;
   const merged: Layer = defaultSettings(env) as unknown as Layer;
   // The one default taken from the environment: say so when it is wrong.

@@ -44,7 +44,8 @@ export const settingsSchema = z.strictObject({
   stateDir: z.string().min(1, 'must not be empty'),
   nodeName: z
     .string()
-    .regex(/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/, 'must be a DNS subdomain (lowercase letters, digits, - and .)'),
+    .max(253, { message: 'must be a DNS subdomain: at most 253 characters', abort: true })
+    .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/, 'must be a DNS subdomain (labels of lowercase letters, digits and -, separated by single dots)'),
   tls: z.strictObject({
     certFile: optionalPath,
     keyFile: optionalPath,

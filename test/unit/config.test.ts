@@ -269,6 +269,15 @@ describe('error messages name the setting and its source', () => {
 
   it('a nodeName that is not a DNS subdomain is refused', () => {
     assertConfigError(() => loadSettings(['--node-name', 'Upper_Case'], {}), 'invalid setting nodeName (from --node-name)', 'DNS subdomain');
+    for (const name of ['a..b', '.a', 'a.', 'a.-b', 'a-.b', `${'a'.repeat(254)}`]) {
+      assertConfigError(() => loadSettings(['--node-name', name], {}), 'invalid setting nodeName (from --node-name)', 'DNS subdomain');
+    }
+    for (const name of ['node-1', 'node-1.eu-west.example', 'a', '1.2.3.4']) assert.equal(loadSettings(['--node-name', name], {}).settings.nodeName, name);
+  });
+
+  it('an empty --config is refused, not taken for no file (which would hide EXECLET_CONFIG)', () => {
+    assertConfigError(() => loadSettings(['--config', ''], { EXECLET_CONFIG: '/etc/execlet/config.yaml' }), '--config needs the path of a config file');
+    assertConfigError(() => loadSettings(['--config='], {}), '--config needs the path of a config file');
   });
 
   it('reports every invalid setting, one per line', () => {

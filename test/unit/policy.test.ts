@@ -834,5 +834,9 @@ describe('parseDuration', () => {
       assert.throws(() => parseDuration(value), /invalid duration/, String(value));
     }
     assert.throws(() => parseDuration('99999999999999999999h'), /too long/);
+    // A bare number says why as a number would: too long, or under a millisecond, not "must be positive".
+    assert.throws(() => parseDuration('99999999999999999999'), { message: 'invalid duration "99999999999999999999": too long' });
+    assert.throws(() => parseDuration('0.0001'), { message: 'invalid duration "0.0001": shorter than a millisecond' });
+    assert.throws(() => parseDuration('0'), { message: 'invalid duration "0": must be a positive number of seconds' });
   });
 });
