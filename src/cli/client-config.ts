@@ -207,7 +207,8 @@ export function stateDirKubeconfig(env: NodeJS.ProcessEnv = process.env): string
  * $KUBECONFIG list, else the state dir's kubeconfig.
  */
 export function kubeconfigPaths(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): { paths: string[]; named: 'flag' | 'env' | 'default' } {
-  if (flag !== undefined) return { paths: [flag], named: 'flag' };
+  // As kubectl: an empty --kubeconfig is the flag's default, not a path (it read the current directory).
+  if (flag !== undefined && flag !== '') return { paths: [flag], named: 'flag' };
   const fromEnv = (env.KUBECONFIG ?? '').split(delimiter).filter((p) => p !== '');
   if (fromEnv.length > 0) return { paths: fromEnv, named: 'env' };
   return { paths: [stateDirKubeconfig(env)], named: 'default' };

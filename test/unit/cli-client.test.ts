@@ -171,6 +171,9 @@ contexts: [{name: mine, context: {cluster: execlet, user: execlet, namespace: fi
   test('without --kubeconfig or $KUBECONFIG, the state dir kubeconfig of execlet serve is used', () => {
     const expected = join(defaultSettings({}).stateDir, 'kubeconfig');
     assert.deepEqual(kubeconfigPaths(undefined, {}), { paths: [expected], named: 'default' });
+    // As kubectl: an empty --kubeconfig is no path.
+    assert.deepEqual(kubeconfigPaths('', {}), { paths: [expected], named: 'default' });
+    assert.deepEqual(kubeconfigPaths('', { KUBECONFIG: '/a' }), { paths: ['/a'], named: 'env' });
     const isRoot = process.getuid?.() === 0;
     if (isRoot) assert.equal(expected, '/var/lib/execlet/kubeconfig');
     else assert.match(expected, /\.local\/state\/execlet\/kubeconfig$/);
