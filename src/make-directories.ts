@@ -15,7 +15,7 @@ function exists(path: string): boolean {
   }
 }
 
-/** Makes `path` and any missing parents with `mode`; does nothing for a directory that exists. */
+/** Makes `path` and any missing parents with `mode`; does nothing for a directory that exists, and throws ENOTDIR for anything else there. */
 export function makeDirectories(path: string, mode: number): void {
   const missing: string[] = [];
   // From `path` up to the first that exists (whatever it is: a file there fails the mkdir below it).
@@ -27,8 +27,16 @@ export function makeDirectories(path: string, mode: number): void {
     try {
       mkdirSync(directory, { mode });
     } catch (err) {
-      // Made meanwhile by someone else: as good.
+      // Made meanwhile by someone else: as good (checked below). A dangling symbolic link is not.
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     }
   }
+  // What is there must be a directory (a file, or a link to nothing, is not).
+  let isDirectory = false;
+  try {
+    isDirectory = statSync(path).isDirectory();
+  } catch {
+    // a dangling link: not a directory
+  }
+  if (!isDirectory) throw Object.assign(new Error(`ENOTDIR: not a directory, mkdir '${path}'`), { code: 'ENOTDIR', path, syscall: 'mkdir' });
 }

@@ -26,17 +26,18 @@ export class ForbiddenYamlKey extends Error {
   }
 }
 
-/** Throws naming the first forbidden key, by its path in the document. */
-function refuseForbiddenKeys(value: unknown, path: string): void {
-  if (typeof value !== 'object' || value === null) return;
+/** Throws naming the first forbidden key, by its path in the document. Each object once: aliases may make cycles. */
+function refuseForbiddenKeys(value: unknown, path: string, seen = new WeakSet<object>()): void {
+  if (typeof value !== 'object' || value === null || seen.has(value)) return;
+  seen.add(value);
   if (Array.isArray(value)) {
-    value.forEach((item, index) => refuseForbiddenKeys(item, `${path}[${index}]`));
+    value.forEach((item, index) => refuseForbiddenKeys(item, `${path}[${index}]`, seen));
     return;
   }
   for (const key of Object.keys(value)) {
     const at = path === '' ? key : `${path}.${key}`;
     if (FORBIDDEN_KEYS.has(key)) throw new ForbiddenYamlKey(`the key ${JSON.stringify(key)} (at ${at}) is not allowed`);
-    refuseForbiddenKeys((value as Record<string, unknown>)[key], at);
+    refuseForbiddenKeys((value as Record<string, unknown>)[key], at, seen);
   }
 }
 

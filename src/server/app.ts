@@ -14,6 +14,7 @@ import { CLOSE_WAIT_MS } from '../protocol/channel-connection.js';
 import { negotiateSubprotocol } from '../protocol/subprotocols.js';
 import type { SessionRegistry } from '../session/registry.js';
 import type { TargetResolver } from '../target/resolve.js';
+import { auditRefusal } from './access.js';
 import { AnonymousRefusals } from './anonymous-refusals.js';
 import { isConsolePath, registerConsoleRoutes } from './console-routes.js';
 import { registerDiscoveryRoutes } from './discovery.js';
@@ -24,7 +25,7 @@ import { answerClientError, refuseConnect } from './client-errors.js';
 import { closeSilentConnections } from './silent-connections.js';
 import { limitConnections } from './connection-limit.js';
 import { parseQueryString } from './query-string.js';
-import { requestShapeProblem, requireUtf8Json, trackWebSocketRoutes } from './request-shape.js';
+import { hostProblem, requireUtf8Json, routeShapeProblem, trackWebSocketRoutes } from './request-shape.js';
 import { sendStatus } from './status-reply.js';
 
 export interface AppOptions {
@@ -233,9 +234,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   app.addHook('onRequest', async (request, reply) => {
     const path = request.url.split('?', 1)[0]!;
     if (options.isDraining() && path !== '/healthz') return sendStatus(reply, 503, 'the agent is shutting down', 'ServiceUnavailable');
-    // Not in shape for any route: the connection is not kept for another request either.
-    const shapeProblem = requestShapeProblem(request, routeTakesWebSocket);
-    if (shapeProblem !== null) return sendStatus(reply.header('connection', 'close'), 400, shapeProblem);
+    const noHost = hostProblem(request);
+    if (noHost !== null) return sendStatus(reply.header('connection', 'close'), 400, noHost);
     // Cross-site WebSocket hijacking: a browser always sends Origin; only listed ones (and our own) may open streams.
     const origin = request.headers.origin;
     if (request.headers.upgrade && origin !== undefined && !options.allowedOrigins.includes(origin) && !isSameOrigin(origin, request)) {
@@ -244,7 +244,19 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       metrics.authorizationFailures.inc({ reason: 'origin' });
       return sendStatus(reply, 403, message, 'Forbidden');
     }
-    if (UNAUTHENTICATED_PATHS.has(path) || path.startsWith(STREAM_PREFIX) || isConsolePath(path)) return;
+    // Not a request its route can take (an upgrade where no WebSocket is, a query that is not UTF-8):
+    // refused once the caller is known, and audited where refusals are; the connection is not kept.
+    const refuseShape = (problem: string, identity: Identity | null) => {
+      if (AUDITED.test(path)) {
+        if (identity) auditRefusal(options.audit, identity, 400, 'BadRequest', problem);
+        else anonymousRefusals.record({ code: 400, reason: 'BadRequest', message: `${problem} (from ${request.ip})`, address: request.ip });
+      }
+      return sendStatus(reply.header('connection', 'close'), 400, problem);
+    };
+    if (UNAUTHENTICATED_PATHS.has(path) || path.startsWith(STREAM_PREFIX) || isConsolePath(path)) {
+      const problem = routeShapeProblem(request, routeTakesWebSocket);
+      return problem === null ? undefined : refuseShape(problem, null);
+    }
     const outcome = options.authenticator.authenticate(request.headers.authorization, request.raw.socket as TLSSocket, request.ip);
     if (!outcome.ok) {
       request.log.info({ reason: outcome.reason }, 'authentication failed');
@@ -253,6 +265,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       return sendStatus(reply, 401, outcome.message, 'Unauthorized');
     }
     request.identity = outcome.identity;
+    const problem = routeShapeProblem(request, routeTakesWebSocket);
+    if (problem !== null) return refuseShape(problem, outcome.identity);
   });
   // An authenticated caller's connection is not closed to make room: for this request, or for as
   // long as it is open once it carries a session. Only once the request has come whole (its body

@@ -38,7 +38,8 @@ function answerAndClose(socket: Duplex, code: number, message: string): void {
   socket.end(
     `HTTP/1.1 ${code} ${STATUS_CODES[code] ?? 'Error'}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
   );
-  setTimeout(() => socket.destroy(), ANSWER_DEADLINE_MS).unref();
+  const deadline = setTimeout(() => socket.destroy(), ANSWER_DEADLINE_MS).unref();
+  socket.once('close', () => clearTimeout(deadline));
 }
 
 /** fastify's clientErrorHandler: a Status where a response can still be written, else just the close. */

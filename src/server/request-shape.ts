@@ -18,14 +18,19 @@ export function trackWebSocketRoutes(app: FastifyInstance): (request: FastifyReq
   return (request) => request.routeOptions.url === undefined || paths.has(request.routeOptions.url);
 }
 
+/** Why a request cannot be served at all, before anything else is asked of it: HTTP/1.1 without a Host. */
+export function hostProblem(request: FastifyRequest): string | null {
+  return request.headers.host === undefined && request.raw.httpVersion === '1.1' ? 'the request has no Host header, which HTTP/1.1 requires' : null;
+}
+
 /**
- * Why the request is refused before routing, or null. An upgrade to a route that takes no WebSocket
- * would otherwise be completed by @fastify/websocket and then closed, and meanwhile an
- * authenticated caller's connection would hold a place that no eviction frees. (A path no route
- * has is left to the 404.)
+ * Why the request is not one its route can take, or null: checked once the caller is known, so an
+ * exec's refusal is audited like any other. An upgrade to a route that takes no WebSocket would
+ * otherwise be completed by @fastify/websocket and then closed, and meanwhile an authenticated
+ * caller's connection would hold a place that no eviction frees. (A path no route has is left to
+ * the 404.)
  */
-export function requestShapeProblem(request: FastifyRequest, routeTakesWebSocket: (request: FastifyRequest) => boolean): string | null {
-  if (request.headers.host === undefined && request.raw.httpVersion === '1.1') return 'the request has no Host header, which HTTP/1.1 requires';
+export function routeShapeProblem(request: FastifyRequest, routeTakesWebSocket: (request: FastifyRequest) => boolean): string | null {
   if (request.ws && !routeTakesWebSocket(request)) {
     return `${request.method} ${request.routeOptions.url} takes no WebSocket or other upgrade: send it as a plain HTTP request`;
   }

@@ -239,7 +239,9 @@ export async function runExecSession(options: ExecSessionOptions): Promise<Sessi
       },
       resizeRefused(problem) {
         log.warn({ problem }, 'the client sent a resize message that is not valid: its resizes are ignored from now on, as the kubelet ignores them');
-        const text = `The terminal size the client sent is not valid (${problem}): the terminal keeps its size, and later sizes are ignored.`;
+        // The problem may quote what the client sent: no control character of it reaches the terminal.
+        const shown = problem.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?');
+        const text = `The terminal size the client sent is not valid (${shown}): the terminal keeps its size, and later sizes are ignored.`;
         // Before the process runs there is no terminal to say it on yet: it is said once there is.
         if (process) notice(text);
         else resizeNotice = text;

@@ -662,6 +662,19 @@ describe('audit log', () => {
     assert.ok(!/v1\/streams\/[A-Za-z0-9_-]{20,}/.test(text), 'no stream token in the audit log');
   });
 
+  test("an exec whose query is not UTF-8 text is refused after the caller is known, and audited with the caller", async () => {
+    const path = '/api/v1/namespaces/team-a/pods/web/exec?container=app&stdout=true&command=echo&command=caf%E9';
+    const refused = await call('GET', path, { token: TOKENS.alice });
+    assert.equal(refused.status, 400);
+    assert.match(refused.body.message ?? '', /^the 2nd query parameter "command" is not valid percent-encoding of UTF-8 text$/);
+    const denial = auditRecords().findLast((r) => r.event === 'access.denied')!;
+    assert.equal(denial.code, 400);
+    assert.equal((denial.identity as { user: string }).user, 'alice');
+    assert.equal(denial.message, refused.body.message);
+    // Without a credential it is a 401, as for any request, whatever its query.
+    assert.equal((await call('GET', path, {})).status, 401);
+  });
+
   test('refusals without an identity are rate-limited: a flood of 200 leaves at most the burst of 60 in the log', async () => {
     const before = auditRecords().filter((r) => r.event === 'access.denied' && r.identity === null).length;
     const startedAt = performance.now();

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 
 import { listenFailure } from '../../src/cli/listen-failure.js';
 import { ConfigError, loadSettings } from '../../src/config/load.js';
+import { ForbiddenYamlKey, parseYaml } from '../../src/config/yaml.js';
 import { defaultSettings, SETTINGS, splitListen } from '../../src/config/settings.js';
 
 let dir: string;
@@ -334,6 +335,11 @@ describe('config file problems', () => {
       assertConfigError(() => loadSettings(['--config', path], {}), `config file ${path} is not valid YAML: the key "__proto__" (at ${at}) is not allowed`);
       assert.equal(({} as Record<string, unknown>)['polluted'], undefined, 'Object.prototype is untouched');
     }
+  });
+
+  it('a document whose aliases make a cycle is walked once per object: no stack overflow, and a __proto__ in it is still found', () => {
+    assert.doesNotThrow(() => parseYaml('a: &x {b: *x}\n'));
+    assert.throws(() => parseYaml('a: &x {b: *x, __proto__: 1}\n'), ForbiddenYamlKey);
   });
 
   it('refuses a missing file, from --config and from EXECLET_CONFIG', () => {

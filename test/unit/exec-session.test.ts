@@ -496,6 +496,9 @@ describe('runExecSession: TTY size', () => {
     assert.deepEqual(warned?.obj, { problem: 'resize: Width must be an integer in 0-65535, got -1' });
     const said = channels.writes.filter((w) => w.stream === 'stdout').map((w) => w.data);
     assert.deepEqual(said, ['\r\n[execlet] The terminal size the client sent is not valid (resize: Width must be an integer in 0-65535, got -1): the terminal keeps its size, and later sizes are ignored.\r\n']);
+    // What the client sent may be quoted in the problem: its control characters do not reach the terminal.
+    channels.h.resizeRefused!('resize: invalid JSON: Unexpected token \u001b in "{\u001b[2J"');
+    assert.match(channels.writes.at(-1)!.data, /\(resize: invalid JSON: Unexpected token \? in "\{\?\[2J"\)/);
     backend.process.end({ code: 0, signal: null });
     await session;
   });

@@ -1,7 +1,7 @@
 // makeDirectories: mkdir -p that makes each missing directory once and fails at once where Node.js's
 // recursive mkdirSync would retry for ever (a path under /proc).
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, it } from 'node:test';
@@ -25,4 +25,13 @@ it('fails at once, with the system error, under /proc (where Node.js retried for
   const file = join(dir, 'file');
   writeFileSync(file, '');
   assert.throws(() => makeDirectories(join(file, 'x'), 0o700), { code: 'ENOTDIR' });
+});
+
+it('a file, or a link to nothing, where the directory should be is ENOTDIR', () => {
+  const file = join(dir, 'a-file');
+  writeFileSync(file, '');
+  assert.throws(() => makeDirectories(file, 0o700), { code: 'ENOTDIR' });
+  const dangling = join(dir, 'dangling');
+  symlinkSync(join(dir, 'nowhere'), dangling);
+  assert.throws(() => makeDirectories(dangling, 0o700), { code: 'ENOTDIR' });
 });
