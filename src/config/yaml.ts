@@ -42,11 +42,16 @@ function refuseForbiddenKeys(value: unknown, path: string, seen = new WeakSet<ob
 }
 
 /**
- * Parses one YAML (or JSON) document; throws the library's error, which names line and column, or
- * one naming a key no document may hold (`__proto__`).
+ * Parses one YAML (or JSON) document; throws the library's error or warning, which names line and
+ * column, or one naming a key no document may hold (`__proto__`).
  */
 export function parseYaml(text: string): unknown {
-  const value = library().parse(text);
+  const document = library().parseDocument(text);
+  // A warning is an error here: an unknown tag (`!custom x`) would otherwise pass its text on as the
+  // value, with a warning on stderr that nobody reads.
+  const problem = document.errors[0] ?? document.warnings[0];
+  if (problem) throw problem;
+  const value = document.toJS();
   refuseForbiddenKeys(value, '');
   return value;
 }

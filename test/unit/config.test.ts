@@ -337,6 +337,11 @@ describe('config file problems', () => {
     }
   });
 
+  it('refuses an unknown tag (its text would otherwise be the value, with a warning nobody reads), naming line and column', () => {
+    const path = configFile('listen: !custom 127.0.0.1:1\n');
+    assertConfigError(() => loadSettings(['--config', path], {}), `config file ${path} is not valid YAML: Unresolved tag: !custom at line 1, column 9`);
+  });
+
   it('a document whose aliases make a cycle is walked once per object: no stack overflow, and a __proto__ in it is still found', () => {
     assert.doesNotThrow(() => parseYaml('a: &x {b: *x}\n'));
     assert.throws(() => parseYaml('a: &x {b: *x, __proto__: 1}\n'), ForbiddenYamlKey);
