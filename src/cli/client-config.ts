@@ -371,12 +371,15 @@ export function loadClientConfig(flags: ConnectionFlags, options: LoadOptions = 
   }
 
   const tls: ClientTls = { rejectUnauthorized: !(flags.insecureSkipTlsVerify ?? cluster?.value['insecure-skip-tls-verify'] ?? false) };
-  const ca = flags.certificateAuthority
-    ? readReferencedFile(flags.certificateAuthority, undefined, 'certificate authority (--certificate-authority)', readText)
+  const [ca, caFrom] = flags.certificateAuthority
+    ? [readReferencedFile(flags.certificateAuthority, undefined, 'certificate authority (--certificate-authority)', readText), '--certificate-authority']
     : cluster
-      ? pemFrom(cluster.value['certificate-authority-data'], cluster.value['certificate-authority'], cluster.file, `certificate-authority of cluster "${clusterName}"`, readText)
-      : undefined;
-  if (ca !== undefined) tls.ca = ca;
+      ? [
+          pemFrom(cluster.value['certificate-authority-data'], cluster.value['certificate-authority'], cluster.file, `certificate-authority of cluster "${clusterName}"`, readText),
+          `the certificate-authority of cluster "${clusterName}" in ${cluster.file}`,
+        ]
+      : [undefined, ''];
+  if (ca !== undefined) tls.ca = checkedCertificateAuthority(ca, caFrom);
   if (cluster?.value['tls-server-name']) tls.servername = cluster.value['tls-server-name'];
 
   let token = flags.token;
@@ -438,6 +441,19 @@ function checkedToken(token: string, from: string): string {
   return token;
 }
 
+/**
+ * A certificate authority that is not a PEM certificate is refused here, naming where it came from:
+ * TLS would only say later that it cannot verify the server's certificate.
+ */
+function checkedCertificateAuthority(pem: string, from: string): string {
+  try {
+    new X509Certificate(pem);
+  } catch {
+    throw new ClientConfigError(`${from} is not a PEM certificate`);
+  }
+  return pem;
+}
+
 /** A client certificate and key that TLS could not use together are refused here, naming the user. */
 function checkClientCertificate(cert: string, key: string, where: string): void {
   let certificate: X509Certificate;
@@ -460,7 +476,9 @@ function fromFlagsOnly(flags: ConnectionFlags, readText: (path: string) => strin
   const server = normalizeServer(flags.server!, '--server');
   if (flags.token === undefined) throw new ClientConfigError('--server without a kubeconfig needs --token TOKEN');
   const tls: ClientTls = { rejectUnauthorized: !flags.insecureSkipTlsVerify };
-  if (flags.certificateAuthority) tls.ca = readReferencedFile(flags.certificateAuthority, undefined, 'certificate authority (--certificate-authority)', readText);
+  if (flags.certificateAuthority) {
+    tls.ca = checkedCertificateAuthority(readReferencedFile(flags.certificateAuthority, undefined, 'certificate authority (--certificate-authority)', readText), '--certificate-authority');
+  }
   return { server, namespace: 'default', token: checkedToken(flags.token, 'given with --token'), tls, source: '--server' };
 }
 

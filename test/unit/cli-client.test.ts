@@ -34,8 +34,9 @@ import { exitCodeStatus, failureStatus, httpStatus, successStatus } from '../../
 // ---------------------------------------------------------------------------------------------
 // Kubeconfig
 
-const CA_PEM = '-----BEGIN CERTIFICATE-----\nMIIBfakeCA\n-----END CERTIFICATE-----\n';
-// A real client certificate and its key: the loader checks that they go together.
+// Real certificates: the loader checks that a CA is one, and that a client certificate and key go together.
+const CA_PEM = createCertificateAuthority('test server CA').certPem;
+const OTHER_CA_PEM = createCertificateAuthority('another server CA').certPem;
 const CLIENT_CA = createCertificateAuthority('test client CA');
 const { certPem: CERT_PEM, keyPem: KEY_PEM } = createClientCertificate(CLIENT_CA, 'me');
 const OTHER_KEY_PEM = createClientCertificate(CLIENT_CA, 'someone-else').keyPem;
@@ -148,11 +149,15 @@ current-context: x
   test('--server, --token, --certificate-authority and --insecure-skip-tls-verify override the kubeconfig', () => {
     const config = load(
       { kubeconfig: '/k/config', server: 'https://10.0.0.7:10350', token: 'flag-token', certificateAuthority: '/other-ca.pem', insecureSkipTlsVerify: true },
-      { '/k/config': SERVE_KUBECONFIG, '/other-ca.pem': 'OTHER CA' },
+      { '/k/config': SERVE_KUBECONFIG, '/other-ca.pem': OTHER_CA_PEM },
     );
     assert.equal(config.server, 'https://10.0.0.7:10350');
     assert.equal(config.token, 'flag-token');
-    assert.equal(config.tls.ca, 'OTHER CA');
+    assert.equal(config.tls.ca, OTHER_CA_PEM);
+    assert.throws(
+      () => load({ kubeconfig: '/k/config', certificateAuthority: '/other-ca.pem' }, { '/k/config': SERVE_KUBECONFIG, '/other-ca.pem': 'not a certificate' }),
+      { message: '--certificate-authority is not a PEM certificate' },
+    );
     assert.equal(config.tls.rejectUnauthorized, false);
     assert.equal(config.namespace, 'docker', 'the context namespace still applies');
   });
@@ -213,6 +218,10 @@ contexts: [{name: mine, context: {cluster: execlet, user: execlet, namespace: fi
       [
         `${base.clusters}\nusers: [{name: u, user: {client-certificate-data: ${b64(CERT_PEM)}, client-key-data: ${b64(CERT_PEM)}}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n`,
         /^the client-key of user "u" in \/k is not a PEM private key$/,
+      ],
+      [
+        `clusters: [{name: c, cluster: {server: "https://h:1", certificate-authority-data: ${b64(KEY_PEM)}}}]\n${base.users}\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n`,
+        /^the certificate-authority of cluster "c" in \/k is not a PEM certificate$/,
       ],
       [`${base.clusters}\nusers: [{name: u, user: {token: "tok€n"}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n`, /^the token of user "u" in \/k holds a character other than printable ASCII/],
       [`${base.clusters}\nusers: [{name: u, user: {__proto__: {token: x}}}]\n`, /^kubeconfig \/k is not valid YAML: the key "__proto__" \(at users\[0\]\.user\.__proto__\) is not allowed$/],
