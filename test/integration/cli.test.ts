@@ -6,8 +6,9 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { readFileSync, readlinkSync } from 'node:fs';
-import { hostname } from 'node:os';
+import { mkdtempSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import * as pty from 'node-pty';
 import { AGENT_MAIN, startAgent, type TestAgent } from '../helpers/agent.js';
@@ -26,6 +27,8 @@ let plainContainer: TestContainer;
 const containers: TestContainer[] = [];
 /** PIDs of every child a test started, killed in after() if still alive. */
 const children = new Set<number>();
+/** Where the wrapper shells around the CLI write their reports (wrapperAround). */
+const reportDir = mkdtempSync(join(tmpdir(), 'execlet-cli-report-'));
 
 before(async () => {
   docker = await useTestDocker();
@@ -47,6 +50,7 @@ after(async () => {
       // already gone
     }
   }
+  rmSync(reportDir, { recursive: true, force: true });
   for (const c of containers) await c.remove();
   await agent?.stop();
   await docker?.stop();
@@ -114,14 +118,6 @@ class PtySession {
     }
   }
 
-  /**
-   * Waits for the wrapper's last line after its exit: node-pty may report the exit before it has
-   * delivered the last of the output (a fresh-clone run once saw `EXIT=143` and nothing after it).
-   */
-  async waitForWrapperEnd(): Promise<void> {
-    await this.waitFor(/END-OF-WRAPPER/, 0, 5000, "the wrapper shell's last line");
-  }
-
   kill(): void {
     try {
       process.kill(this.process.pid, 'SIGKILL');
@@ -132,6 +128,20 @@ class PtySession {
 }
 
 const shellQuote = (word: string) => `'${word.replace(/'/g, `'\\''`)}'`;
+
+/**
+ * The wrapper shell around the CLI: once the CLI exits, its exit code and the terminal's settings
+ * (`stty -a` on the pty) go to `report`, a file. Not to the pty: node-pty may report the wrapper's
+ * exit before it delivers its last output, and on a busy machine drop that output altogether.
+ */
+function wrapperAround(cli: string, report: string): string {
+  return `${cli}; { echo "EXIT=$?"; stty -a; } > ${shellQuote(report)} 2>&1`;
+}
+
+/** What the wrapper reported after the CLI's exit code `code`, or '' if it exited otherwise. */
+function reportAfterExit(report: string, code: number): string {
+  return readFileSync(report, 'utf8').split(`EXIT=${code}\n`)[1] ?? '';
+}
 
 /** `stty -a` flags (`icanon`, `-echo`, …) as a set. */
 function sttyFlags(output: string): Set<string> {
@@ -188,7 +198,8 @@ describe('execlet exec -it in a pseudo-terminal', () => {
 
   test('the local terminal is raw during the session and restored after it', { timeout: 60_000 }, async () => {
     const cli = [process.execPath, AGENT_MAIN, 'exec', ...kube(), '-n', 'default', 'web', '-c', 'app', '-it', '--', 'sh'].map(shellQuote).join(' ');
-    const session = new PtySession('/bin/sh', ['-c', `${cli}; echo "EXIT=$?"; stty -a; echo END-OF-WRAPPER`], { cols: 80, rows: 24 });
+    const report = join(reportDir, 'exit-0.txt');
+    const session = new PtySession('/bin/sh', ['-c', wrapperAround(cli, report)], { cols: 80, rows: 24 });
     try {
       await session.waitForPrompt(0);
       const [cliPid] = childPids(session.process.pid);
@@ -199,9 +210,8 @@ describe('execlet exec -it in a pseudo-terminal', () => {
       session.type('exit 0\r');
       const { exitCode } = await session.waitForExit(15_000);
       assert.equal(exitCode, 0);
-      await session.waitForWrapperEnd();
-      const afterExit = plain(session.output).split('EXIT=0\n')[1];
-      assert.ok(afterExit, `the wrapper printed the CLI's exit code 0:\n${plain(session.output)}`);
+      const afterExit = reportAfterExit(report, 0);
+      assert.ok(afterExit, `the CLI exited 0: ${readFileSync(report, 'utf8')}`);
       const flags = sttyFlags(afterExit);
       assert.ok(flags.has('icanon') && !flags.has('-icanon'), `icanon restored: ${afterExit}`);
       assert.ok(flags.has('echo') && !flags.has('-echo'), `echo restored: ${afterExit}`);
@@ -217,7 +227,8 @@ describe('execlet exec -it in a pseudo-terminal', () => {
   ] as const) {
     test(`${signal} ends the session with ${code} and restores the terminal`, { timeout: 60_000 }, async () => {
       const cli = [process.execPath, AGENT_MAIN, 'exec', ...kube(), '-n', 'default', 'web', '-c', 'app', '-it', '--', 'sh'].map(shellQuote).join(' ');
-      const session = new PtySession('/bin/sh', ['-c', `${cli}; echo "EXIT=$?"; stty -a; echo END-OF-WRAPPER`], { cols: 80, rows: 24 });
+      const report = join(reportDir, `${signal}.txt`);
+      const session = new PtySession('/bin/sh', ['-c', wrapperAround(cli, report)], { cols: 80, rows: 24 });
       try {
         await session.waitForPrompt(0);
         const [cliPid] = childPids(session.process.pid);
@@ -226,9 +237,8 @@ describe('execlet exec -it in a pseudo-terminal', () => {
         process.kill(cliPid, signal);
         const { exitCode } = await session.waitForExit(15_000);
         assert.equal(exitCode, 0, 'the wrapper shell ran to its end');
-        await session.waitForWrapperEnd();
-        const afterExit = plain(session.output).split(`EXIT=${code}\n`)[1];
-        assert.ok(afterExit, `the CLI exited ${code}:\n${plain(session.output)}`);
+        const afterExit = reportAfterExit(report, code);
+        assert.ok(afterExit, `the CLI exited ${code}: ${readFileSync(report, 'utf8')}`);
         const flags = sttyFlags(afterExit);
         assert.ok(flags.has('icanon') && flags.has('echo') && !flags.has('-icanon') && !flags.has('-echo'), `terminal restored: ${afterExit}`);
       } finally {
