@@ -16,6 +16,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { watchFiles } from '../config/watch-files.js';
 import { isReservedName, LOCAL_USER } from './authenticate.js';
+import { isBearerTokenText } from './bearer-token.js';
 
 export interface TokenIdentity {
   user: string;
@@ -36,12 +37,6 @@ export class TokenFileError extends Error {
 
 const HASH_PREFIX = 'sha256:';
 const HEX_DIGEST = /^[0-9a-f]{64}$/;
-
-/**
- * What a token may be made of: printable ASCII. Node.js reads a header as Latin-1 and the file is
- * UTF-8, so a token with any other character (or a byte that is not UTF-8) could never match.
- */
-const BEARER_TOKEN_CHARS = /^[\x21-\x7e]+$/;
 
 function sha256Hex(value: string): string {
   return createHash('sha256').update(value, 'utf8').digest('hex');
@@ -73,7 +68,7 @@ export function parseTokenFile(text: string, source: string): Map<string, TokenI
         throw new TokenFileError(`a "${HASH_PREFIX}" entry must be followed by exactly 64 lowercase hex digits`, source, lineNumber);
       }
     } else {
-      if (!BEARER_TOKEN_CHARS.test(tokenOrHash)) {
+      if (!isBearerTokenText(tokenOrHash)) {
         throw new TokenFileError('the token holds a character other than printable ASCII, which no "Authorization: Bearer" header carries as written', source, lineNumber);
       }
       digest = sha256Hex(tokenOrHash);

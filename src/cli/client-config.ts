@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { delimiter, dirname, isAbsolute, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { isBearerTokenText } from '../auth/bearer-token.js';
 import { ForbiddenYamlKey, parseYaml } from '../config/yaml.js';
 import { z } from 'zod';
 import { defaultSettings } from '../config/settings.js';
@@ -430,12 +431,9 @@ export function loadClientConfig(flags: ConnectionFlags, options: LoadOptions = 
   return config;
 }
 
-/** What a bearer token may be made of: printable ASCII, as an Authorization header carries it. */
-const BEARER_TOKEN_CHARS = /^[\x21-\x7e]+$/;
-
 /** The token, or a ClientConfigError naming where it came from (`from`: "given with --token", "of user …"), never the token. */
 function checkedToken(token: string, from: string): string {
-  if (!BEARER_TOKEN_CHARS.test(token)) {
+  if (!isBearerTokenText(token)) {
     throw new ClientConfigError(`the token ${from} holds a character other than printable ASCII (a space, a line break, a letter outside ASCII): no Authorization header can carry it`);
   }
   return token;
