@@ -21,10 +21,10 @@ import { registerDiscoveryRoutes } from './discovery.js';
 import { registerExecRoutes } from './exec-routes.js';
 import { registerPodRoutes } from './pods-routes.js';
 import { registerSessionRoutes, type StreamGrant } from './session-routes.js';
-import { answerClientError, refuseConnect } from './client-errors.js';
+import { answerClientError, endAfterAnswer, refuseConnect } from './client-errors.js';
 import { closeSilentConnections } from './silent-connections.js';
 import { limitConnections } from './connection-limit.js';
-import { parseQueryString } from './query-string.js';
+import { decodeQueryComponent, parseQueryString } from './query-string.js';
 import { hostProblem, requireUtf8Json, routeShapeProblem, trackWebSocketRoutes } from './request-shape.js';
 import { sendStatus } from './status-reply.js';
 
@@ -112,12 +112,8 @@ export function redactUrl(url: string): string {
     .split('&')
     .map((pair) => {
       const key = pair.split('=', 1)[0]!;
-      let name = key;
-      try {
-        name = decodeURIComponent(key.replace(/\+/g, ' '));
-      } catch {
-        // Not valid percent-encoding: compared as it is.
-      }
+      // Not valid percent-encoding: compared as it is.
+      const name = decodeQueryComponent(key) ?? key;
       return REDACTED_QUERY_PARAMETERS.has(name) ? `${key}=[redacted]` : pair;
     });
   return `${url.slice(0, query + 1)}${redacted.join('&')}`;
@@ -221,10 +217,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     return payload;
   });
   app.addHook('onResponse', async (request) => {
-    if (!refusedUpgrades.has(request)) return;
-    const socket = request.raw.socket;
-    socket.end();
-    setTimeout(() => socket.destroy(), 5000).unref();
+    if (refusedUpgrades.has(request)) endAfterAnswer(request.raw.socket);
   });
 
   // Refusals with no identity behind them: anyone can cause them, so their records are rate-limited.

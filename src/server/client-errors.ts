@@ -32,14 +32,24 @@ export function clientErrorStatus(err: Error & { code?: string }, headersTimeout
   }
 }
 
-/** Writes `code` and a Status, ends the connection, and destroys it if the client does not take the answer. */
-function answerAndClose(socket: Duplex, code: number, message: string): void {
-  const body = JSON.stringify(httpStatus(code, reasonFor(code), message));
-  socket.end(
-    `HTTP/1.1 ${code} ${STATUS_CODES[code] ?? 'Error'}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-  );
+/**
+ * Ends a connection once what was written to it (an answer, with `last`) has gone out, and destroys
+ * it if the client has not taken that within ANSWER_DEADLINE_MS. Destroying at once can cut a TLS
+ * answer short.
+ */
+export function endAfterAnswer(socket: Duplex, last?: string): void {
+  socket.end(last);
   const deadline = setTimeout(() => socket.destroy(), ANSWER_DEADLINE_MS).unref();
   socket.once('close', () => clearTimeout(deadline));
+}
+
+/** Writes `code` and a Status, and ends the connection (endAfterAnswer). */
+function answerAndClose(socket: Duplex, code: number, message: string): void {
+  const body = JSON.stringify(httpStatus(code, reasonFor(code), message));
+  endAfterAnswer(
+    socket,
+    `HTTP/1.1 ${code} ${STATUS_CODES[code] ?? 'Error'}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
 }
 
 /** fastify's clientErrorHandler: a Status where a response can still be written, else just the close. */

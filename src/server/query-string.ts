@@ -14,7 +14,7 @@ const MALFORMED = Symbol('malformed query parameters');
 const MAX_SHOWN_NAME = 64;
 
 /** Percent-decodes a query component (after `+` → space), or null when it is not UTF-8 text. */
-function decodeComponent(component: string): string | null {
+export function decodeQueryComponent(component: string): string | null {
   const spaced = component.includes('+') ? component.replace(/\+/g, ' ') : component;
   if (!spaced.includes('%')) return spaced;
   try {
@@ -40,13 +40,13 @@ export function parseQueryString(raw: string): ParsedQuery {
     if (pair === '') continue;
     pairIndex++;
     const equals = pair.indexOf('=');
-    const key = decodeComponent(equals === -1 ? pair : pair.slice(0, equals));
+    const key = decodeQueryComponent(equals === -1 ? pair : pair.slice(0, equals));
     if (key === null) {
       badNames.push(pairIndex);
       continue;
     }
     const rawValue = equals === -1 ? '' : pair.slice(equals + 1);
-    const value = decodeComponent(rawValue);
+    const value = decodeQueryComponent(rawValue);
     const current = result[key];
     const kept = value ?? rawValue;
     if (current === undefined) result[key] = kept;

@@ -23,10 +23,12 @@ export const UPGRADE_REQUIRED = 'Upgrade request required: exec needs a WebSocke
 /** RFC 6455 §4.1: the base64 of 16 bytes (what the ws library accepts). */
 const WEBSOCKET_KEY = /^[+/0-9A-Za-z]{22}==$/;
 const WEBSOCKET_VERSIONS = ['13', '8'];
-/** RFC 6455 §4.1 / RFC 7230 §3.2.6: Sec-WebSocket-Protocol is a comma-separated list of tokens. */
-const SUBPROTOCOL_LIST = /^[\t ]*[!#$%&'*+\-.^_`|~0-9A-Za-z]+(?:[\t ]*,[\t ]*[!#$%&'*+\-.^_`|~0-9A-Za-z]+)*[\t ]*$/;
-/** A character a token may not hold (RFC 7230 §3.2.6). */
-const NOT_TOKEN_CHAR = /[^!#$%&'*+\-.^_`|~0-9A-Za-z]/;
+/** What a token is made of (RFC 7230 §3.2.6), as the inside of a character class. */
+const TOKEN_CHARS = "!#$%&'*+\\-.^_`|~0-9A-Za-z";
+/** RFC 6455 §4.1: Sec-WebSocket-Protocol is a comma-separated list of tokens. */
+const SUBPROTOCOL_LIST = new RegExp(`^[\\t ]*[${TOKEN_CHARS}]+(?:[\\t ]*,[\\t ]*[${TOKEN_CHARS}]+)*[\\t ]*$`);
+/** A character a token may not hold. */
+const NOT_TOKEN_CHAR = new RegExp(`[^${TOKEN_CHARS}]`);
 /**
  * Kubernetes clients that cannot set headers (browsers) carry a bearer token in a subprotocol of
  * this prefix. execlet does not take tokens there, but what is offered goes into refusals, which

@@ -20,6 +20,11 @@ import { successStatus } from '../../src/protocol/status.js';
 import { protocolTraits } from '../../src/protocol/subprotocols.js';
 import { droppedCount, watchGone } from '../helpers/gone-watch.js';
 
+/** Channels of a session that writes stdout (1 MiB high-water mark, pinged every 100 ms), with `options` on top. */
+function outputChannels(serverSide: WebSocket, options: Partial<ChannelOptions> = {}): WebSocketChannels {
+  return new WebSocketChannels(serverSide, protocolTraits('v5.channel.k8s.io'), { stdin: false, stdout: true, stderr: false, highWaterMark: 1 << 20, pingIntervalMs: 100, ...options });
+}
+
 const ca = createCertificateAuthority('channel-close test CA');
 const serving = createServingCertificate(ca, '127.0.0.1', ['127.0.0.1']);
 
@@ -139,7 +144,7 @@ for (const transport of ['tcp', 'tls'] as const) {
         clientSocket.resume();
         setTimeout(() => clientSocket.pause(), 3);
       }, 40);
-      const channels = new WebSocketChannels(serverSide, protocolTraits('v5.channel.k8s.io'), { stdin: false, stdout: true, stderr: false, highWaterMark: 1 << 20, pingIntervalMs: 100 });
+      const channels = outputChannels(serverSide);
       const { reason: gone } = watchGone(channels);
       const total = 24 * 1024 * 1024;
       const chunk = Buffer.alloc(64 * 1024, 0x61);
@@ -160,14 +165,7 @@ for (const transport of ['tcp', 'tls'] as const) {
       const { serverSide, clientSocket, received, closed } = await connectClient();
       // kubectl piped into `less`: it reads nothing, so its pongs wait behind the output.
       clientSocket.pause();
-      const channels = new WebSocketChannels(serverSide, protocolTraits('v5.channel.k8s.io'), {
-        stdin: false,
-        stdout: true,
-        stderr: false,
-        highWaterMark: 1 << 20,
-        pingIntervalMs: 100,
-        behindWithoutProgressMs: 1000,
-      });
+      const channels = outputChannels(serverSide, { behindWithoutProgressMs: 1000 });
       const { goneNow, reason: gone } = watchGone(channels);
       const chunk = Buffer.alloc(64 * 1024, 0x61);
       let produced = 0;
@@ -207,7 +205,7 @@ for (const transport of ['tcp', 'tls'] as const) {
       const { client, serverSide } = await connectSilentClient();
       let pings = 0;
       client.on('ping', () => pings++);
-      const channels = new WebSocketChannels(serverSide, protocolTraits('v5.channel.k8s.io'), { stdin: false, stdout: true, stderr: false, highWaterMark: 1 << 20, pingIntervalMs: 100 });
+      const channels = outputChannels(serverSide);
       const { goneNow, reason: gone } = watchGone(channels);
       try {
         await Promise.race([new Promise((resolve) => setTimeout(resolve, 1500)), goneNow]);
@@ -230,15 +228,7 @@ for (const transport of ['tcp', 'tls'] as const) {
         clientSocket.resume();
         setTimeout(() => clientSocket.pause(), 3);
       }, 40);
-      const channels = new WebSocketChannels(serverSide, protocolTraits('v5.channel.k8s.io'), {
-        stdin: false,
-        stdout: true,
-        stderr: false,
-        highWaterMark: 1 << 20,
-        pingIntervalMs: 100,
-        behindWithoutProgressMs: 2000,
-        kernelLiveness: false,
-      });
+      const channels = outputChannels(serverSide, { behindWithoutProgressMs: 2000, kernelLiveness: false });
       const { goneNow, reason: gone } = watchGone(channels);
       // The process keeps writing, as fast as the client lets it (the producer waits for drain).
       const chunk = Buffer.alloc(64 * 1024, 0x61);
@@ -283,7 +273,7 @@ for (const transport of ['tcp', 'tls'] as const) {
 
     it('a client that goes away while its input is paused (the process reads no stdin) is noticed by the pings', async () => {
       const { client, serverSide } = await connectClient();
-      const channels = new WebSocketChannels(serverSide, protocolTraits('v5.channel.k8s.io'), { stdin: true, stdout: true, stderr: false, highWaterMark: 1 << 20, pingIntervalMs: 100 });
+      const channels = outputChannels(serverSide, { stdin: true });
       const { goneNow, reason: gone } = watchGone(channels);
       // The process reads no stdin: nothing more of the client is read, its close neither.
       channels.pauseInput();
@@ -303,7 +293,7 @@ for (const transport of ['tcp', 'tls'] as const) {
     it('where the kernel is not asked: an idle client that does not answer is dropped at the first check after its ping, not one later', async (t) => {
       const { client, serverSide } = await connectSilentClient();
       t.mock.timers.enable({ apis: ['setInterval'] });
-      const channels = new WebSocketChannels(serverSide, protocolTraits('v5.channel.k8s.io'), { stdin: false, stdout: true, stderr: false, highWaterMark: 1 << 20, pingIntervalMs: 1000, kernelLiveness: false });
+      const channels = outputChannels(serverSide, { pingIntervalMs: 1000, kernelLiveness: false });
       const { reason: gone } = watchGone(channels);
       const droppedBefore = await droppedCount('no_pong');
       const pinged = once(client, 'ping');
@@ -318,7 +308,7 @@ for (const transport of ['tcp', 'tls'] as const) {
     it('where the kernel is not asked: a line of output not yet handed to the kernel at the check (this turn\'s cork) is no backlog: a client that does not answer is dropped', async (t) => {
       const { client, serverSide } = await connectSilentClient();
       t.mock.timers.enable({ apis: ['setInterval'] });
-      const channels = new WebSocketChannels(serverSide, protocolTraits('v5.channel.k8s.io'), { stdin: false, stdout: true, stderr: false, highWaterMark: 1 << 20, pingIntervalMs: 1000, kernelLiveness: false });
+      const channels = outputChannels(serverSide, { pingIntervalMs: 1000, kernelLiveness: false });
       const { goneNow, reason: gone } = watchGone(channels);
       try {
         const pinged = once(client, 'ping');
@@ -336,7 +326,7 @@ for (const transport of ['tcp', 'tls'] as const) {
 
     it('where the kernel is not asked: output trickling out while nothing waits for the kernel is no sign of the client: one that does not answer is dropped', async () => {
       const { client, serverSide } = await connectSilentClient();
-      const channels = new WebSocketChannels(serverSide, protocolTraits('v5.channel.k8s.io'), { stdin: false, stdout: true, stderr: false, highWaterMark: 1 << 20, pingIntervalMs: 100, kernelLiveness: false });
+      const channels = outputChannels(serverSide, { kernelLiveness: false });
       const { goneNow, reason: gone } = watchGone(channels);
       // A process that prints a little now and then (top, tail -f): the kernel takes all of it at once.
       const trickle = setInterval(() => channels.write('stdout', Buffer.from('a line of output\n')), 10);
