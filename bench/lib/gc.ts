@@ -1,18 +1,24 @@
-// A full garbage collection in an agent, through the V8 inspector (HeapProfiler.collectGarbage is a
-// low-memory notification: everything collectable is collected and V8 gives back what a burst of work
-// left committed), so memory can be measured "after GC". Only agents started with --inspect, which
-// the bench does for the scenario that needs it.
+// A full garbage collection in an agent (or the bench's relay, ws-relay.ts), through the V8
+// inspector (HeapProfiler.collectGarbage is a low-memory notification: everything collectable is
+// collected and V8 gives back what a burst of work left committed), so memory can be measured
+// "after GC". Only processes started with --inspect, which the bench does for the scenario that
+// needs it.
 import WebSocket from 'ws';
 import type { TestAgent } from '../../test/helpers/agent.js';
 import type { Pause } from './stats.js';
 
-/** NODE_OPTIONS for an agent whose garbage the bench collects: the inspector on a kernel-chosen loopback port. */
-export const INSPECTABLE = { NODE_OPTIONS: '--inspect=127.0.0.1:0' };
+/** The inspector's option for a process whose garbage the bench collects: on a kernel-chosen loopback port. */
+export const INSPECT_OPTION = '--inspect=127.0.0.1:0';
+/** NODE_OPTIONS for an agent whose garbage the bench collects. */
+export const INSPECTABLE = { NODE_OPTIONS: INSPECT_OPTION };
 
-/** Sends one inspector command to the agent and resolves with its result. */
-async function inspect(agent: TestAgent, method: string, params: object = {}): Promise<unknown> {
-  const url = /Debugger listening on (ws:\/\/\S+)/.exec(agent.output())?.[1];
-  if (!url) throw new Error(`the agent was not started with the inspector (INSPECTABLE): cannot run ${method}`);
+/** A process started with the inspector: what it printed says where the inspector listens. */
+export type Inspectable = Pick<TestAgent, 'output'>;
+
+/** Sends one inspector command to the process and resolves with its result. */
+async function inspect(target: Inspectable, method: string, params: object = {}): Promise<unknown> {
+  const url = /Debugger listening on (ws:\/\/\S+)/.exec(target.output())?.[1];
+  if (!url) throw new Error(`the process was not started with the inspector (${INSPECT_OPTION}): cannot run ${method}`);
   const ws = new WebSocket(url);
   try {
     return await new Promise<unknown>((resolve, reject) => {
@@ -30,13 +36,13 @@ async function inspect(agent: TestAgent, method: string, params: object = {}): P
   }
 }
 
-export async function collectGarbage(agent: TestAgent): Promise<void> {
-  await inspect(agent, 'HeapProfiler.collectGarbage');
+export async function collectGarbage(target: Inspectable): Promise<void> {
+  await inspect(target, 'HeapProfiler.collectGarbage');
 }
 
-/** The agent's process.memoryUsage(), read through the inspector. */
-export async function memoryUsage(agent: TestAgent): Promise<NodeJS.MemoryUsage> {
-  const result = (await inspect(agent, 'Runtime.evaluate', { expression: 'JSON.stringify(process.memoryUsage())', returnByValue: true })) as { result: { value: string } };
+/** The process's process.memoryUsage(), read through the inspector. */
+export async function memoryUsage(target: Inspectable): Promise<NodeJS.MemoryUsage> {
+  const result = (await inspect(target, 'Runtime.evaluate', { expression: 'JSON.stringify(process.memoryUsage())', returnByValue: true })) as { result: { value: string } };
   return JSON.parse(result.result.value) as NodeJS.MemoryUsage;
 }
 
