@@ -1,7 +1,7 @@
 #!/usr/bin/env node
-// Entry point of the `execlet` command. V8's young generation is sized before any other module is
+// Entry point of the `execlet` command. V8's heap is sized before any other module is
 // loaded (loading them is what would grow it), then the command line runs (cli.ts).
-import './young-generation.js';
+import './heap-sizing.js';
 import { holdReloadSignal } from './early-reload-signal.js';
 
 // A SIGHUP while the agent starts is held for it (early-reload-signal.ts), not the end of it.

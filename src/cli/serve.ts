@@ -4,7 +4,7 @@ import { toYaml } from '../config/yaml.js';
 import { loadSettings } from '../config/load.js';
 import { startAgent } from './agent.js';
 import { releaseReloadSignal } from './early-reload-signal.js';
-import { allowYoungGenerationGrowth } from './young-generation.js';
+import { allowHeapGrowth } from './heap-sizing.js';
 import { serveHelp } from './help.js';
 
 export async function serveCommand(argv: string[]): Promise<number> {
@@ -18,7 +18,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
     return 0;
   }
   const agent = await startAgent(loaded.settings);
-  allowYoungGenerationGrowth();
+  allowHeapGrowth();
   const { serverUrl, path } = agent.kubeconfig;
   process.stdout.write(`execlet: serving ${serverUrl}; try: KUBECONFIG=${path} kubectl exec -n docker CONTAINER -- sh\n`);
   if (agent.consoleUrl) {
