@@ -9,6 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import { startAgent, type TestAgent } from '../helpers/agent.js';
 import { podLabels, startContainer, startPodSandbox, type TestContainer } from '../helpers/containers.js';
 import { useTestDocker, type TestDocker } from '../helpers/docker-daemon.js';
+import { kubectlStderr } from '../helpers/kubectl-stderr.js';
 import { runCommand } from '../helpers/run-command.js';
 
 const KUBECTL_DIR = '/usr/lib/google-cloud-sdk/bin';
@@ -39,11 +40,13 @@ after(async () => {
   if (home) rmSync(home, { recursive: true, force: true });
 });
 
-function kubectl(version: string, args: string[], input?: Buffer | string) {
-  return runCommand(join(KUBECTL_DIR, `kubectl.${version}`), args, {
+/** Runs kubectl to completion; its stderr without client-go's stream-race log (kubectl-stderr.ts). */
+async function kubectl(version: string, args: string[], input?: Buffer | string) {
+  const result = await runCommand(join(KUBECTL_DIR, `kubectl.${version}`), args, {
     env: { KUBECONFIG: agent.kubeconfig, HOME: home },
     ...(input !== undefined ? { input } : {}),
   });
+  return { ...result, stderr: Buffer.from(kubectlStderr(result.stderr)) };
 }
 
 /**

@@ -16,6 +16,7 @@ import { dockerClient, podLabels, startContainer, type TestContainer } from '../
 import { useTestDocker, type TestDocker } from '../helpers/docker-daemon.js';
 import { collect, execPath, onMessage, openExec, runExec, sendResize, sendStdin } from '../helpers/exec-client.js';
 import { pidsWithCommandLine, waitUntil } from '../helpers/proc-scan.js';
+import { kubectlStderr } from '../helpers/kubectl-stderr.js';
 import { runCommand } from '../helpers/run-command.js';
 
 const KUBECTL = '/usr/lib/google-cloud-sdk/bin/kubectl.1.32';
@@ -135,7 +136,7 @@ describe('TTY and exit codes', () => {
         env: { KUBECONFIG: agent.kubeconfig, HOME: agent.stateDir },
       });
       assert.equal(text(r.stdout), 'out\n');
-      assert.match(text(r.stderr), /^err\n/);
+      assert.match(kubectlStderr(r.stderr), /^err\n/);
       assert.equal(r.code, 3);
     }
   });

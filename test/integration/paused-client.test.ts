@@ -14,6 +14,7 @@ import { defaultSettings } from '../../src/config/settings.js';
 import { podLabels, startContainer, type TestContainer } from '../helpers/containers.js';
 import { useTestDocker, type TestDocker } from '../helpers/docker-daemon.js';
 import { startInProcessAgent, type InProcessAgent } from '../helpers/in-process-agent.js';
+import { kubectlStderr } from '../helpers/kubectl-stderr.js';
 
 /** The WebSocket (v5) kubectl. */
 const KUBECTL = '/usr/bin/kubectl';
@@ -58,7 +59,7 @@ test('kubectl whose reader stops for five ping intervals while the process runs 
     const [code] = await exited;
     const stdout = Buffer.concat(chunks);
     assert.equal(code, 0, `kubectl exited with ${code}: ${stderr.trim()}`);
-    assert.equal(stderr, '');
+    assert.equal(kubectlStderr(stderr), '');
     assert.equal(stdout.length, OUTPUT_BYTES + 'end\n'.length);
     assert.equal(stdout.subarray(OUTPUT_BYTES).toString(), 'end\n');
   } finally {
