@@ -6,16 +6,10 @@
 // Status. No authentication, policy, audit, registry, metrics, liveness or limits. Its CPU per
 // echo, CPU per GB and memory per session, next to the agent's, are what TLS, WebSocket framing
 // and the engine connection cost in Node.js on this machine by themselves.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { join } from 'node:path';
 import type { TestAgent } from '../../test/helpers/agent.js';
-import { SERVER_CIPHERS } from '../../src/auth/serving-tls.js';
+import { startBaselineServer, type BaselineServer } from './baseline-server.js';
 
-// Its key comes over IPC, not on its command line, where any user's ps would show it; it exits
-// when the bench does (the IPC channel closes).
+// Run by baseline-server.ts, which sends it the key, certificate and the options below, and stops it.
 const SERVER = `
 const https = require('node:https');
 const http = require('node:http');
@@ -139,14 +133,7 @@ server.listen(0, '127.0.0.1', () => process.send({ port: server.address().port }
 process.once('disconnect', () => process.exit(0));
 `;
 
-export interface WebSocketRelay {
-  /** What the bench's clients need to reach it, as they reach an agent. */
-  target: Pick<TestAgent, 'port' | 'caPem' | 'token'>;
-  pid: number;
-  /** What it wrote to stderr: the inspector's address (gc.ts), and any relay error. */
-  output(): string;
-  stop(): void;
-}
+export type WebSocketRelay = BaselineServer;
 
 export interface RelayOptions {
   /** The engine's unix socket. */
@@ -155,27 +142,12 @@ export interface RelayOptions {
   containers: Record<string, string>;
   /** Output waits while this much is queued towards the client (the agent's default: 1 MiB). */
   highWaterMark?: number;
-  /** Extra node options, e.g. the inspector (gc.ts's INSPECTABLE), so its memory can be read after GC. */
+  /** Extra node options, e.g. the inspector (gc.ts's INSPECT_OPTION), so its memory can be read after GC. */
   nodeOptions?: string[];
 }
 
 /** Starts the relay with `agent`'s key and certificate (so the client's CA accepts it); the caller stops it. */
-export async function startWebSocketRelay(agent: TestAgent, options: RelayOptions): Promise<WebSocketRelay> {
-  const keyPem = readFileSync(join(agent.stateDir, 'pki', 'serving.key'), 'utf8');
-  const certPem = readFileSync(join(agent.stateDir, 'pki', 'serving.crt'), 'utf8');
-  const wsPath = createRequire(import.meta.url).resolve('ws');
-  const child: ChildProcess = spawn(process.execPath, [...(options.nodeOptions ?? []), '-e', SERVER], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
-  let output = '';
-  child.stderr!.setEncoding('utf8').on('data', (text: string) => (output += text));
-  child.send({ wsPath, key: keyPem, cert: certPem, ciphers: SERVER_CIPHERS, socketPath: options.socketPath, containers: options.containers, highWaterMark: options.highWaterMark ?? 1024 * 1024 });
-  const exited = once(child, 'exit').then(([code]) => {
-    throw new Error(`bench: the WebSocket relay exited (code ${String(code)}):\n${output}`);
-  });
-  try {
-    const [{ port }] = (await Promise.race([once(child, 'message'), exited])) as [{ port: number }];
-    return { target: { port, caPem: agent.caPem, token: 'unused' }, pid: child.pid!, output: () => output, stop: () => void child.kill() };
-  } catch (err) {
-    child.kill();
-    throw err;
-  }
+export function startWebSocketRelay(agent: TestAgent, options: RelayOptions): Promise<WebSocketRelay> {
+  const config = { socketPath: options.socketPath, containers: options.containers, highWaterMark: options.highWaterMark ?? 1024 * 1024 };
+  return startBaselineServer('WebSocket relay', agent, SERVER, config, options.nodeOptions);
 }

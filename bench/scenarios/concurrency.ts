@@ -6,8 +6,9 @@
 // the agent's and the clients' event loops ran, the agent's GC pauses, whether slow echoes came in
 // bursts (a stall of everything in flight) or one by one, which of them were in flight during a GC
 // pause of the agent or of their client thread, and how busy the machine was. The least Node.js
-// relay (ws-relay.ts) takes its turn too (not with --quick), with as many shells: its memory per session, CPU per echo
-// and echo tail are what any agent that terminates TLS in Node.js pays on this machine.
+// relay (ws-relay.ts) takes its turn too (not with --quick), with as many shells: its memory per
+// session, CPU per echo and echo tail are what any agent that terminates TLS in Node.js pays on this
+// machine.
 // The clients run in worker threads (shell-pool.ts), each with its own event loop.
 import type { TestAgent } from '../../test/helpers/agent.js';
 import type { TestContainer } from '../../test/helpers/containers.js';

@@ -2,9 +2,9 @@
 // this machine, without and with a TTY — against the docker CLI writing to /dev/null. kubectl,
 // through the agent, is a second receiving client (Go, like the docker CLI). The least Node.js
 // relay (ws-relay.ts) serves the same client without a TTY, once: what relaying the engine's stream
-// over TLS costs in Node.js by itself. The whole machine's CPU time per GB is taken for every path: on 2
-// cores all of them keep the CPUs busy, so a path's rate follows from what it costs the machine as
-// a whole.
+// over TLS costs in Node.js by itself. The whole machine's CPU time per GB is taken for every path:
+// on 2 cores all of them keep the CPUs busy, so a path's rate follows from what it costs the machine
+// as a whole.
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
