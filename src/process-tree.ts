@@ -1,7 +1,7 @@
 // Finds and signals a host process and everything it started, through /proc. The Engine API has no
 // way to kill an exec, so both backends end processes by host PID; the target resolver and the
 // orphan reaper read /proc through it too, hence its place outside any one folder (like metrics.ts).
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { uptime } from 'node:os';
 
 export interface ProcStat {
@@ -30,31 +30,86 @@ export function readProcStat(pid: number, procRoot = '/proc'): ProcStat | null {
 }
 
 /** The stat of every process on the host, read one by one (one that vanishes meanwhile is skipped). */
-function* everyProcStat(): Generator<ProcStat> {
-  for (const entry of readdirSync('/proc')) {
+function* everyProcStat(procRoot = '/proc'): Generator<ProcStat> {
+  for (const entry of readdirSync(procRoot)) {
     const pid = Number(entry);
     if (!Number.isInteger(pid) || pid <= 0) continue;
-    const stat = readProcStat(pid);
+    const stat = readProcStat(pid, procRoot);
     if (stat) yield stat;
   }
 }
 
-/** Every live descendant of `root` (not including it), parents before children. */
-export function descendantsOf(root: number): number[] {
+/** Per proc root: whether its kernel lists each task's children (CONFIG_PROC_CHILDREN). */
+const childrenListsByRoot = new Map<string, boolean>();
+
+function hasChildrenLists(procRoot: string): boolean {
+  let known = childrenListsByRoot.get(procRoot);
+  if (known === undefined) {
+    known = existsSync(`${procRoot}/thread-self/children`);
+    childrenListsByRoot.set(procRoot, known);
+  }
+  return known;
+}
+
+/**
+ * The children of `pid`, as its threads list them in PROC/PID/task/TID/children (a child is listed
+ * by the thread that started it). A thread or process that ends meanwhile lists nothing.
+ */
+function childrenOf(pid: number, procRoot: string): number[] {
+  let threads: string[];
+  try {
+    threads = readdirSync(`${procRoot}/${pid}/task`);
+  } catch {
+    return [];
+  }
+  const children: number[] = [];
+  for (const thread of threads) {
+    let list: string;
+    try {
+      list = readFileSync(`${procRoot}/${pid}/task/${thread}/children`, 'latin1');
+    } catch {
+      continue;
+    }
+    for (const field of list.split(' ')) {
+      const child = Number(field);
+      if (field !== '' && Number.isInteger(child) && child > 0) children.push(child);
+    }
+  }
+  return children;
+}
+
+/**
+ * Every live descendant of `root` (not including it), parents before children. Read from the
+ * kernel's children lists, which costs the size of the tree; without them (a kernel built without
+ * CONFIG_PROC_CHILDREN), from a scan of every process on the host, which costs tens of milliseconds
+ * of the event loop on a node with thousands — for each session ended, and seconds when hundreds
+ * end at once (a shutdown, a console that goes away). `procRoot` is /proc except in tests.
+ */
+export function descendantsOf(root: number, procRoot = '/proc'): number[] {
+  const childrenOfPid = hasChildrenLists(procRoot) ? (pid: number) => childrenOf(pid, procRoot) : scannedChildren(procRoot);
+  const result: number[] = [];
+  const seen = new Set([root]);
+  const queue = [root];
+  for (let next = queue.shift(); next !== undefined; next = queue.shift()) {
+    for (const child of childrenOfPid(next)) {
+      if (seen.has(child)) continue; // a PID listed twice while processes come and go
+      seen.add(child);
+      result.push(child);
+      queue.push(child);
+    }
+  }
+  return result;
+}
+
+/** Children by parent, from one scan of every process. */
+function scannedChildren(procRoot: string): (pid: number) => number[] {
   const children = new Map<number, number[]>();
-  for (const { pid, ppid } of everyProcStat()) {
+  for (const { pid, ppid } of everyProcStat(procRoot)) {
     const list = children.get(ppid);
     if (list) list.push(pid);
     else children.set(ppid, [pid]);
   }
-  const result: number[] = [];
-  const queue = [root];
-  while (queue.length > 0) {
-    const next = children.get(queue.shift()!) ?? [];
-    result.push(...next);
-    queue.push(...next);
-  }
-  return result;
+  return (pid) => children.get(pid) ?? [];
 }
 
 function signal(target: number, sig: NodeJS.Signals): void {
@@ -144,6 +199,12 @@ export async function killProcessTree(pid: number, graceMs: number): Promise<voi
 
 /** True while the process group has a live member (a zombie waiting for its parent does not count). */
 function groupHasMembers(pgid: number): boolean {
+  // A group without any member, the usual case once they have ended, is known without a scan.
+  try {
+    process.kill(-pgid, 0);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ESRCH') return false;
+  }
   for (const stat of everyProcStat()) if (stat.pgrp === pgid && stat.state !== 'Z' && stat.state !== 'X') return true;
   return false;
 }

@@ -7,9 +7,11 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { Worker } from 'node:worker_threads';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { once } from 'node:events';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { runCommand } from '../helpers/run-command.js';
@@ -151,6 +153,73 @@ describe('descendantsOf', () => {
       assert.deepEqual(descendantsOf(pid!), []);
     } finally {
       process.kill(pid!, 'SIGKILL');
+    }
+  });
+});
+
+/** A /proc of files: each key is a path under it. */
+function fakeProc(files: Record<string, string>): string {
+  const root = mkdtempSync(join(tmpdir(), 'execlet-fake-proc-'));
+  tempDirs.push(root);
+  for (const [path, text] of Object.entries(files)) {
+    mkdirSync(dirname(join(root, path)), { recursive: true });
+    writeFileSync(join(root, path), text);
+  }
+  return root;
+}
+
+/** PID/stat as the kernel writes it: state, ppid, pgrp, and the start time as field 22. */
+function statLine(pid: number, ppid: number): string {
+  const fields = ['S', String(ppid), String(pid), ...Array.from({ length: 16 }, () => '0'), '4242'];
+  return `${pid} (sh) ${fields.join(' ')}\n`;
+}
+
+describe('descendantsOf, from the kernel’s children lists', () => {
+  // 100 has two threads, each of which started a child; 101 has a child; 200 claims 100 as its
+  // parent in its stat, but no children list names it.
+  const tree = {
+    '100/stat': statLine(100, 1),
+    '100/task/100/children': '101 102 ',
+    '100/task/105/children': '103 ',
+    '101/stat': statLine(101, 100),
+    '101/task/101/children': '104 ',
+    '102/stat': statLine(102, 100),
+    '102/task/102/children': '',
+    '103/stat': statLine(103, 100),
+    '104/stat': statLine(104, 101),
+    '200/stat': statLine(200, 100),
+  };
+
+  it('reads every thread’s list, parents before children, and scans nothing else', () => {
+    const proc = fakeProc({ ...tree, 'thread-self/children': '' });
+    assert.deepEqual(descendantsOf(100, proc), [101, 102, 103, 104]);
+    assert.deepEqual(descendantsOf(101, proc), [104]);
+    assert.deepEqual(descendantsOf(999, proc), []);
+  });
+
+  it('falls back to a scan of every process on a kernel without them', () => {
+    const proc = fakeProc(tree);
+    assert.deepEqual(descendantsOf(100, proc), [101, 102, 103, 200, 104]);
+  });
+
+  it('finds a child that a thread other than the main one started', async () => {
+    assert.ok(existsSync('/proc/thread-self/children'), 'this kernel lists children (CONFIG_PROC_CHILDREN)');
+    const worker = new Worker(
+      `const { parentPort } = require('node:worker_threads');
+       const child = require('node:child_process').spawn('sleep', ['1000'], { stdio: 'ignore' });
+       parentPort.postMessage(child.pid);
+       parentPort.once('message', () => { child.kill('SIGKILL'); parentPort.close(); });`,
+      { eval: true },
+    );
+    try {
+      const [pid] = (await once(worker, 'message')) as [number];
+      remember(pid);
+      // The main thread's own list does not hold it: the worker's thread does.
+      assert.ok(!readFileSync(`/proc/${process.pid}/task/${process.pid}/children`, 'latin1').split(' ').includes(String(pid)));
+      assert.ok(descendantsOf(process.pid).includes(pid), `${pid} among ${descendantsOf(process.pid).join(' ')}`);
+    } finally {
+      worker.postMessage('done');
+      await once(worker, 'exit');
     }
   });
 });
