@@ -29,8 +29,10 @@ COPY --chown=node:node tsconfig.json ./
 COPY --chown=node:node src ./src
 COPY --chown=node:node native ./native
 # `npm run build` = tsc + native/build.sh (cc -static native/execlet-nsenter.c; cc -shared
-# native/execlet-spawn.c and native/execlet-tcp.c against this Node.js's headers).
+# native/execlet-spawn.c and native/execlet-tcp.c against this Node.js's headers). tsc's record
+# for incremental builds (dist/.tsbuildinfo) stays out of the image.
 RUN npm run build \
+ && rm -f dist/.tsbuildinfo \
  && npm prune --omit=dev --no-audit --no-fund \
  && test -f node_modules/node-pty/build/Release/pty.node \
  && test -x dist/native/execlet-nsenter \
