@@ -17,6 +17,7 @@ import type { BenchContext, ScenarioResult } from '../lib/context.js';
 import { agentShell, type Echoes } from '../lib/echo-shells.js';
 import { agentGcPauses, collectGarbage, INSPECT_OPTION, INSPECTABLE, memoryUsage, recordAgentGcPauses } from '../lib/gc.js';
 import { openShellPool, type ShellPool } from '../lib/shell-pool.js';
+import { stepTimer } from '../lib/steps.js';
 import { tlsConnectionFloor } from '../lib/tls-baseline.js';
 import { cpuSeconds, fdCount, inFlightDuring, machineCpu, percentile, round, rssBytes, slowEchoBursts } from '../lib/stats.js';
 import { startWebSocketRelay, type WebSocketRelay } from '../lib/ws-relay.js';
@@ -25,9 +26,10 @@ import { startWebSocketRelay, type WebSocketRelay } from '../lib/ws-relay.js';
 const ECHO_GOAL_MS = 5;
 
 export async function concurrency(ctx: BenchContext): Promise<ScenarioResult> {
-  const sessions = ctx.quick ? 100 : 500;
-  const podCount = ctx.quick ? 4 : 10;
-  const rounds = ctx.quick ? 2 : 5;
+  const sessions = ctx.quick ? 50 : 500;
+  const podCount = ctx.quick ? 3 : 10;
+  // Rounds per kind: 2000 echoes each, of which the slowest 1 % is 20 (50 in --quick).
+  const rounds = ctx.quick ? 1 : 4;
   /** Client threads: one per core, so that a client's own event loop is not what queues an echo. */
   const threads = 2;
   const pods: string[] = [];
@@ -35,15 +37,16 @@ export async function concurrency(ctx: BenchContext): Promise<ScenarioResult> {
   const agents: TestAgent[] = [];
   const pools: ShellPool[] = [];
   const relays: WebSocketRelay[] = [];
-  for (let i = 0; i < podCount; i++) {
-    const name = `shells-${i}`;
-    containers.push(await ctx.startContainer(name));
-    pods.push(name);
-  }
+  const step = stepTimer('concurrency');
+  // Started (and removed) all at once: one by one, they took ~10 s of a run that must stay under 5 minutes.
+  pods.push(...Array.from({ length: podCount }, (_, i) => `shells-${i}`));
+  containers.push(...(await Promise.all(pods.map((pod) => ctx.startContainer(pod)))));
+  step(`${podCount} containers started`);
   try {
     // Baseline: the same echo on as many raw engine connections (no agent), over the same containers.
     const rawShells = await openShellPool({ kind: 'raw', sessions, targets: containers.map((c) => c.id), dockerSocket: ctx.docker.socketPath }, threads);
     pools.push(rawShells);
+    step(`${sessions} raw engine shells opened`);
 
     // An agent of its own, with the inspector on, so its memory can be read after a full GC.
     const agent = await ctx.startAgent([], undefined, INSPECTABLE);
@@ -57,6 +60,7 @@ export async function concurrency(ctx: BenchContext): Promise<ScenarioResult> {
     const fdsBefore = fdCount(pid);
     const shells = await openShellPool({ kind: 'agent', sessions, targets: pods, agent: { port: agent.port, token: agent.token, caPem: agent.caPem } }, threads);
     pools.push(shells);
+    step(`an agent started and ${sessions} shells opened through it`);
 
     // The least relay, with as many shells over the same containers, measured as the agent is; not
     // with --quick, which must stay under a minute.
@@ -77,6 +81,7 @@ export async function concurrency(ctx: BenchContext): Promise<ScenarioResult> {
       return { relay, shells, rssBefore, fdsBefore };
     };
     const relayRun = ctx.quick ? null : await openRelay();
+    if (relayRun) step(`the least relay started and ${sessions} shells opened through it`);
 
     // One round (a keystroke per shell, spread over a second) at a time, the raw engine's, the
     // agent's and the relay's in turn, so that what the machine does meanwhile hits all. The pools
@@ -130,6 +135,7 @@ export async function concurrency(ctx: BenchContext): Promise<ScenarioResult> {
       gcMs += (total(metricsAfter, 'nodejs_gc_duration_seconds_sum') - total(metricsBefore, 'nodejs_gc_duration_seconds_sum')) * 1000;
       if (relayRun) record('relay', await measured('relay', () => relayRun.shells.echo(1)));
     }
+    step(`${rounds} rounds of echoes`);
     const duringAgentGc = inFlightDuring(agentEchoes, await agentGcPauses(agent));
     const latencies = agentEchoes.latencies;
     const rawLatencies = rawEchoes.latencies;
@@ -140,6 +146,7 @@ export async function concurrency(ctx: BenchContext): Promise<ScenarioResult> {
     const heapAfter = await memoryUsage(agent);
     const heapPerSession = (heapAfter.heapUsed - heapBefore.heapUsed) / sessions;
     const tlsFloor = await tlsConnectionFloor(agent, sessions);
+    step(`memory read; a bare TLS server's ${sessions} connections measured`);
     const externalPerSession = (heapAfter.external - heapBefore.external) / sessions;
     const fdsPerSession = (fdCount(pid) - fdsBefore) / sessions;
     if (relayRun) await collectGarbage(relayRun.relay);
@@ -206,6 +213,8 @@ export async function concurrency(ctx: BenchContext): Promise<ScenarioResult> {
     for (const pool of pools) await attempt('closing a shell pool', () => pool.close());
     for (const relay of relays) relay.stop();
     for (const agent of agents) await attempt('stopping the agent', () => agent.stop());
-    for (const c of containers) await attempt(`removing container ${c.id.slice(0, 12)}`, () => c.remove());
+    step('shells closed, the agent stopped');
+    await Promise.all(containers.map((c) => attempt(`removing container ${c.id.slice(0, 12)}`, () => c.remove())));
+    step('containers removed');
   }
 }
