@@ -1,6 +1,7 @@
 // `npm run bench`: starts a private Docker engine and an agent like the tests do, runs each scenario
 // against its baseline measured in the same run, prints a table, and writes bench/results/latest.json
-// with one SVG chart per scenario. `--quick` for a short run; `--only a,b` to pick scenarios.
+// with one SVG chart per scenario. `--quick` for a short run; `--only a,b` to pick scenarios;
+// `--out DIR` to write the results there instead (the smoke test does, to leave the committed ones).
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -28,6 +29,36 @@ const SCENARIOS: Record<string, (ctx: BenchContext) => Promise<ScenarioResult>> 
   startup,
 };
 const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url));
+const USAGE = `usage: npm run bench -- [--quick] [--only ${Object.keys(SCENARIOS).join(',')}] [--out DIR]`;
+
+/** A command line the bench cannot run: said without a stack, exit code 2. */
+class UsageError extends Error {}
+
+interface BenchOptions {
+  quick: boolean;
+  only: string[];
+  resultsDir: string;
+}
+
+/** The command line, or an error that names what is wrong with it. */
+function parseArgs(args: string[]): BenchOptions {
+  const options: BenchOptions = { quick: false, only: Object.keys(SCENARIOS), resultsDir: RESULTS_DIR };
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    const value = () => {
+      const next = args[++i];
+      if (next === undefined || next.startsWith('--')) throw new UsageError(`${arg} needs a value\n${USAGE}`);
+      return next;
+    };
+    if (arg === '--quick') options.quick = true;
+    else if (arg === '--only') {
+      options.only = value().split(',');
+      for (const name of options.only) if (!SCENARIOS[name]) throw new UsageError(`unknown scenario ${name}; choose from ${Object.keys(SCENARIOS).join(', ')}`);
+    } else if (arg === '--out') options.resultsDir = value();
+    else throw new UsageError(`unknown argument ${arg}\n${USAGE}`);
+  }
+  return options;
+}
 
 function versionOf(command: string, args: string[]): string {
   try {
@@ -38,22 +69,17 @@ function versionOf(command: string, args: string[]): string {
 }
 
 async function main(): Promise<number> {
-  const args = process.argv.slice(2);
-  const quick = args.includes('--quick');
-  const onlyIndex = args.indexOf('--only');
-  const only = onlyIndex >= 0 ? args[onlyIndex + 1]!.split(',') : Object.keys(SCENARIOS);
-  for (const name of only) if (!SCENARIOS[name]) throw new Error(`unknown scenario ${name}; choose from ${Object.keys(SCENARIOS).join(', ')}`);
-
+  const options = parseArgs(process.argv.slice(2));
   const started = Date.now();
   const scratch = mkdtempSync(join(tmpdir(), 'execlet-bench-'));
   try {
-    return await runScenarios(only, quick, started, processTimer(scratch));
+    return await runScenarios(options, started, processTimer(scratch));
   } finally {
     rmSync(scratch, { recursive: true, force: true });
   }
 }
 
-async function runScenarios(only: string[], quick: boolean, started: number, timeProcess: ProcessTimer): Promise<number> {
+async function runScenarios({ quick, only, resultsDir }: BenchOptions, started: number, timeProcess: ProcessTimer): Promise<number> {
   const docker = await startPrivateDocker();
   const agentArgs = ['--log-level', 'warn', '--max-sessions', '5000', '--max-connections', '10000', '--max-sessions-per-user', '5000', '--session-rate-per-minute', '100000'];
   const agents: Array<{ stop(): Promise<void> }> = [];
@@ -88,7 +114,7 @@ async function runScenarios(only: string[], quick: boolean, started: number, tim
       process.stderr.write(`bench: ${name} done in ${((Date.now() - scenarioStarted) / 1000).toFixed(1)} s\n`);
     }
 
-    mkdirSync(RESULTS_DIR, { recursive: true });
+    mkdirSync(resultsDir, { recursive: true });
     const report = {
       date: new Date().toISOString(),
       quick,
@@ -97,8 +123,8 @@ async function runScenarios(only: string[], quick: boolean, started: number, tim
       versions: { node: process.version, docker: versionOf('dockerd', ['--version']), kernel: versionOf('uname', ['-r']) },
       scenarios: results.map(({ chart: _chart, ...rest }) => rest),
     };
-    writeFileSync(join(RESULTS_DIR, 'latest.json'), `${JSON.stringify(report, null, 2)}\n`);
-    for (const result of results) writeFileSync(join(RESULTS_DIR, `${result.id}.svg`), chartFor(result));
+    writeFileSync(join(resultsDir, 'latest.json'), `${JSON.stringify(report, null, 2)}\n`);
+    for (const result of results) writeFileSync(join(resultsDir, `${result.id}.svg`), chartFor(result));
 
     for (const result of results) {
       console.log(`\n## ${result.title}`);
@@ -106,7 +132,7 @@ async function runScenarios(only: string[], quick: boolean, started: number, tim
       for (const goal of result.goals) console.log(`  ${goal.met ? 'MET   ' : 'MISSED'} ${goal.text} (${goal.detail})`);
     }
     const missed = results.flatMap((r) => r.goals.filter((g) => !g.met));
-    console.log(`\nbench: ${results.length} scenarios in ${report.durationSeconds} s; ${missed.length} goal(s) missed; results in bench/results/latest.json`);
+    console.log(`\nbench: ${results.length} scenarios in ${report.durationSeconds} s; ${missed.length} goal(s) missed; results in ${join(resultsDir, 'latest.json')}`);
     return 0;
   } finally {
     for (const agent of agents) await agent.stop();
@@ -118,6 +144,10 @@ async function runScenarios(only: string[], quick: boolean, started: number, tim
 main().then(
   (code) => process.exit(code),
   (err: unknown) => {
+    if (err instanceof UsageError) {
+      console.error(`bench: ${err.message}`);
+      process.exit(2);
+    }
     console.error(`bench: ${(err as Error).stack ?? String(err)}`);
     process.exit(1);
   },
