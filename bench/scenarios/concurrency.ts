@@ -18,7 +18,6 @@ import { agentShell, type Echoes } from '../lib/echo-shells.js';
 import { agentGcPauses, collectGarbage, INSPECT_OPTION, INSPECTABLE, memoryUsage, recordAgentGcPauses } from '../lib/gc.js';
 import { openShellPool, type ShellPool } from '../lib/shell-pool.js';
 import { stepTimer } from '../lib/steps.js';
-import { tlsConnectionFloor } from '../lib/tls-baseline.js';
 import { cpuSeconds, fdCount, inFlightDuring, machineCpu, percentile, round, rssBytes, slowEchoBursts } from '../lib/stats.js';
 import { startWebSocketRelay, type WebSocketRelay } from '../lib/ws-relay.js';
 
@@ -145,8 +144,7 @@ export async function concurrency(ctx: BenchContext): Promise<ScenarioResult> {
     const rssPerSession = (rssBytes(pid) - rssBefore) / sessions;
     const heapAfter = await memoryUsage(agent);
     const heapPerSession = (heapAfter.heapUsed - heapBefore.heapUsed) / sessions;
-    const tlsFloor = await tlsConnectionFloor(agent, sessions);
-    step(`memory read; a bare TLS server's ${sessions} connections measured`);
+    step('memory read');
     const externalPerSession = (heapAfter.external - heapBefore.external) / sessions;
     const fdsPerSession = (fdCount(pid) - fdsBefore) / sessions;
     if (relayRun) await collectGarbage(relayRun.relay);
@@ -166,7 +164,6 @@ export async function concurrency(ctx: BenchContext): Promise<ScenarioResult> {
         'agent RSS per session KB': round(rssPerSession / 1024, 1),
         'of which JS heap in use KB': round(heapPerSession / 1024, 1),
         'of which external (buffers) KB': round(externalPerSession / 1024, 1),
-        'bare Node.js TLS server: RSS per open connection KB': round(tlsFloor / 1024, 1),
         'least Node.js relay: RSS per session KB': round(relayRssPerSession / 1024, 1),
         'agent fds per session': round(fdsPerSession, 2),
         'least Node.js relay: fds per session': round(relayFdsPerSession, 2),
