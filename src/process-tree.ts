@@ -71,8 +71,8 @@ function childrenOf(pid: number, procRoot: string): number[] {
       continue;
     }
     for (const field of list.split(' ')) {
-      const child = Number(field);
-      if (field !== '' && Number.isInteger(child) && child > 0) children.push(child);
+      const child = Number(field); // the list ends with a space: its last field is '' (0)
+      if (child > 0 && Number.isInteger(child)) children.push(child);
     }
   }
   return children;
